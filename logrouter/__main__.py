@@ -1,0 +1,7 @@
+"""``python -m logrouter``."""
+
+import sys
+
+from logrouter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,75 @@
+"""The control API's request handler: auth, routing, health, metrics, session streams.
+
+Every control route needs the router's key (see
+:func:`~logrouter.api.routing.check_auth`); ``/v3/healthcheck``, ``/metrics``
+and ``GET /sessions/<id>`` (the id is the capability) do not.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from logrouter.api.logplex_routes import LogplexRoutes
+from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
+from logrouter.api.session_stream import SessionStreamer
+from logrouter.control import Control
+from logrouter.metrics import CONTENT_TYPE, Metrics
+from logrouter.protocol.http1 import Request
+from logrouter.serving import Response
+
+__all__ = ["ApiHandler"]
+
+log = logging.getLogger("logrouter.api")
+
+_UNAUTHORIZED = [("Www-Authenticate", "Basic realm=Logplex")]
+
+
+class ApiHandler:
+    """Answers every request on the API port."""
+
+    def __init__(self, control: Control, streamer: SessionStreamer, metrics: Metrics,
+                 auth_key: str, public_url: str) -> None:
+        self.control = control
+        self.streamer = streamer
+        self.metrics = metrics
+        self.key = auth_key.encode()
+        self.router = Router()
+        r = self.router
+        r.add("GET", r"/healthcheck", self.healthcheck)
+        r.add("GET", r"/v3/healthcheck", self.v3_healthcheck, auth=False)
+        r.add("GET", r"/metrics", self.prometheus, auth=False)
+        r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
+        LogplexRoutes(control, public_url).register(r)
+
+    async def __call__(self, request: Request) -> Response:
+        route, params, known = self.router.match(request.method, request.path)
+        if route is None:
+            if known:
+                return text_response(405, "Method Not Allowed")
+            return text_response(404, "Not found")
+        if route.auth and not check_auth(request.header("authorization"), self.key):
+            return text_response(401, "Not Authorized", headers=list(_UNAUTHORIZED))
+        try:
+            return await route.handler(Call(request, params))
+        except BadJson as exc:
+            return json_response(400, {"error": str(exc)})
+
+    async def healthcheck(self, call: Call) -> Response:
+        return json_response(200, {"status": "normal"})
+
+    async def v3_healthcheck(self, call: Call) -> Response:
+        return text_response(200, "OK")
+
+    async def prometheus(self, call: Call) -> Response:
+        return Response(200, self.metrics.render(), CONTENT_TYPE)
+
+    async def stream_session(self, call: Call) -> Response:
+        sessions = self.control.sessions
+        session = sessions.get(call.params[0])
+        channel = self.control.table.get(session.channel_id) if session is not None else None
+        if session is None or channel is None:
+            return text_response(404, "Not found")
+        session = await sessions.open(session)
+        request = call.request
+        return self.streamer.respond(session, channel, request.header("accept"),
+                                     request.header("last-event-id"))

@@ -1,0 +1,413 @@
+"""Logplex's control API: legacy v1, v2 and v3 routes (Logplex §4.2, §4.3, §6.1).
+
+Each handler translates one HTTP call into a :class:`~logrouter.control.Control`
+operation and its errors into Logplex's statuses and bodies. Bodies are JSON
+served as ``application/json`` (Logplex served some as ``text/html``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logrouter.api.routing import BadJson, Call, Router, json_response, text_response
+from logrouter.channels import Channel
+from logrouter.control import Control
+from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
+from logrouter.models import DrainRecord
+from logrouter.protocol.syslog import parse_line
+from logrouter.serving import Response
+
+__all__ = ["LogplexRoutes"]
+
+_ID = r"(\d+)"
+_SEG = r"([^/]+)"
+_V3_MAX_DRAINS = {"error": "maximum number of drains reached"}
+
+
+def channel_id_json(channel_id: str) -> int | str:
+    """Numeric channel ids are JSON numbers, as in Logplex."""
+    return int(channel_id) if channel_id.isdigit() else channel_id
+
+
+def _drain_json(d: DrainRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": d.id, "token": d.token}
+    if d.url is not None:
+        out["url"] = d.url
+    return out
+
+
+def _tail_flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "0", "no", "off")
+    return bool(value)
+
+
+def _num(value: Any, default: int = 100) -> int:
+    """Logplex wants ``num`` as a string; a number or a bad value is accepted too."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return default
+
+
+class LogplexRoutes:
+    """Registers the Logplex routes on a router.
+
+    Args:
+        control: control operations.
+        public_url: base of session URLs and v3 ``Location`` headers.
+    """
+
+    def __init__(self, control: Control, public_url: str) -> None:
+        self.control = control
+        self.public_url = public_url.rstrip("/")
+
+    def register(self, r: Router) -> None:
+        r.add("POST", r"/channels", self.v1_create_channel)
+        r.add("DELETE", rf"/channels/{_ID}", self.v1_delete_channel)
+        r.add("GET", rf"/channels/{_ID}/info", self.v1_channel_info)
+        r.add("POST", rf"/channels/{_ID}/token", self.v1_create_token)
+        r.add("POST", rf"/channels/{_ID}/drains/tokens", self.v1_reserve_drain)
+        for method in ("GET", "POST", "DELETE"):
+            r.add(method, rf"/channels/{_ID}/drains", self.v1_deprecated)
+        r.add("POST", rf"/channels/{_ID}/drains/{_ID}", self.v1_deprecated)
+        r.add("GET", rf"/v2/channels/{_ID}", self.v2_get_channel)
+        r.add("DELETE", rf"/v2/channels/{_ID}", self.v2_delete_channel)
+        r.add("POST", rf"/v2/channels/{_ID}/tokens", self.v2_create_token)
+        r.add("POST", rf"/v2/channels/{_ID}/drains", self.v2_create_drain)
+        r.add("POST", rf"/v2/channels/{_ID}/drains/{_ID}", self.v2_attach_drain)
+        r.add("DELETE", rf"/v2/channels/{_ID}/drains/{_ID}", self.v2_delete_drain)
+        r.add("POST", r"/sessions", self.v1_create_session)
+        r.add("POST", r"/v2/sessions", self.v2_create_session)
+        r.add("POST", r"/v3/sessions", self.v3_create_session)
+        r.add("PUT", rf"/v3/channels/{_SEG}", self.v3_put_channel)
+        r.add("GET", rf"/v3/channels/{_SEG}", self.v3_get_channel)
+        r.add("DELETE", rf"/v3/channels/{_SEG}", self.v3_delete_channel)
+        r.add("POST", rf"/v3/channels/{_SEG}/tokens", self.v3_create_token)
+        r.add("POST", rf"/v3/channels/{_SEG}/drains", self.v3_create_drain)
+        r.add("GET", rf"/v3/channels/{_SEG}/drains/{_ID}", self.v3_get_drain)
+        r.add("PUT", rf"/v3/channels/{_SEG}/drains/{_ID}", self.v3_put_drain)
+        r.add("DELETE", rf"/v3/channels/{_SEG}/drains/{_ID}", self.v3_delete_drain)
+        r.add("GET", rf"/v3/channels/{_SEG}/logs", self.v3_channel_logs)
+
+    # v1 ---------------------------------------------------------------------------
+
+    async def v1_create_channel(self, call: Call) -> Response:
+        try:
+            body = call.json_object()
+        except BadJson:
+            return text_response(400, "Invalid JSON body.")
+        name = body.get("name", "")
+        tokens = body.get("tokens", [])
+        if not isinstance(name, str):
+            return text_response(400, "Channel name must be a string.")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            return text_response(400, "Tokens must be a list of strings.")
+        try:
+            channel = await self.control.create_channel(name, tokens)
+        except ValidationError as exc:
+            return text_response(400, str(exc))
+        token_map = {n: t for t, n in channel.tokens.items()}
+        return json_response(201, {"channel_id": channel_id_json(channel.id),
+                                   "tokens": token_map or []})
+
+    async def v1_delete_channel(self, call: Call) -> Response:
+        try:
+            await self.control.delete_channel(call.params[0])
+        except NotFoundError:
+            return text_response(404, "Not found")
+        return text_response(200, "OK")
+
+    async def v1_channel_info(self, call: Call) -> Response:
+        channel = self.control.table.get(call.params[0])
+        if channel is None:
+            return text_response(404, "Not found")
+        return json_response(200, {
+            "channel_id": channel_id_json(channel.id),
+            "tokens": {n: t for t, n in channel.tokens.items()},
+            "drains": [d.url for d in channel.drains.values() if d.url is not None]})
+
+    async def v1_create_token(self, call: Call) -> Response:
+        try:
+            name = call.json_object().get("name")
+        except BadJson:
+            name = None
+        if not isinstance(name, str) or not name:
+            return text_response(400, "'name' post param missing")
+        try:
+            token = await self.control.create_token(call.params[0], name)
+        except NotFoundError:
+            return text_response(404, "Not found")
+        except ValidationError as exc:
+            return text_response(400, str(exc))
+        return text_response(201, token.token)
+
+    async def v1_reserve_drain(self, call: Call) -> Response:
+        try:
+            drain = await self.control.reserve_drain(call.params[0])
+        except NotFoundError:
+            return text_response(404, "Not found")
+        return json_response(201, {"id": drain.id, "token": drain.token,
+                                   "msg": "Successfully reserved drain token"})
+
+    async def v1_deprecated(self, call: Call) -> Response:
+        if call.request.method == "POST" and len(call.params) == 1:
+            return text_response(501, "V1 Drain Creation API deprecated.")
+        return text_response(501, "V1 Drain API Deprecated.")
+
+    # v2 ---------------------------------------------------------------------------
+
+    def _v2_channel(self, channel: Channel) -> dict[str, Any]:
+        return {
+            "channel_id": channel_id_json(channel.id),
+            "tokens": sorted(({"name": n, "token": t} for t, n in channel.tokens.items()),
+                             key=lambda x: (x["name"], x["token"])),
+            "drains": [_drain_json(d) for d in sorted(channel.drains.values(), key=lambda d: d.id)
+                       if d.url is not None],
+        }
+
+    async def v2_get_channel(self, call: Call) -> Response:
+        channel = self.control.table.get(call.params[0])
+        if channel is None:
+            return json_response(404, {"error": "Not Found"})
+        return json_response(200, self._v2_channel(channel))
+
+    async def v2_delete_channel(self, call: Call) -> Response:
+        try:
+            await self.control.delete_channel(call.params[0])
+        except NotFoundError:
+            return json_response(404, {"error": "Not Found"})
+        return text_response(200, "")
+
+    async def v2_create_token(self, call: Call) -> Response:
+        try:
+            name = call.json_object().get("name")
+        except BadJson:
+            return json_response(400, {"error": "invalid JSON body"})
+        if not isinstance(name, str) or not name:
+            return json_response(422, {"error": "NAME is a required field"})
+        try:
+            token = await self.control.create_token(call.params[0], name)
+        except NotFoundError:
+            return json_response(404, {"error": "No such channel"})
+        except ValidationError as exc:
+            return json_response(422, {"error": str(exc)})
+        return json_response(201, {"name": token.name, "token": token.token})
+
+    @staticmethod
+    def _v2_url(body: dict[str, Any]) -> str | None:
+        url = body.get("url")
+        if url is None and "host" in body:
+            port = body.get("port", 514)
+            return f"syslog://{body['host']}:{port}"
+        return url if isinstance(url, str) else None
+
+    async def _v2_drain_call(self, call: Call, drain_id: int | None) -> Response:
+        try:
+            url = self._v2_url(call.json_object())
+        except BadJson:
+            return json_response(400, {"error": "invalid JSON body"})
+        if url is None:
+            return json_response(422, {"error": "Invalid drain destination: missing url"})
+        try:
+            if drain_id is None:
+                drain = await self.control.add_drain(call.params[0], url)
+            else:
+                drain = await self.control.set_drain_url(call.params[0], drain_id, url)
+        except NotFoundError:
+            if drain_id is not None and self.control.table.get(call.params[0]) is not None:
+                return json_response(404, {"error": "Unknown drain."})
+            return json_response(404, {"error": "No such channel"})
+        except ValidationError as exc:
+            return json_response(422, {"error": str(exc)})
+        except ConflictError:
+            return json_response(409, {"error": "Already exists"})
+        except LimitError as exc:
+            return json_response(422, {"error": str(exc)})
+        return json_response(201, _drain_json(drain))
+
+    async def v2_create_drain(self, call: Call) -> Response:
+        return await self._v2_drain_call(call, None)
+
+    async def v2_attach_drain(self, call: Call) -> Response:
+        return await self._v2_drain_call(call, int(call.params[1]))
+
+    async def v2_delete_drain(self, call: Call) -> Response:
+        try:
+            await self.control.delete_drain(call.params[0], int(call.params[1]))
+        except NotFoundError:
+            return json_response(404, {"error": "Not found"})
+        return text_response(200, "")
+
+    # sessions ---------------------------------------------------------------------
+
+    async def _create_session(self, call: Call) -> tuple[str | None, Response | None]:
+        """Create a session from a Logplex session body; return (url, error response)."""
+        try:
+            body = call.json_object()
+        except BadJson:
+            return None, json_response(400, {"error": "invalid JSON body"})
+        channel_id = body.get("channel_id")
+        if isinstance(channel_id, int) and not isinstance(channel_id, bool):
+            channel_id = str(channel_id)
+        if not isinstance(channel_id, str) or not channel_id:
+            return None, json_response(400, {"error": "'channel_id' missing"})
+        ps, source = body.get("ps"), body.get("source")
+        try:
+            session = await self.control.create_session(
+                channel_id, _num(body.get("num")), _tail_flag(body.get("tail")),
+                ps if isinstance(ps, str) else None, source if isinstance(source, str) else None)
+        except NotFoundError:
+            return None, json_response(422, {"error": "channel not found"})
+        return f"{self.public_url}/sessions/{session.id}", None
+
+    async def v1_create_session(self, call: Call) -> Response:
+        url, error = await self._create_session(call)
+        return error or text_response(201, url or "")
+
+    async def v2_create_session(self, call: Call) -> Response:
+        url, error = await self._create_session(call)
+        return error or json_response(201, {"url": url})
+
+    async def v3_create_session(self, call: Call) -> Response:
+        url, error = await self._create_session(call)
+        return error or json_response(201, {"url": url}, [("Location", url or "")])
+
+    # v3 ---------------------------------------------------------------------------
+
+    def _v3_channel(self, channel: Channel) -> dict[str, Any]:
+        out: dict[str, Any] = {"channel": channel.id}
+        if channel.tokens:
+            out["tokens"] = {n: t for t, n in sorted(channel.tokens.items(), key=lambda x: x[1])}
+        drains = [_drain_json(d) for d in sorted(channel.drains.values(), key=lambda d: d.id)]
+        if drains:
+            out["drains"] = drains
+        return out
+
+    async def v3_put_channel(self, call: Call) -> Response:
+        try:
+            body = call.json_object()
+        except BadJson:
+            return json_response(400, {"error": "invalid payload"})
+        tokens = body.get("tokens", [])
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            return json_response(400, {"error": "invalid payload"})
+        try:
+            channel, created = await self.control.put_channel_tokens(call.params[0], tokens)
+        except ValidationError:
+            return json_response(400, {"error": "invalid payload"})
+        return json_response(201 if created else 200, self._v3_channel(channel))
+
+    async def v3_get_channel(self, call: Call) -> Response:
+        channel = self.control.table.get(call.params[0])
+        if channel is None:
+            return json_response(404, {"error": "not found"})
+        return json_response(200, self._v3_channel(channel))
+
+    async def v3_delete_channel(self, call: Call) -> Response:
+        try:
+            await self.control.delete_channel(call.params[0])
+        except NotFoundError:
+            return json_response(404, {"error": "not found"})
+        return Response(204)
+
+    async def v3_create_token(self, call: Call) -> Response:
+        try:
+            name = call.json_object().get("name")
+        except BadJson:
+            return json_response(400, {"error": "invalid payload"})
+        if not isinstance(name, str) or not name:
+            return json_response(400, {"error": "name is required"})
+        try:
+            token = await self.control.create_token(call.params[0], name)
+        except NotFoundError:
+            return json_response(404, {"error": "not found"})
+        except ValidationError as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, {"token": token.token, "name": token.name})
+
+    def _v3_location(self, drain: DrainRecord) -> list[tuple[str, str]]:
+        return [("Location", f"{self.public_url}/v3/channels/{drain.channel_id}/drains/{drain.id}")]
+
+    async def v3_create_drain(self, call: Call) -> Response:
+        try:
+            body = call.json_object()
+        except BadJson:
+            return json_response(400, {"error": "invalid payload"})
+        url = body.get("url")
+        if url is not None and not isinstance(url, str):
+            return json_response(400, {"error": "invalid url"})
+        try:
+            if url is None:
+                drain = await self.control.reserve_drain(call.params[0])
+            else:
+                drain = await self.control.add_drain(call.params[0], url)
+        except NotFoundError:
+            return json_response(404, {"error": "not found"})
+        except ValidationError as exc:
+            return json_response(400, {"error": str(exc)})
+        except ConflictError:
+            return json_response(409, {"error": "already exists"})
+        except LimitError:
+            return json_response(422, _V3_MAX_DRAINS)
+        return json_response(201, _drain_json(drain), self._v3_location(drain))
+
+    async def v3_get_drain(self, call: Call) -> Response:
+        try:
+            drain = self.control.drain(call.params[0], int(call.params[1]))
+        except NotFoundError:
+            return json_response(404, {"error": "not found"})
+        out = _drain_json(drain)
+        status = self.control.drain_status(drain.id)
+        if status is not None:
+            out["status"] = status
+        return json_response(200, out)
+
+    async def v3_put_drain(self, call: Call) -> Response:
+        try:
+            url = call.json_object().get("url")
+        except BadJson:
+            return json_response(400, {"error": "invalid payload"})
+        if not isinstance(url, str):
+            return json_response(400, {"error": "invalid url"})
+        try:
+            drain = await self.control.set_drain_url(call.params[0], int(call.params[1]), url)
+        except NotFoundError:
+            return json_response(404, {"error": "not found"})
+        except ValidationError as exc:
+            return json_response(400, {"error": str(exc)})
+        except ConflictError:
+            return json_response(409, {"error": "already exists"})
+        except LimitError:
+            return json_response(422, _V3_MAX_DRAINS)
+        return json_response(200, _drain_json(drain))
+
+    async def v3_delete_drain(self, call: Call) -> Response:
+        try:
+            await self.control.delete_drain(call.params[0], int(call.params[1]))
+        except NotFoundError:
+            return json_response(404, {"error": "not found"})
+        return Response(204)
+
+    async def v3_channel_logs(self, call: Call) -> Response:
+        channel = self.control.table.get(call.params[0])
+        if channel is None:
+            return json_response(404, {"error": "not found"})
+        accept = call.request.header("accept", "*/*")
+        if not any(a.split(";")[0].strip() in ("*/*", "application/*", "application/logplex-1")
+                   for a in accept.split(",")):
+            return json_response(406, {"error": "only application/logplex-1 is served"})
+        _, lines = channel.history.last(_num(call.query("num")))
+        frames = []
+        for raw in lines:
+            f = parse_line(raw)
+            if f is None:
+                continue
+            msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
+            line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, msg)
+            frames.append(b"%d %s" % (len(line), line))
+        return Response(200, b"".join(frames), "application/logplex-1",
+                        [("Logplex-Msg-Count", str(len(frames)))])

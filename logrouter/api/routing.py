@@ -1,0 +1,123 @@
+"""Route table, auth check and response helpers of the control API.
+
+Routes match the *raw* request path; each captured segment is percent-decoded
+once afterwards, so ``/apps/a/log-drains/syslog%2Btls%3A%2F%2Fh%3A1`` is one
+segment whose value is a URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from logrouter.protocol.http1 import Request
+from logrouter.serving import Response
+
+__all__ = ["BadJson", "Call", "Route", "Router", "check_auth", "json_response", "text_response"]
+
+
+class BadJson(Exception):
+    """The request body is not the JSON the route needs."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One routed request: the request and its decoded path parameters."""
+
+    request: Request
+    params: tuple[str, ...]
+
+    def json(self, default: Any = None) -> Any:
+        """The JSON body; ``default`` when the body is empty.
+
+        Raises:
+            BadJson: the body is not valid UTF-8 JSON.
+        """
+        body = self.request.body
+        if not body.strip():
+            return default
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadJson("invalid JSON body") from None
+
+    def json_object(self) -> dict[str, Any]:
+        """The JSON body, which must be an object (empty body → ``{}``)."""
+        data = self.json({})
+        if not isinstance(data, dict):
+            raise BadJson("JSON body must be an object")
+        return data
+
+    def query(self, name: str) -> str | None:
+        values = parse_qs(self.request.query).get(name)
+        return values[-1] if values else None
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    auth: bool
+
+
+class Router:
+    """An ordered list of routes; the first whose method and pattern match wins."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
+        self.routes.append(Route(method, re.compile(pattern + r"/?\Z"), handler, auth))
+
+    def match(self, method: str, path: str) -> tuple[Route | None, tuple[str, ...], bool]:
+        """Return ``(route, params, path_known)``; ``path_known`` tells 405 from 404."""
+        known = False
+        for route in self.routes:
+            m = route.pattern.match(path)
+            if m is None:
+                continue
+            known = True
+            if route.method == method or (route.method == "GET" and method == "HEAD"):
+                return route, tuple(unquote(g) for g in m.groups()), True
+        return None, (), known
+
+
+def check_auth(header: str, key: bytes) -> bool:
+    """Accept Logplex's raw ``Basic <key>``, standard Basic with the key as password,
+    and ``Bearer <key>``; every comparison is constant-time."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip().encode()
+    scheme = scheme.lower()
+    if not value or not key:
+        return False
+    if scheme == "bearer":
+        return hmac.compare_digest(value, key)
+    if scheme != "basic":
+        return False
+    raw_ok = hmac.compare_digest(value, key)
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return raw_ok
+    _, sep, password = decoded.partition(b":")
+    return raw_ok or (bool(sep) and hmac.compare_digest(password, key))
+
+
+def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, json.dumps(obj).encode(), "application/json", headers or [])
+
+
+def text_response(status: int, text: str, content_type: str = "text/plain; charset=utf-8",
+                  headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, text.encode(), content_type, headers or [])

@@ -1,0 +1,157 @@
+"""``GET /sessions/<id>``: a session's backlog and, for tails, its live lines.
+
+Two renderings of one stream (see :mod:`logrouter.protocol.tailfmt`): Logplex's
+chunked text lines by default, Server-Sent Events when the client accepts
+``text/event-stream`` (the Heroku CLI). SSE starts with ``retry:``, carries the
+line's sequence number as ``id:`` and sends ``: keep-alive`` comments while
+idle; a reconnect with ``Last-Event-ID`` resumes after that line instead of
+repeating the backlog.
+
+The backlog is read and the tail subscribed in one synchronous step, so no
+line falls between them or appears twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import trio
+
+from logrouter.channels import Channel
+from logrouter.metrics import Metrics
+from logrouter.models import SessionRecord
+from logrouter.protocol.syslog import format_time, l11_text, parse_line
+from logrouter.protocol.tailfmt import (
+    SSE_KEEPALIVE, TailFilter, render_lines, render_text, sse_event, sse_preamble,
+)
+from logrouter.serving import Response, SendChunk
+from logrouter.tail import TailSubscriber
+
+__all__ = ["SessionStreamer", "backlog"]
+
+log = logging.getLogger("logrouter.sessions")
+
+
+def backlog(channel: Channel, num: int, filt: TailFilter) -> list[tuple[int, bytes]]:
+    """The newest ``num`` history lines that pass ``filt``, oldest first, with their numbers.
+
+    Unlike Logplex (which filtered only the newest ``num + 1`` lines), the whole
+    history is searched, so ``-n 5 --dyno web.1`` finds five web.1 lines.
+    """
+    history = channel.history
+    if num <= 0:
+        return []
+    first, lines = history.last(len(history))
+    if not filt.active:
+        keep = lines[-num:]
+        start = first + len(lines) - len(keep)
+        return [(start + i, line) for i, line in enumerate(keep)]
+    out: list[tuple[int, bytes]] = []
+    for i in range(len(lines) - 1, -1, -1):
+        parsed = parse_line(lines[i])
+        if parsed is not None and filt.matches(parsed):
+            out.append((first + i, lines[i]))
+            if len(out) == num:
+                break
+    out.reverse()
+    return out
+
+
+def _render_numbered(items: list[tuple[int, bytes]], sse: bool) -> bytes:
+    out = []
+    for seq, raw in items:
+        parsed = parse_line(raw)
+        if parsed is None:
+            continue
+        text = render_text(parsed)
+        out.append(sse_event(text, seq) if sse else text)
+    return b"".join(out)
+
+
+class SessionStreamer:
+    """Builds streaming responses for sessions.
+
+    Args:
+        tail_buffer_lines: each tail's buffer (L11 past it).
+        keepalive: seconds between SSE keep-alive comments.
+        retry_ms: the SSE ``retry:`` value.
+        lifetime: seconds a session may stream after it was first opened.
+    """
+
+    def __init__(self, metrics: Metrics, tail_buffer_lines: int, keepalive: float,
+                 retry_ms: int, lifetime: float) -> None:
+        self.metrics = metrics
+        self.tail_buffer_lines = tail_buffer_lines
+        self.keepalive = keepalive
+        self.retry_ms = retry_ms
+        self.lifetime = lifetime
+        self.active_tails = 0
+        self._subscribers: set[TailSubscriber] = set()
+
+    def close_all(self) -> None:
+        """End every tail stream cleanly (shutdown): each finishes its chunked body."""
+        for subscriber in list(self._subscribers):
+            subscriber.close()
+
+    def respond(self, session: SessionRecord, channel: Channel, accept: str,
+                last_event_id: str) -> Response:
+        sse = "text/event-stream" in accept
+        filt = TailFilter(session.ps.encode() if session.ps else None,
+                          session.source.encode() if session.source else None)
+        resume = last_event_id.strip()
+        if sse and resume.isdigit():
+            first, lines = channel.history.after(int(resume))
+            head = render_lines(lines, filt, True, first)
+        else:
+            head = _render_numbered(backlog(channel, session.num, filt), sse)
+        if sse:
+            head = sse_preamble(self.retry_ms) + head
+        subscriber = None
+        if session.tail:
+            subscriber = TailSubscriber(self.tail_buffer_lines, channel.history.seq)
+            channel.add_consumer(subscriber)
+            self._subscribers.add(subscriber)
+        self.metrics.sessions_opened.labels("tail" if session.tail else "backlog").inc()
+        opened_at = session.opened_at if session.opened_at is not None else time.time()
+        deadline = trio.current_time() + max(0.0, opened_at + self.lifetime - time.time())
+
+        async def produce(send: SendChunk) -> None:
+            try:
+                await send(head)
+                if subscriber is not None:
+                    with trio.move_on_at(deadline):
+                        await self._tail(send, subscriber, filt, sse)
+            finally:
+                if subscriber is not None:
+                    channel.remove_consumer(subscriber)
+                    self._subscribers.discard(subscriber)
+
+        content_type = "text/event-stream; charset=utf-8" if sse else "text/plain; charset=utf-8"
+        return Response(200, content_type=content_type, stream=produce,
+                        headers=[("X-Accel-Buffering", "no")])
+
+    async def _tail(self, send: SendChunk, subscriber: TailSubscriber, filt: TailFilter,
+                    sse: bool) -> None:
+        self.active_tails += 1
+        try:
+            wait = self.keepalive if sse else math.inf
+            while True:
+                batch = None
+                with trio.move_on_after(wait):
+                    batch = await subscriber.wait_batch()
+                    if batch is None:
+                        return  # channel deleted
+                if batch is None:
+                    await send(SSE_KEEPALIVE)
+                    continue
+                loss, first_seq, lines = batch
+                out = b""
+                if loss is not None:
+                    self.metrics.tail_lost.inc(loss.count)
+                    l11 = b"%s logplex[1]: %s\n" % (format_time(), l11_text(loss.count, loss.since))
+                    out = sse_event(l11) if sse else l11
+                await send(out + render_lines(lines, filt, sse, first_seq if sse else None))
+        finally:
+            self.active_tails -= 1

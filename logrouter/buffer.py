@@ -1,0 +1,166 @@
+"""BoundedBuffer: the one queue type of logrouter.
+
+Theory of operation
+-------------------
+A fixed-capacity FIFO of log lines that never blocks its producer and never
+grows: when full, pushing displaces the *oldest* lines, which are counted as
+lost together with the time of the first loss (Logplex ``logplex_msg_buffer``).
+The consumer takes a batch with :meth:`pop_batch`; the loss carried since the
+last batch comes out with it so the consumer can render it first (L10 for
+drains, L11 for tails). Shrinking capacity counts the excess as lost too.
+
+Pure data: no I/O, no trio. Producers call :meth:`push_many` once per ingest
+batch (a ``deque.extend``), so the per-line cost is a C-level append.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["BoundedBuffer", "BufferStatistics", "Loss"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """``count`` lines dropped, the first of them at ``since`` (Unix time)."""
+
+    count: int
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStatistics:
+    capacity: int
+    buffered: int
+    pushed: int
+    lost: int
+    pending_loss: int
+
+
+class BoundedBuffer:
+    """Drop-oldest FIFO of ``bytes`` lines.
+
+    Args:
+        capacity: most lines held; at least 1.
+        clock: returns Unix time; injected for tests.
+    """
+
+    __slots__ = ("_clock", "_lines", "_loss_count", "_loss_since", "lost", "pushed")
+
+    def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._lines: deque[bytes] = deque(maxlen=capacity)
+        self._clock = clock
+        self._loss_count = 0
+        self._loss_since = 0.0
+        self.pushed = 0  # lines ever pushed
+        self.lost = 0  # lines ever displaced
+
+    @property
+    def capacity(self) -> int:
+        maxlen = self._lines.maxlen
+        assert maxlen is not None
+        return maxlen
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def push_many(self, lines: list[bytes]) -> int:
+        """Append ``lines``; return how many old lines were displaced."""
+        n = len(lines)
+        dq = self._lines
+        overflow = len(dq) + n - dq.maxlen  # type: ignore[operator]
+        dq.extend(lines)
+        self.pushed += n
+        if overflow > 0:
+            self._lose(overflow)
+            return overflow
+        return 0
+
+    def _lose(self, n: int) -> None:
+        if not self._loss_count:
+            self._loss_since = self._clock()
+        self._loss_count += n
+        self.lost += n
+
+    def lose(self, n: int) -> None:
+        """Count ``n`` lines lost outside the buffer (a batch a drain gave up on)."""
+        if n > 0:
+            self._lose(n)
+
+    def pop_batch(self, max_lines: int | None = None, max_bytes: int | None = None,
+                  ) -> tuple[Loss | None, list[bytes]]:
+        """Take the oldest lines and the loss carried since the previous batch.
+
+        Args:
+            max_lines: take at most this many lines.
+            max_bytes: stop before the batch's bytes would exceed this; the first
+                line is always taken, however long.
+
+        Returns:
+            ``(loss, lines)``; ``loss`` is None when nothing was lost.
+        """
+        loss = None
+        if self._loss_count:
+            loss = Loss(self._loss_count, self._loss_since)
+            self._loss_count = 0
+        dq = self._lines
+        if max_bytes is None:
+            if max_lines is None or max_lines >= len(dq):
+                lines = list(dq)
+                dq.clear()
+                return loss, lines
+            return loss, [dq.popleft() for _ in range(max_lines)]
+        lines = []
+        size = 0
+        limit = len(dq) if max_lines is None else min(max_lines, len(dq))
+        popleft = dq.popleft
+        while len(lines) < limit:
+            n = len(dq[0])
+            if lines and size + n > max_bytes:
+                break
+            lines.append(popleft())
+            size += n
+        return loss, lines
+
+    def unpop(self, loss: Loss | None, lines: Iterable[bytes]) -> None:
+        """Put a batch back at the head (a delivery that did not start).
+
+        Lines that no longer fit because newer ones arrived are counted lost.
+        """
+        lines = list(lines)
+        dq = self._lines
+        room = dq.maxlen - len(dq)  # type: ignore[operator]
+        if room < len(lines):
+            self._lose(len(lines) - max(room, 0))
+            lines = lines[len(lines) - max(room, 0):]
+        dq.extendleft(reversed(lines))
+        if loss is not None:
+            if self._loss_count:
+                self._loss_since = min(self._loss_since, loss.since)
+            else:
+                self._loss_since = loss.since
+            self._loss_count += loss.count
+
+    def resize(self, capacity: int) -> None:
+        """Change capacity, keeping the newest lines; the excess counts as lost."""
+        old = self._lines
+        excess = len(old) - capacity
+        if excess > 0:
+            self._lose(excess)
+        self._lines = deque(old, maxlen=capacity)
+
+    def clear(self) -> None:
+        self._lines.clear()
+
+    def snapshot(self) -> list[bytes]:
+        """A copy of the buffered lines, oldest first (the buffer is unchanged)."""
+        return list(self._lines)
+
+    def statistics(self) -> BufferStatistics:
+        return BufferStatistics(self.capacity, len(self._lines), self.pushed, self.lost,
+                                self._loss_count)

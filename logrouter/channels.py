@@ -1,0 +1,156 @@
+"""Channels: one app's log stream, and the node's table of channels and tokens.
+
+A :class:`Channel` owns everything that app's lines flow into: its history and
+its consumers (drain buffers and tail sessions). :meth:`Channel.post` is the
+end of the ingest hot path: synchronous, one call per batch, and it never
+blocks — each consumer's ``push`` appends to its own bounded buffer and wakes
+its task. Apps therefore never share a queue, and a slow consumer of one app
+costs nothing to another.
+
+:class:`ChannelTable` is the node's in-memory copy of the config store, the
+only thing ingest reads (token → channel is one dict lookup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from logrouter.history import History
+from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
+
+__all__ = ["Channel", "ChannelTable", "Consumer"]
+
+
+class Consumer(Protocol):
+    """Something fed a channel's cooked lines: a drain or a tail session."""
+
+    def push(self, lines: list[bytes]) -> None:
+        """Take ``lines`` without blocking (buffer them, drop the oldest if full)."""
+
+    def close(self) -> None:
+        """The channel was deleted: stop consuming."""
+
+
+class Channel:
+    """One channel's live state. ``tokens`` maps token → token name."""
+
+    __slots__ = ("_consumers", "drains", "history", "id", "name", "record", "tokens")
+
+    def __init__(self, record: ChannelRecord, history_lines: int) -> None:
+        self.record = record
+        self.id = record.id
+        self.name = record.name
+        self.history = History(history_lines)
+        self.tokens: dict[str, str] = {}
+        self.drains: dict[int, DrainRecord] = {}
+        self._consumers: tuple[Consumer, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.id} {self.name!r}>"
+
+    def post(self, lines: list[bytes]) -> None:
+        """Append a batch of cooked lines to history and hand it to every consumer."""
+        self.history.extend(lines)
+        for consumer in self._consumers:
+            consumer.push(lines)
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        self._consumers = (*self._consumers, consumer)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self._consumers = tuple(c for c in self._consumers if c is not consumer)
+
+    @property
+    def consumers(self) -> tuple[Consumer, ...]:
+        return self._consumers
+
+    def token_for(self, name: str) -> str | None:
+        """The channel's (first) token called ``name``."""
+        for token, token_name in self.tokens.items():
+            if token_name == name:
+                return token
+        return None
+
+
+class ChannelTable:
+    """The node's channels, tokens and drains.
+
+    Attributes:
+        route: token bytes → (channel, token name bytes); what ingest reads.
+    """
+
+    def __init__(self, history_lines: int) -> None:
+        self.history_lines = history_lines
+        self.channels: dict[str, Channel] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.route: dict[bytes, tuple[Channel, bytes]] = {}
+        self.drains: dict[int, DrainRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    def get(self, channel_id: str) -> Channel | None:
+        return self.channels.get(channel_id)
+
+    def history_size(self) -> int:
+        return sum(len(c.history) for c in self.channels.values())
+
+    def put_channel(self, record: ChannelRecord) -> Channel:
+        channel = self.channels.get(record.id)
+        if channel is None:
+            channel = self.channels[record.id] = Channel(record, self.history_lines)
+        else:
+            channel.record = record
+            channel.name = record.name
+        return channel
+
+    def remove_channel(self, channel_id: str) -> Channel | None:
+        channel = self.channels.pop(channel_id, None)
+        if channel is None:
+            return None
+        for token in list(channel.tokens):
+            self.remove_token(token)
+        for drain_id in list(channel.drains):
+            self.remove_drain(drain_id)
+        for consumer in channel.consumers:
+            consumer.close()
+        return channel
+
+    def put_token(self, record: TokenRecord) -> None:
+        channel = self.channels[record.channel_id]
+        self.tokens[record.token] = record
+        channel.tokens[record.token] = record.name
+        self.route[record.token.encode()] = (channel, record.name.encode())
+
+    def remove_token(self, token: str) -> None:
+        record = self.tokens.pop(token, None)
+        self.route.pop(token.encode(), None)
+        if record is not None:
+            channel = self.channels.get(record.channel_id)
+            if channel is not None:
+                channel.tokens.pop(token, None)
+
+    def put_drain(self, record: DrainRecord) -> None:
+        self.drains[record.id] = record
+        self.channels[record.channel_id].drains[record.id] = record
+
+    def remove_drain(self, drain_id: int) -> DrainRecord | None:
+        record = self.drains.pop(drain_id, None)
+        if record is not None:
+            channel = self.channels.get(record.channel_id)
+            if channel is not None:
+                channel.drains.pop(drain_id, None)
+        return record
+
+    def load(self, channels: Iterable[ChannelRecord], tokens: Iterable[TokenRecord],
+             drains: Iterable[DrainRecord]) -> None:
+        """Fill the table from a store snapshot (records of unknown channels are skipped)."""
+        for record in channels:
+            self.put_channel(record)
+        for token in tokens:
+            if token.channel_id in self.channels:
+                self.put_token(token)
+        for drain in drains:
+            if drain.channel_id in self.channels:
+                self.put_drain(drain)

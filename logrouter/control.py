@@ -1,0 +1,190 @@
+"""Control: the operations behind every control API route.
+
+Each operation validates, writes the config store, then updates the node's
+in-memory :class:`~logrouter.channels.ChannelTable`, and finally tells the
+listeners in :attr:`Control.drain_listeners` (the drain supervisor) that a
+channel's drains changed. The API layers (Logplex v1/v2/v3, Platform API) only
+translate HTTP to these calls and their errors to statuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from logrouter.channels import Channel, ChannelTable
+from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
+from logrouter.models import (
+    ChannelRecord, DrainRecord, SessionRecord, TokenRecord, new_drain_token, new_token,
+    parse_drain_url,
+)
+from logrouter.sessions import SessionTable
+from logrouter.store.base import ConfigStore
+
+__all__ = ["Control"]
+
+_MAX_NAME = 256
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name or len(name) > _MAX_NAME or any(
+            c.isspace() or not c.isprintable() for c in name):
+        raise ValidationError(f"{what} must be a non-empty string without spaces")
+    return name
+
+
+class Control:
+    """Control-plane operations on one node.
+
+    Args:
+        store: durable config.
+        table: the node's in-memory channels.
+        sessions: the node's sessions.
+        max_drains_per_channel: drains with a URL allowed per channel.
+    """
+
+    def __init__(self, store: ConfigStore, table: ChannelTable, sessions: SessionTable,
+                 max_drains_per_channel: int, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.table = table
+        self.sessions = sessions
+        self.max_drains = max_drains_per_channel
+        self.clock = clock
+        self.drain_listeners: list[Callable[[Channel], None]] = []
+        #: Set by the drain supervisor: drain id → delivery status (None when not running).
+        self.drain_status_provider: Callable[[int], dict[str, Any] | None] | None = None
+
+    def drain_status(self, drain_id: int) -> dict[str, Any] | None:
+        provider = self.drain_status_provider
+        return provider(drain_id) if provider is not None else None
+
+    def _notify(self, channel: Channel) -> None:
+        for listener in self.drain_listeners:
+            listener(channel)
+
+    def channel(self, channel_id: str) -> Channel:
+        channel = self.table.get(channel_id)
+        if channel is None:
+            raise NotFoundError(f"channel {channel_id} not found")
+        return channel
+
+    # channels -------------------------------------------------------------------
+
+    async def create_channel(self, name: str | None, token_names: Iterable[str] = (),
+                             channel_id: str | None = None) -> Channel:
+        """Create a channel (numeric id unless given) with one token per name."""
+        names = [_check_name(n, "token name") for n in token_names]
+        if channel_id is None:
+            channel_id = await self.store.next_channel_id()
+        elif channel_id in self.table.channels:
+            raise ConflictError(f"channel {channel_id} already exists")
+        record = ChannelRecord(_check_name(channel_id, "channel id"), name or "", self.clock())
+        tokens = [TokenRecord(new_token(), channel_id, n) for n in names]
+        await self.store.put_channel(record, tokens)
+        channel = self.table.put_channel(record)
+        for token in tokens:
+            self.table.put_token(token)
+        return channel
+
+    async def put_channel_tokens(self, channel_id: str, token_names: Iterable[str],
+                                 ) -> tuple[Channel, bool]:
+        """Logplex v3 ``PUT``: create the channel if needed, make its token names exactly these.
+
+        Returns:
+            ``(channel, created)``.
+        """
+        wanted = {_check_name(n, "token name") for n in token_names}
+        channel = self.table.get(channel_id)
+        created = channel is None
+        if channel is None:
+            channel = await self.create_channel(channel_id, sorted(wanted), channel_id)
+            return channel, created
+        for token, name in list(channel.tokens.items()):
+            if name not in wanted:
+                await self.store.delete_token(token)
+                self.table.remove_token(token)
+        have = set(channel.tokens.values())
+        for name in sorted(wanted - have):
+            await self.create_token(channel_id, name)
+        return channel, created
+
+    async def delete_channel(self, channel_id: str) -> None:
+        channel = self.channel(channel_id)
+        await self.store.delete_channel(channel_id)
+        self.table.remove_channel(channel_id)
+        self.sessions.drop_channel(channel_id)
+        self._notify(channel)
+
+    # tokens ---------------------------------------------------------------------
+
+    async def create_token(self, channel_id: str, name: str) -> TokenRecord:
+        self.channel(channel_id)
+        token = TokenRecord(new_token(), channel_id, _check_name(name, "token name"))
+        await self.store.put_token(token)
+        self.table.put_token(token)
+        return token
+
+    # drains ---------------------------------------------------------------------
+
+    def drain(self, channel_id: str, drain_id: int) -> DrainRecord:
+        drain = self.channel(channel_id).drains.get(drain_id)
+        if drain is None:
+            raise NotFoundError(f"drain {drain_id} not found")
+        return drain
+
+    def _check_drain_url(self, channel: Channel, url: str, replacing: int | None = None) -> str:
+        parsed = parse_drain_url(url)
+        active = [d for d in channel.drains.values() if d.url is not None and d.id != replacing]
+        if any(d.url == parsed.url for d in active):
+            raise ConflictError("Already exists")
+        if len(active) >= self.max_drains:
+            raise LimitError("You have already added the maximum number of drains allowed")
+        return parsed.url
+
+    async def reserve_drain(self, channel_id: str) -> DrainRecord:
+        """A drain id and token with no URL yet (Logplex's reserved drain)."""
+        self.channel(channel_id)
+        drain = await self.store.create_drain(channel_id, new_drain_token(), None, self.clock())
+        self.table.put_drain(drain)
+        return drain
+
+    async def add_drain(self, channel_id: str, url: str) -> DrainRecord:
+        """Validate ``url`` and create a drain delivering to it.
+
+        Raises:
+            NotFoundError, ValidationError, ConflictError (same URL on the
+            channel), LimitError (too many drains).
+        """
+        channel = self.channel(channel_id)
+        url = self._check_drain_url(channel, url)
+        drain = await self.store.create_drain(channel_id, new_drain_token(), url, self.clock())
+        self.table.put_drain(drain)
+        self._notify(channel)
+        return drain
+
+    async def set_drain_url(self, channel_id: str, drain_id: int, url: str) -> DrainRecord:
+        channel = self.channel(channel_id)
+        drain = self.drain(channel_id, drain_id)
+        url = self._check_drain_url(channel, url, replacing=drain_id)
+        drain = dataclasses.replace(drain, url=url, updated_at=self.clock())
+        await self.store.update_drain(drain)
+        self.table.put_drain(drain)
+        self._notify(channel)
+        return drain
+
+    async def delete_drain(self, channel_id: str, drain_id: int) -> DrainRecord:
+        channel = self.channel(channel_id)
+        drain = self.drain(channel_id, drain_id)
+        await self.store.delete_drain(drain_id)
+        self.table.remove_drain(drain_id)
+        self._notify(channel)
+        return drain
+
+    # sessions -------------------------------------------------------------------
+
+    async def create_session(self, channel_id: str, num: int, tail: bool, ps: str | None,
+                             source: str | None) -> SessionRecord:
+        self.channel(channel_id)
+        return await self.sessions.create(channel_id, max(0, num), tail, ps or None, source or None)

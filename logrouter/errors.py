@@ -1,0 +1,51 @@
+"""Exception hierarchy. Standard library only.
+
+Errors raised by the sans-IO protocol layer say whose fault they are: a
+:class:`PeerError` carries the HTTP status to answer with (the h11 habit), so the
+I/O layer never has to guess.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError", "ConflictError", "LimitError", "LogrouterError", "NotFoundError",
+    "PeerError", "ValidationError",
+]
+
+
+class LogrouterError(Exception):
+    """Base of every error logrouter raises on purpose."""
+
+
+class ConfigError(LogrouterError):
+    """A setting is missing or invalid; the process cannot start."""
+
+
+class PeerError(LogrouterError):
+    """The peer sent something we cannot accept.
+
+    Attributes:
+        status: the HTTP status to answer with.
+        text: a one-line, human-readable reason (also the body).
+    """
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class NotFoundError(LogrouterError):
+    """A channel, token, drain or session does not exist."""
+
+
+class ConflictError(LogrouterError):
+    """The object already exists (a drain URL on the same channel)."""
+
+
+class LimitError(LogrouterError):
+    """A configured maximum was reached (drains per channel)."""
+
+
+class ValidationError(LogrouterError):
+    """A value given to the control plane is invalid (a drain URL, a name)."""

@@ -1,0 +1,51 @@
+"""Syslog over TCP (Logplex §2.1): octet-counted or newline-framed RFC 5424 frames.
+
+One task per connection reads up to 64 KiB at a time; each read is split,
+routed and posted as one batch. Nothing is ever written back. Malformed,
+oversize and unknown-token frames are dropped and counted; the connection and
+its good frames carry on.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from logrouter.ingest.pipeline import Ingest
+from logrouter.metrics import Metrics
+from logrouter.protocol.framing import FrameSplitter
+from logrouter.serving import RECEIVE_SIZE, StreamServer
+
+__all__ = ["SyslogServer"]
+
+
+class SyslogServer(StreamServer):
+    """The syslog TCP listener."""
+
+    def __init__(self, listeners: list[trio.SocketListener], metrics: Metrics, ingest: Ingest,
+                 max_connections: int, max_frame_bytes: int) -> None:
+        super().__init__("syslog", listeners, metrics, max_connections)
+        self.ingest = ingest
+        self.max_frame_bytes = max_frame_bytes
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        splitter = FrameSplitter(self.max_frame_bytes)
+        ingest = self.ingest
+        received = self.metrics.received_tcp
+        try:
+            peer = "%s:%s" % stream.socket.getpeername()[:2]
+        except OSError:
+            peer = "?"
+        receive = stream.receive_some
+        while True:
+            data = await receive(RECEIVE_SIZE)
+            if not data:
+                break
+            frames = splitter.feed(data)
+            if frames:
+                ingest.frames(frames, received, peer)
+            drops = splitter.drops
+            if drops["oversize"] or drops["garbage"]:
+                for reason, n in splitter.take_drops().items():
+                    ingest.dropped(reason, n, peer)
+        if splitter.pending:
+            ingest.dropped("garbage", 1, peer)  # a frame cut off by the peer's close

@@ -1,0 +1,223 @@
+"""The composition root: one logrouter node, built from :class:`~logrouter.settings.Settings`.
+
+Start-up order (listeners last, as in Logplex): data dir and auth key → config
+store → in-memory tables, saved history and sessions → servers bound → one
+``listening …`` line per listener → serve. Shutdown (SIGINT/SIGTERM or
+:meth:`Node.request_stop`): stop accepting, end tail streams cleanly, give
+in-flight requests ``shutdown_timeout`` seconds, save history, close the store.
+
+This is the only module that imports ``ingest``, ``api`` and (later) the drain
+and cluster packages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Callable
+
+import trio
+
+from logrouter.api import ApiHandler, SessionStreamer
+from logrouter.channels import ChannelTable
+from logrouter.control import Control
+from logrouter.errors import ConfigError
+from logrouter.history import History, load_histories, save_histories
+from logrouter.ingest import Ingest, LogsHandler, SyslogServer
+from logrouter.metrics import Metrics
+from logrouter.serving import HttpServer, StreamServer, open_listeners
+from logrouter.sessions import SessionTable
+from logrouter.settings import Settings
+from logrouter.store.sqlite import SqliteStore
+
+__all__ = ["Node", "resolve_auth_key"]
+
+log = logging.getLogger("logrouter.node")
+
+HISTORY_FILE = "history.msgpack"
+CONFIG_DB = "config.sqlite3"
+KEY_FILE = "auth_key"
+SESSION_SWEEP_INTERVAL = 60.0
+
+
+def resolve_auth_key(settings: Settings) -> tuple[str, bool]:
+    """The API key: the setting, else the data dir's key file, else a new one saved there.
+
+    Returns:
+        ``(key, from_file)``; ``from_file`` tells the caller to print it.
+    """
+    if settings.auth_key:
+        return settings.auth_key, False
+    path = os.path.join(settings.data_dir, KEY_FILE)
+    try:
+        with open(path, encoding="ascii") as fh:
+            key = fh.read().strip()
+        if key:
+            return key, True
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    return key, True
+
+
+class Node:
+    """One logrouter process serving syslog, HTTP ingest and the control API.
+
+    Args:
+        settings: resolved settings.
+        announce: called with each machine-readable start-up line
+            (``listening syslog tcp 127.0.0.1:6001``).
+        handle_signals: stop gracefully on SIGINT/SIGTERM.
+    """
+
+    def __init__(self, settings: Settings, announce: Callable[[str], None] = print,
+                 handle_signals: bool = False) -> None:
+        self.settings = settings
+        self.announce = announce
+        self.handle_signals = handle_signals
+        self.metrics = Metrics()
+        self.table = ChannelTable(settings.history_lines)
+        self.auth_key = ""
+        self.public_url = settings.public_url
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self._stop = trio.Event()
+        self._servers: list[StreamServer] = []
+        self._store: SqliteStore | None = None
+        self.control: Control | None = None
+        self.streamer: SessionStreamer | None = None
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[dict[str, tuple[str, int]]]
+                  = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until :meth:`request_stop` (or a signal); ``task_status`` gets the addresses.
+
+        Raises:
+            ConfigError: the data dir or a port cannot be used.
+        """
+        s = self.settings
+        try:
+            os.makedirs(s.data_dir, exist_ok=True)
+            self.auth_key, show_key = resolve_auth_key(s)
+            self._store = store = SqliteStore(os.path.join(s.data_dir, CONFIG_DB))
+        except OSError as exc:
+            raise ConfigError(f"data dir {s.data_dir}: {exc}") from None
+        try:
+            await self._serve(store, show_key, task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                self._save_history()
+                await store.aclose()
+
+    async def _load(self, store: SqliteStore) -> SessionTable:
+        s = self.settings
+        snapshot = await store.load()
+        self.table.load(snapshot.channels, snapshot.tokens, snapshot.drains)
+        try:
+            saved = load_histories(os.path.join(s.data_dir, HISTORY_FILE))
+        except ValueError as exc:
+            log.error("at=history_load_failed error=%r", str(exc))
+            saved = {}
+        for channel_id, (seq, lines) in saved.items():
+            channel = self.table.get(channel_id)
+            if channel is not None:
+                channel.history = History(s.history_lines, lines, seq)
+        sessions = SessionTable(store, s.session_expiry, s.session_lifetime)
+        sessions.load(snapshot.sessions)
+        log.info("at=loaded channels=%d tokens=%d drains=%d sessions=%d history_lines=%d",
+                 len(self.table), len(self.table.tokens), len(self.table.drains),
+                 len(sessions), self.table.history_size())
+        return sessions
+
+    async def _bind(self, port: int) -> list[trio.SocketListener]:
+        try:
+            return await open_listeners(self.settings.bind, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self.settings.bind}:{port}: {exc}") from None
+
+    async def _serve(self, store: SqliteStore, show_key: bool,
+                     task_status: trio.TaskStatus[dict[str, tuple[str, int]]]) -> None:
+        s = self.settings
+        metrics = self.metrics
+        sessions = await self._load(store)
+        self.control = control = Control(store, self.table, sessions, s.max_drains_per_channel)
+        self.streamer = streamer = SessionStreamer(metrics, s.tail_buffer_lines, s.sse_keepalive,
+                                                   s.sse_retry_ms, s.session_lifetime)
+        metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
+                               self.table.history_size)
+        metrics.gauge_callback("logrouter_channels", "Channels", lambda: len(self.table))
+        metrics.gauge_callback("logrouter_tail_sessions", "Live tail sessions",
+                               lambda: streamer.active_tails)
+        metrics.gauge_callback("logrouter_sessions", "Sessions held", lambda: len(sessions))
+
+        syslog_l = await self._bind(s.syslog_port)
+        logs_l = await self._bind(s.logs_port)
+        api_l = await self._bind(s.api_port)
+        api_port = api_l[0].socket.getsockname()[1]
+        if not self.public_url:
+            self.public_url = f"http://127.0.0.1:{api_port}"
+        ingest = Ingest(self.table, metrics)
+        logs = LogsHandler(self.table, ingest, metrics, self.auth_key, s.max_body_bytes,
+                           s.max_frame_bytes)
+        api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url)
+        self._servers = [
+            SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
+            HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,
+                       s.idle_timeout),
+            HttpServer("api", api_l, metrics, s.max_connections, api, s.max_api_body_bytes,
+                       s.idle_timeout),
+        ]
+        kinds = {"syslog": "tcp", "logs": "http", "api": "http"}
+        if show_key:
+            self.announce(f"auth_key {self.auth_key}")
+        async with trio.open_nursery() as nursery:
+            for server in self._servers:
+                addrs = await nursery.start(server.run)
+                self.addresses[server.name] = addrs[0]
+                host, port = addrs[0]
+                self.announce(f"listening {server.name} {kinds[server.name]} {host}:{port}")
+            log.info("at=ready public_url=%s data_dir=%s", self.public_url, s.data_dir)
+            task_status.started(dict(self.addresses))
+            async with trio.open_nursery() as background:
+                background.start_soon(self._sweep_sessions, sessions)
+                if self.handle_signals:
+                    background.start_soon(self._watch_signals)
+                await self._stop.wait()
+                background.cancel_scope.cancel()
+            log.info("at=shutdown grace_s=%s", s.shutdown_timeout)
+            streamer.close_all()
+            for server in self._servers:
+                grace = min(s.shutdown_timeout, 1.0) if server.name == "syslog" \
+                    else s.shutdown_timeout
+                server.stop_accepting(grace)
+            nursery.cancel_scope.deadline = trio.current_time() + s.shutdown_timeout + 1
+
+    async def _sweep_sessions(self, sessions: SessionTable) -> None:
+        while True:
+            await trio.sleep(SESSION_SWEEP_INTERVAL)
+            expired = await sessions.sweep()
+            if expired:
+                log.info("at=sessions_expired count=%d", expired)
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("at=signal signal=%s", signal.Signals(signum).name)
+                self.request_stop()
+                return
+
+    def _save_history(self) -> None:
+        path = os.path.join(self.settings.data_dir, HISTORY_FILE)
+        try:
+            saved = save_histories(path, {c.id: c.history for c in self.table.channels.values()})
+        except OSError as exc:
+            log.error("at=history_save_failed path=%s error=%r", path, str(exc))
+            return
+        log.info("at=history_saved lines=%d path=%s", saved, path)

@@ -1,0 +1,163 @@
+"""Syslog stream framing: split a TCP byte stream into whole frames.
+
+Theory of operation
+-------------------
+A :class:`FrameSplitter` is fed the bytes of one connection, read by read, and
+returns the complete frames each read finished. It keeps the unfinished tail of
+the stream between reads. Two framings are detected frame by frame (RFC 6587):
+
+* octet counting (§3.4.1): ``LEN SP MSG`` where LEN starts with ``1``-``9``;
+* non-transparent framing (§3.4.2): ``MSG LF`` (a CR before the LF is removed),
+  what ``logger --tcp`` and rsyslog send by default.
+
+Stray CR/LF between frames are skipped (rsyslog ends octet-counted frames with
+LF too). A frame whose declared length exceeds ``max_frame_bytes`` is skipped
+exactly (the framing is still valid, so the frames after it survive); a
+declared length above ``max_skip_bytes`` is treated as garbage and the stream
+resynchronises at the next LF. A newline-framed message longer than
+``max_frame_bytes`` is dropped up to its LF. Every drop is counted in
+:attr:`FrameSplitter.drops` by reason; nothing here raises on bad input.
+
+Memory: the retained tail never exceeds ``max_frame_bytes`` plus the length
+prefix, whatever the peer sends.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DROP_REASONS", "FrameSplitter", "split_octet_counted"]
+
+#: Reasons a splitter drops bytes, the label values of the malformed counter.
+DROP_REASONS = ("oversize", "garbage")
+
+# RFC 6587 gives no maximum; Logplex's parser accepted 10 KiB ("10Kb max in a
+# single log message") and dynos split lines at 10,000 bytes.
+DEFAULT_MAX_FRAME_BYTES = 10240
+# A declared length up to this is skipped precisely; anything larger is taken
+# as a corrupt prefix rather than a real (if oversize) frame.
+DEFAULT_MAX_SKIP_BYTES = 1 << 20
+# Seven digits cover any length up to 9,999,999: the most a valid prefix needs.
+_MAX_LEN_DIGITS = 7
+
+
+class FrameSplitter:
+    """Incremental RFC 6587 splitter for one byte stream.
+
+    Args:
+        max_frame_bytes: largest frame delivered; longer ones are dropped and
+            counted as ``oversize``.
+        max_skip_bytes: largest declared octet count that is skipped exactly;
+            above it the prefix counts as ``garbage`` and framing resyncs at LF.
+        allow_newline: accept newline-framed messages. With ``False`` (HTTP
+            bodies) any byte that does not start an octet-counted frame is
+            ``garbage`` and the rest of the input is discarded.
+    """
+
+    __slots__ = ("_buf", "_skip", "_discard_line", "allow_newline", "drops",
+                 "max_frame_bytes", "max_skip_bytes")
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 max_skip_bytes: int = DEFAULT_MAX_SKIP_BYTES,
+                 allow_newline: bool = True) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.max_skip_bytes = max(max_skip_bytes, max_frame_bytes)
+        self.allow_newline = allow_newline
+        self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._buf = b""
+        self._skip = 0  # bytes of an oversize octet-counted frame still to skip
+        self._discard_line = False  # dropping an overlong line up to its LF
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data`` to the stream and return the frames it completed, in order."""
+        if self._skip:
+            if len(data) <= self._skip:
+                self._skip -= len(data)
+                return []
+            data = data[self._skip:]
+            self._skip = 0
+        if self._discard_line:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return []
+            data = data[nl + 1:]
+            self._discard_line = False
+        buf = self._buf + data if self._buf else data
+        frames: list[bytes] = []
+        append = frames.append
+        n = len(buf)
+        pos = 0
+        max_frame = self.max_frame_bytes
+        while pos < n:
+            c = buf[pos]
+            if 49 <= c <= 57:  # '1'..'9': maybe an octet count (RFC 6587 §3.4.1)
+                sp = buf.find(b" ", pos + 1, pos + _MAX_LEN_DIGITS + 1)
+                if sp > 0:
+                    digits = buf[pos:sp]
+                    if digits.isdigit():
+                        length = int(digits)
+                        end = sp + 1 + length
+                        if length <= max_frame:
+                            if end > n:
+                                break  # wait for the rest of the frame
+                            append(buf[sp + 1:end])
+                            pos = end
+                            continue
+                        if length <= self.max_skip_bytes:
+                            self.drops["oversize"] += 1
+                            if end > n:
+                                self._skip = end - n
+                                pos = n
+                                break
+                            pos = end
+                            continue
+                elif n - pos <= _MAX_LEN_DIGITS and buf[pos:n].isdigit():
+                    break  # a length prefix split across reads
+            elif c == 10 or c == 13:  # stray line ends between frames
+                pos += 1
+                continue
+            # Not an octet-counted frame: newline framing (RFC 6587 §3.4.2).
+            if not self.allow_newline:
+                self.drops["garbage"] += 1
+                pos = n
+                break
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if n - pos > max_frame:
+                    self.drops["oversize"] += 1
+                    self._discard_line = True
+                    pos = n
+                break
+            end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+            if end - pos > max_frame:
+                self.drops["oversize"] += 1
+            elif end > pos:
+                append(buf[pos:end])
+            pos = nl + 1
+        self._buf = buf[pos:] if pos < n else b""
+        return frames
+
+    def take_drops(self) -> dict[str, int]:
+        """Return the drop counts since the last call and reset them."""
+        drops = self.drops
+        self.drops = dict.fromkeys(DROP_REASONS, 0)
+        return drops
+
+
+def split_octet_counted(body: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                        ) -> tuple[list[bytes], bool]:
+    """Split a complete ``application/logplex-1`` body.
+
+    Returns:
+        ``(frames, ok)``: ``ok`` is false when the body holds anything but
+        octet-counted frames of at most ``max_frame_bytes`` (a newline-framed or
+        oversize frame, or a truncated last frame), which Logplex answers with
+        ``400 Malformed log messages``.
+    """
+    splitter = FrameSplitter(max_frame_bytes, max_frame_bytes, allow_newline=False)
+    frames = splitter.feed(body)
+    ok = not splitter.pending and not splitter._skip and not any(splitter.drops.values())
+    return frames, ok

@@ -1,0 +1,144 @@
+"""Every setting, declared once: default, environment variable, TOML key, type.
+
+Precedence, lowest first: the defaults below, the TOML file (``--config`` or
+``LOGROUTER_CONFIG``), ``LOGROUTER_*`` environment variables, command-line
+flags. This is the only module that reads ``os.environ`` or a config file;
+``config/logrouter.toml`` documents the same table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from logrouter.errors import ConfigError
+
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "LOGROUTER_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved settings. Each field is one setting: its default and its help text."""
+
+    bind: str = _opt("0.0.0.0", "address every listener binds")
+    syslog_port: int = _opt(6001, "syslog over TCP ingest port (0 = pick a free port)")
+    logs_port: int = _opt(8601, "HTTP ingest port: POST /logs, GET /healthcheck")
+    api_port: int = _opt(8001, "control API, session streams and /metrics")
+    auth_key: str = _opt("", "control API key; empty = generated once, kept in the data dir")
+    data_dir: str = _opt("./.logrouter", "config database, saved history, generated key")
+    public_url: str = _opt("", "base of session URLs; empty = http://127.0.0.1:<api port>")
+    history_lines: int = _opt(1500, "recent lines kept per channel")
+    tail_buffer_lines: int = _opt(1024, "lines a slow tail client may fall behind (L11)")
+    max_frame_bytes: int = _opt(10240, "largest syslog frame accepted")
+    max_body_bytes: int = _opt(8 * 1024 * 1024, "largest POST /logs body (decoded); 413 past it")
+    max_api_body_bytes: int = _opt(1024 * 1024, "largest control API request body")
+    max_connections: int = _opt(1024, "open connections per listener")
+    idle_timeout: float = _opt(300.0, "seconds an idle HTTP keep-alive connection is kept")
+    max_drains_per_channel: int = _opt(6, "drains with a URL per channel")
+    session_expiry: float = _opt(360.0, "seconds an unopened session stays valid")
+    session_lifetime: float = _opt(3600.0, "seconds a session stays valid after first opened")
+    sse_keepalive: float = _opt(30.0, "seconds between SSE keep-alive comments")
+    sse_retry_ms: int = _opt(100, "reconnect delay announced to SSE clients")
+    shutdown_timeout: float = _opt(5.0, "seconds in-flight work gets after SIGTERM")
+    log_level: str = _opt("info", "service log level: debug, info, warn, error")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+#: The settings table, derived from the dataclass so each setting is declared once.
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, _TYPES[str(f.type)], f.default, f.metadata["help"])
+    for f in dataclasses.fields(Settings))
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    try:
+        if setting.type is bool and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return lowered in ("1", "true", "yes", "on")
+        if setting.type is int and isinstance(value, float):
+            raise ValueError(value)
+        return setting.type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: {setting.name} must be {setting.type.__name__}, "
+                          f"got {value!r}") from None
+
+
+def _validate(values: dict[str, Any]) -> None:
+    for port in ("syslog_port", "logs_port", "api_port"):
+        if not 0 <= values[port] <= 65535:
+            raise ConfigError(f"{port} must be 0..65535, got {values[port]}")
+    for positive in ("history_lines", "tail_buffer_lines", "max_frame_bytes", "max_body_bytes",
+                     "max_api_body_bytes", "max_connections", "max_drains_per_channel"):
+        if values[positive] < 1:
+            raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
+    if values["log_level"] not in ("debug", "info", "warn", "error"):
+        raise ConfigError(f"log_level must be debug, info, warn or error, got {values['log_level']!r}")
+
+
+def load_settings(flags: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None,
+                  config_file: str | None = None) -> Settings:
+    """Resolve settings from defaults, a TOML file, the environment and flags.
+
+    Args:
+        flags: values given on the command line (only those given).
+        environ: the environment; ``os.environ`` when None.
+        config_file: TOML file; falls back to ``LOGROUTER_CONFIG``.
+
+    Raises:
+        ConfigError: unreadable file, unknown key, or a value of the wrong type.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    path = config_file or env.get("LOGROUTER_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        for key, value in data.items():
+            if key not in _BY_NAME:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(_BY_NAME[key], value, path)
+    for s in SETTINGS:
+        if s.env in env:
+            values[s.name] = _coerce(s, env[s.env], s.env)
+    for key, value in (flags or {}).items():
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _coerce(_BY_NAME[key], value, _BY_NAME[key].flag)
+    _validate(values)
+    return Settings(**values)

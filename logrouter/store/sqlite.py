@@ -1,0 +1,117 @@
+"""SQLite config store: the embedded default, one file in the data dir.
+
+Writes are small and rare (control-plane calls), so they run inline on the
+event loop; WAL mode keeps each commit to about a millisecond.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
+from logrouter.store.base import ConfigSnapshot
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY, channel_id TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS drains (
+    id INTEGER PRIMARY KEY, channel_id TEXT NOT NULL, token TEXT NOT NULL UNIQUE, url TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, channel_id TEXT NOT NULL, num INTEGER NOT NULL, tail INTEGER NOT NULL,
+    ps TEXT, source TEXT, created_at REAL NOT NULL, opened_at REAL);
+CREATE INDEX IF NOT EXISTS tokens_by_channel ON tokens (channel_id);
+CREATE INDEX IF NOT EXISTS drains_by_channel ON drains (channel_id);
+"""
+
+
+class SqliteStore:
+    """:class:`~logrouter.store.base.ConfigStore` on one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    async def load(self) -> ConfigSnapshot:
+        db = self._db
+        return ConfigSnapshot(
+            channels=[ChannelRecord(*r) for r in db.execute(
+                "SELECT id, name, created_at FROM channels")],
+            tokens=[TokenRecord(*r) for r in db.execute(
+                "SELECT token, channel_id, name FROM tokens")],
+            drains=[DrainRecord(*r) for r in db.execute(
+                "SELECT id, channel_id, token, url, created_at, updated_at FROM drains ORDER BY id")],
+            sessions=[SessionRecord(r[0], r[1], r[2], bool(r[3]), *r[4:]) for r in db.execute(
+                "SELECT id, channel_id, num, tail, ps, source, created_at, opened_at FROM sessions")],
+        )
+
+    def _incr(self, name: str) -> int:
+        row = self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value", (name,)).fetchone()
+        return int(row[0])
+
+    async def next_channel_id(self) -> str:
+        while True:
+            candidate = str(self._incr("channel_index"))
+            if self._db.execute("SELECT 1 FROM channels WHERE id = ?", (candidate,)).fetchone() is None:
+                return candidate
+
+    async def put_channel(self, channel: ChannelRecord, tokens: list[TokenRecord]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO channels (id, name, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+                (channel.id, channel.name, channel.created_at))
+            self._db.executemany("INSERT INTO tokens (token, channel_id, name) VALUES (?, ?, ?)",
+                                 [(t.token, t.channel_id, t.name) for t in tokens])
+
+    async def delete_channel(self, channel_id: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            for table in ("tokens", "drains", "sessions"):
+                self._db.execute(f"DELETE FROM {table} WHERE channel_id = ?", (channel_id,))
+            self._db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
+
+    async def put_token(self, token: TokenRecord) -> None:
+        self._db.execute("INSERT INTO tokens (token, channel_id, name) VALUES (?, ?, ?)",
+                         (token.token, token.channel_id, token.name))
+
+    async def delete_token(self, token: str) -> None:
+        self._db.execute("DELETE FROM tokens WHERE token = ?", (token,))
+
+    async def create_drain(self, channel_id: str, token: str, url: str | None,
+                           now: float) -> DrainRecord:
+        drain_id = self._incr("drain_index")
+        self._db.execute(
+            "INSERT INTO drains (id, channel_id, token, url, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (drain_id, channel_id, token, url, now, now))
+        return DrainRecord(drain_id, channel_id, token, url, now, now)
+
+    async def update_drain(self, drain: DrainRecord) -> None:
+        self._db.execute("UPDATE drains SET url = ?, updated_at = ? WHERE id = ?",
+                         (drain.url, drain.updated_at, drain.id))
+
+    async def delete_drain(self, drain_id: int) -> None:
+        self._db.execute("DELETE FROM drains WHERE id = ?", (drain_id,))
+
+    async def put_session(self, session: SessionRecord) -> None:
+        s = session
+        self._db.execute(
+            "INSERT OR REPLACE INTO sessions (id, channel_id, num, tail, ps, source, created_at, "
+            "opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (s.id, s.channel_id, s.num, int(s.tail), s.ps, s.source, s.created_at, s.opened_at))
+
+    async def delete_sessions(self, session_ids: list[str]) -> None:
+        self._db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in session_ids])
+
+    async def aclose(self) -> None:
+        self._db.close()

@@ -1,0 +1,48 @@
+"""RFC 5424 field parsing, cooking and L-line texts."""
+
+from __future__ import annotations
+
+from logrouter.protocol.syslog import cook, format_time, l10_text, l11_text, l14_text, parse_line, token_of
+
+
+def test_parse_line_with_nil_sd() -> None:
+    line = parse_line(b"<190>1 2026-11-26T10:00:00.123456+00:00 host app web.1 - - hello world\n")
+    assert line is not None
+    assert (line.pri, line.time, line.host, line.app, line.procid, line.msg) == (
+        b"190", b"2026-11-26T10:00:00.123456+00:00", b"host", b"app", b"web.1", b"hello world\n")
+
+
+def test_parse_line_with_structured_data_containing_spaces_and_escapes() -> None:
+    raw = (b'<13>1 2026-11-26T10:00:00Z h app 123 - [timeQuality tzKnown="1" isSynced="0"]'
+           b'[x@1 a="b \\] c"] the msg')
+    line = parse_line(raw)
+    assert line is not None and line.msg == b"the msg" and line.procid == b"123"
+
+
+def test_parse_line_without_msg() -> None:
+    line = parse_line(b"<13>1 T h app p - -")
+    assert line is not None and line.msg == b""
+
+
+def test_parse_line_rejects_non_5424() -> None:
+    assert parse_line(b"hello") is None
+    assert parse_line(b"<13>Nov 26 10:00:00 host tag: msg") is None
+    assert parse_line(b"<13>1 T h app p - bad-sd msg") is None
+    assert parse_line(b"<x>1 T h app p - - msg") is None
+
+
+def test_token_and_cook() -> None:
+    f = b"<190>1 T host t.abc web.1 - - t.abc appears in msg too"
+    assert token_of(f) == b"t.abc"
+    assert cook(f, b"t.abc", b"app") == b"<190>1 T host app web.1 - - t.abc appears in msg too"
+    assert cook(f, b"t.other", b"app") == f
+
+
+def test_l_lines() -> None:
+    assert format_time(0) == b"1970-01-01T00:00:00+00:00"
+    assert l10_text(5, 0) == (b"Error L10 (output buffer overflow): 5 messages dropped since "
+                              b"1970-01-01T00:00:00+00:00.")
+    assert l11_text(1101, 0) == (b"Error L11 (Tail buffer overflow) -> This tail session dropped "
+                                 b"1101 messages since 1970-01-01T00:00:00+00:00.")
+    assert l14_text("bad certificate", "syslog+tls://h:6514/") == (
+        b'Error L14 (certificate validation): error="bad certificate" uri="syslog+tls://h:6514/"')
