@@ -17,7 +17,12 @@ from typing import Any
 from logrouter.channels import Channel, ChannelTable
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import (
-    ChannelRecord, DrainRecord, SessionRecord, TokenRecord, new_drain_token, new_token,
+    ChannelRecord,
+    DrainRecord,
+    SessionRecord,
+    TokenRecord,
+    new_drain_token,
+    new_token,
     parse_drain_url,
 )
 from logrouter.sessions import SessionTable

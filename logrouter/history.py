@@ -52,14 +52,14 @@ class History:
 
 def save_histories(path: str, histories: dict[str, History]) -> int:
     """Write every history to ``path`` (msgpack, replaced atomically); return lines saved."""
-    payload = {cid: [h.seq, h.snapshot()] for cid, h in histories.items() if len(h)}
+    payload = {cid: (h.seq, h.snapshot()) for cid, h in histories.items() if len(h)}
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
         msgpack.pack(payload, fh, use_bin_type=True)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return sum(len(v[1]) for v in payload.values())
+    return sum(len(lines) for _, lines in payload.values())
 
 
 def load_histories(path: str) -> dict[str, tuple[int, list[bytes]]]:

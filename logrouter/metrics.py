@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import (
-    CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +24,7 @@ from logrouter.protocol.framing import DROP_REASONS
 __all__ = ["CONTENT_TYPE", "MALFORMED_REASONS", "Metrics"]
 
 # ``*_created`` samples double the exposition for no use here.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Label values of ``logrouter_messages_malformed_total``.

@@ -96,8 +96,8 @@ class Router:
 def check_auth(header: str, key: bytes) -> bool:
     """Accept Logplex's raw ``Basic <key>``, standard Basic with the key as password,
     and ``Bearer <key>``; every comparison is constant-time."""
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip().encode()
+    scheme, _, text = header.strip().partition(" ")
+    value = text.strip().encode()
     scheme = scheme.lower()
     if not value or not key:
         return False

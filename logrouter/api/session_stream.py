@@ -24,7 +24,12 @@ from logrouter.metrics import Metrics
 from logrouter.models import SessionRecord
 from logrouter.protocol.syslog import format_time, l11_text, parse_line
 from logrouter.protocol.tailfmt import (
-    SSE_KEEPALIVE, TailFilter, render_lines, render_text, sse_event, sse_preamble,
+    SSE_KEEPALIVE,
+    TailFilter,
+    render_lines,
+    render_text,
+    sse_event,
+    sse_preamble,
 )
 from logrouter.serving import Response, SendChunk
 from logrouter.tail import TailSubscriber

@@ -32,7 +32,8 @@ class SyslogServer(StreamServer):
         ingest = self.ingest
         received = self.metrics.received_tcp
         try:
-            peer = "%s:%s" % stream.socket.getpeername()[:2]
+            host, port = stream.socket.getpeername()[:2]
+            peer = f"{host}:{port}"
         except OSError:
             peer = "?"
         receive = stream.receive_some

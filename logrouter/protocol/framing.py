@@ -52,8 +52,15 @@ class FrameSplitter:
             ``garbage`` and the rest of the input is discarded.
     """
 
-    __slots__ = ("_buf", "_skip", "_discard_line", "allow_newline", "drops",
-                 "max_frame_bytes", "max_skip_bytes")
+    __slots__ = (
+        "_buf",
+        "_discard_line",
+        "_skip",
+        "allow_newline",
+        "drops",
+        "max_frame_bytes",
+        "max_skip_bytes",
+    )
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
                  max_skip_bytes: int = DEFAULT_MAX_SKIP_BYTES,

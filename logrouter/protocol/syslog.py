@@ -108,7 +108,7 @@ def parse_line(line: bytes) -> SyslogLine | None:
 
 
 def pri_of(facility: int, severity: int) -> bytes:
-    """PRIVAL = facility × 8 + severity (RFC 5424 §6.2.1), as bytes."""
+    """PRIVAL = facility * 8 + severity (RFC 5424 §6.2.1), as bytes."""
     return str(facility * 8 + severity).encode()
 
 

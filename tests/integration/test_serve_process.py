@@ -1,0 +1,90 @@
+"""`logrouter serve` as a user runs it: a real process, real `logger`, real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import basic
+
+pytestmark = pytest.mark.skipif(shutil.which("logger") is None, reason="util-linux logger missing")
+
+
+def start(cwd: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, int], str]:
+    env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": "0",
+           "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0", **env_extra}
+    env.pop("LOGROUTER_AUTH_KEY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "logrouter", "serve"], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ports: dict[str, int] = {}
+    key = ""
+    assert proc.stdout is not None
+    while len(ports) < 3:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else "no output"
+        m = re.fullmatch(r"listening (\w+) (tcp|http) 127\.0\.0\.1:(\d+)\n", line)
+        if m:
+            ports[m.group(1)] = int(m.group(3))
+        elif line.startswith("auth_key "):
+            key = line.split()[1]
+    return proc, ports, key
+
+
+def curl(*args: str) -> str:
+    return subprocess.run(["curl", "-sS", "--max-time", "5", *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl missing")
+def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None:
+    proc, ports, key = start(tmp_path, {})
+    try:
+        assert key and (tmp_path / ".logrouter" / "auth_key").read_text().strip() == key
+        api = f"http://127.0.0.1:{ports['api']}"
+        out = curl("-H", f"Authorization: {basic('', key)}", "-X", "POST", f"{api}/channels",
+                   "-d", '{"name":"demo","tokens":["app"]}')
+        import json
+        created = json.loads(out)
+        token = created["tokens"]["app"]
+        subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
+                        "-P", str(ports["syslog"]), "-t", token, "hello from logger"], check=True)
+        session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
+                                  f"{api}/v2/sessions", "-d",
+                                  json.dumps({"channel_id": str(created["channel_id"])})))
+        deadline = time.monotonic() + 5
+        body = ""
+        while "hello from logger" not in body and time.monotonic() < deadline:
+            body = curl(session["url"])
+        assert re.search(r"^\S+ app\[-\]: hello from logger$", body, re.M), body
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    assert code == 0 and time.monotonic() - started < 10
+    assert (tmp_path / ".logrouter" / "history.msgpack").stat().st_size > 10
+
+    proc, ports, key2 = start(tmp_path, {})
+    try:
+        assert key2 == key  # generated once, kept
+        api = f"http://127.0.0.1:{ports['api']}"
+        session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
+                                  f"{api}/v2/sessions", "-d",
+                                  json.dumps({"channel_id": str(created["channel_id"])})))
+        assert "hello from logger" in curl(session["url"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_bad_settings_exit_2_with_a_clear_message(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "logrouter", "serve", "--syslog-port", "x"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "syslog_port must be int" in result.stderr

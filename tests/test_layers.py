@@ -1,0 +1,81 @@
+"""Imports run one way (STYLE.md rule 2): checked on the source, without importing it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A module may import only from its own layer or lower ones.
+LAYERS: list[set[str]] = [
+    {"logrouter.settings", "logrouter.errors", "logrouter.models"},
+    {"logrouter.protocol"},
+    {"logrouter.buffer", "logrouter.metrics", "logrouter.history", "logrouter.router"},
+    {"logrouter.channels", "logrouter.tail", "logrouter.sessions", "logrouter.store",
+     "logrouter.serving", "logrouter.control"},
+    {"logrouter.ingest", "logrouter.api", "drains"},
+    {"logrouter.node"},
+    {"logrouter.cli", "logrouter.__main__"},
+]
+IO_MODULES = {"trio", "socket", "ssl", "asyncio", "prometheus_client", "sqlite3", "selectors"}
+
+
+def layer_of(module: str) -> int | None:
+    for i, group in enumerate(LAYERS):
+        for prefix in group:
+            if module == prefix or module.startswith(prefix + "."):
+                return i
+    return None
+
+
+def modules() -> list[tuple[str, ast.Module]]:
+    out = []
+    for pkg in ("logrouter", "drains"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).with_suffix("")
+            name = ".".join(rel.parts).removesuffix(".__init__")
+            out.append((name, ast.parse(path.read_text())))
+    return out
+
+
+def imports(tree: ast.Module) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = [name for name, _ in modules() if name != "logrouter" and layer_of(name) is None]
+    assert not missing
+
+
+def test_imports_only_go_down() -> None:
+    bad = []
+    for name, tree in modules():
+        mine = layer_of(name)
+        if mine is None:
+            continue
+        for imported in imports(tree):
+            theirs = layer_of(imported)
+            if theirs is not None and theirs > mine:
+                bad.append(f"{name} imports {imported}")
+    assert not bad, bad
+
+
+def test_protocol_package_does_no_io() -> None:
+    bad = []
+    for name, tree in modules():
+        if name.startswith("logrouter.protocol"):
+            bad += [f"{name} imports {m}" for m in imports(tree) if m.split(".")[0] in IO_MODULES]
+    assert not bad, bad
+
+
+def test_modules_stay_under_500_lines() -> None:
+    long = [str(p) for pkg in ("logrouter", "drains") for p in (ROOT / pkg).rglob("*.py")
+            if len(p.read_text().splitlines()) > 500]
+    assert not long, long
