@@ -1,3 +1,6 @@
-"""Drain delivery plug-ins: syslog over TCP/TLS and HTTP(S) webhooks."""
+"""Drain delivery: syslog over TCP/TLS and HTTP(S) webhooks, supervised per node."""
 
-__all__: list[str] = []
+from drains.base import Drain, DrainOptions
+from drains.supervisor import KINDS, DrainSupervisor
+
+__all__ = ["KINDS", "Drain", "DrainOptions", "DrainSupervisor"]

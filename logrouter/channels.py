@@ -35,7 +35,7 @@ class Consumer(Protocol):
 class Channel:
     """One channel's live state. ``tokens`` maps token → token name."""
 
-    __slots__ = ("_consumers", "drains", "history", "id", "name", "record", "tokens")
+    __slots__ = ("_consumers", "_local", "drains", "history", "id", "name", "record", "tokens")
 
     def __init__(self, record: ChannelRecord, history_lines: int) -> None:
         self.record = record
@@ -45,6 +45,7 @@ class Channel:
         self.tokens: dict[str, str] = {}
         self.drains: dict[int, DrainRecord] = {}
         self._consumers: tuple[Consumer, ...] = ()
+        self._local: tuple[Consumer, ...] = ()  # consumers that also see injected lines
 
     def __repr__(self) -> str:
         return f"<Channel {self.id} {self.name!r}>"
@@ -55,11 +56,22 @@ class Channel:
         for consumer in self._consumers:
             consumer.push(lines)
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def inject(self, lines: list[bytes]) -> None:
+        """Post lines logrouter itself emits about this channel (L14) to history and
+        tails only: a drain never receives lines about drains."""
+        self.history.extend(lines)
+        for consumer in self._local:
+            consumer.push(lines)
+
+    def add_consumer(self, consumer: Consumer, drain: bool = False) -> None:
+        """Attach a consumer; a ``drain`` does not receive injected lines."""
         self._consumers = (*self._consumers, consumer)
+        if not drain:
+            self._local = (*self._local, consumer)
 
     def remove_consumer(self, consumer: Consumer) -> None:
         self._consumers = tuple(c for c in self._consumers if c is not consumer)
+        self._local = tuple(c for c in self._local if c is not consumer)
 
     @property
     def consumers(self) -> tuple[Consumer, ...]:

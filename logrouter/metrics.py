@@ -16,7 +16,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from logrouter.protocol.framing import DROP_REASONS
@@ -29,6 +29,29 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Label values of ``logrouter_messages_malformed_total``.
 MALFORMED_REASONS = (*DROP_REASONS, "no_token", "not_syslog", "http_body")
+
+
+class _DrainCollector(Collector):
+    """Per-drain counters read from the running drains at scrape time (no per-batch cost;
+    a removed drain's series disappear with it)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], list[tuple[str, int, int, int]]] = list
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        delivered = CounterMetricFamily("logrouter_drain_delivered", "Lines delivered per drain",
+                                        labels=["drain_id"])
+        dropped = CounterMetricFamily("logrouter_drain_dropped",
+                                      "Lines a drain lost (reported as L10)", labels=["drain_id"])
+        buffered = GaugeMetricFamily("logrouter_drain_buffered", "Lines waiting per drain",
+                                     labels=["drain_id"])
+        for drain_id, n_delivered, n_dropped, n_buffered in self.source():
+            delivered.add_metric([drain_id], n_delivered)
+            dropped.add_metric([drain_id], n_dropped)
+            buffered.add_metric([drain_id], n_buffered)
+        yield delivered
+        yield dropped
+        yield buffered
 
 
 class _Callback(Collector):
@@ -72,6 +95,8 @@ class Metrics:
                                        "Session streams opened", ["mode"], registry=r)
         self._callbacks = _Callback()
         r.register(self._callbacks)
+        self.drains = _DrainCollector()
+        r.register(self.drains)
 
     def gauge_callback(self, name: str, doc: str, fn: Callable[[], float]) -> None:
         """Expose ``fn()`` as gauge ``name``, evaluated at each scrape."""

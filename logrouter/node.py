@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import trio
 
+from drains import DrainOptions, DrainSupervisor
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.channels import ChannelTable
 from logrouter.control import Control
@@ -40,6 +41,19 @@ HISTORY_FILE = "history.msgpack"
 CONFIG_DB = "config.sqlite3"
 KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
+
+
+def drain_options(s: Settings) -> DrainOptions:
+    """The drain settings of ``s``."""
+    return DrainOptions(
+        buffer_lines=s.drain_buffer_lines, backoff_initial=s.drain_backoff_initial,
+        backoff_max=s.drain_backoff_max, max_connection_age=s.drain_max_connection_age,
+        syslog_send_timeout=s.syslog_drain_send_timeout,
+        syslog_idle_timeout=s.syslog_drain_idle_timeout,
+        http_connect_timeout=s.http_drain_connect_timeout,
+        http_response_timeout=s.http_drain_response_timeout,
+        http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
+        tls_ca_file=s.tls_ca_file)
 
 
 def resolve_auth_key(settings: Settings) -> tuple[str, bool]:
@@ -90,6 +104,7 @@ class Node:
         self._store: SqliteStore | None = None
         self.control: Control | None = None
         self.streamer: SessionStreamer | None = None
+        self.drains: DrainSupervisor | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown."""
@@ -148,6 +163,9 @@ class Node:
         metrics = self.metrics
         sessions = await self._load(store)
         self.control = control = Control(store, self.table, sessions, s.max_drains_per_channel)
+        self.drains = drains = DrainSupervisor(self.table, drain_options(s), metrics)
+        control.drain_listeners.append(drains.channel_changed)
+        control.drain_status_provider = drains.status
         self.streamer = streamer = SessionStreamer(metrics, s.tail_buffer_lines, s.sse_keepalive,
                                                    s.sse_retry_ms, s.session_lifetime)
         metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
@@ -177,7 +195,14 @@ class Node:
         kinds = {"syslog": "tcp", "logs": "http", "api": "http"}
         if show_key:
             self.announce(f"auth_key {self.auth_key}")
+        drain_scope = trio.CancelScope()
+
+        async def run_drains(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with drain_scope:
+                await drains.run(task_status=task_status)
+
         async with trio.open_nursery() as nursery:
+            await nursery.start(run_drains)
             for server in self._servers:
                 addrs = await nursery.start(server.run)
                 self.addresses[server.name] = addrs[0]
@@ -197,6 +222,8 @@ class Node:
                 grace = min(s.shutdown_timeout, 1.0) if server.name == "syslog" \
                     else s.shutdown_timeout
                 server.stop_accepting(grace)
+            await drains.flush(min(s.shutdown_timeout, 2.0))
+            drain_scope.cancel()
             nursery.cancel_scope.deadline = trio.current_time() + s.shutdown_timeout + 1
 
     async def _sweep_sessions(self, sessions: SessionTable) -> None:

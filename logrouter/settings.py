@@ -66,6 +66,17 @@ class Settings:
     sse_keepalive: float = _opt(30.0, "seconds between SSE keep-alive comments")
     sse_retry_ms: int = _opt(100, "reconnect delay announced to SSE clients")
     shutdown_timeout: float = _opt(5.0, "seconds in-flight work gets after SIGTERM")
+    drain_buffer_lines: int = _opt(1024, "lines buffered per drain before the oldest drop (L10)")
+    drain_backoff_initial: float = _opt(1.0, "first reconnect delay of a failing drain; doubles")
+    drain_backoff_max: float = _opt(300.0, "longest reconnect delay of a failing drain")
+    drain_max_connection_age: float = _opt(18000.0, "seconds before a drain connection is renewed")
+    syslog_drain_send_timeout: float = _opt(4.0, "syslog drain connect and write timeout")
+    syslog_drain_idle_timeout: float = _opt(240.0, "idle seconds before a syslog drain disconnects")
+    http_drain_connect_timeout: float = _opt(3.0, "HTTP drain connect timeout")
+    http_drain_response_timeout: float = _opt(5.0, "HTTP drain response timeout")
+    http_drain_attempts: int = _opt(3, "tries per HTTP drain batch (same Logplex-Frame-Id)")
+    http_drain_batch_bytes: int = _opt(102400, "target body size of an HTTP drain batch")
+    tls_ca_file: str = _opt("", "CA bundle for syslog+tls/https drains; empty = system store")
     log_level: str = _opt("info", "service log level: debug, info, warn, error")
 
     def replace(self, **changes: Any) -> Settings:
@@ -100,7 +111,8 @@ def _validate(values: dict[str, Any]) -> None:
         if not 0 <= values[port] <= 65535:
             raise ConfigError(f"{port} must be 0..65535, got {values[port]}")
     for positive in ("history_lines", "tail_buffer_lines", "max_frame_bytes", "max_body_bytes",
-                     "max_api_body_bytes", "max_connections", "max_drains_per_channel"):
+                     "max_api_body_bytes", "max_connections", "max_drains_per_channel",
+                     "drain_buffer_lines", "http_drain_attempts", "http_drain_batch_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
     if values["log_level"] not in ("debug", "info", "warn", "error"):

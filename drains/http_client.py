@@ -1,0 +1,91 @@
+"""A minimal HTTP/1.1 client connection for drains: one request at a time, keep-alive.
+
+Responses are parsed with httptools; the body is read and discarded (at most
+``MAX_RESPONSE_BYTES``), so a receiver answering garbage or an endless body is
+an error, never unbounded memory.
+"""
+
+from __future__ import annotations
+
+import httptools
+import trio
+
+__all__ = ["HttpClientError", "HttpConnection", "HttpResult"]
+
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+class HttpClientError(Exception):
+    """The receiver's answer was not valid HTTP, or too large."""
+
+
+class HttpResult:
+    __slots__ = ("headers", "keep_alive", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], keep_alive: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.keep_alive = keep_alive
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) < 100:
+            self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class HttpConnection:
+    """One connection to a drain receiver."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.opened_at = trio.current_time()
+        self.used_at = self.opened_at
+        self.usable = True
+
+    async def request(self, data: bytes) -> HttpResult:
+        """Send a complete request (head and body) and read the whole response.
+
+        Raises:
+            HttpClientError: a malformed or oversized response.
+            trio.BrokenResourceError, OSError: the connection failed.
+        """
+        self.usable = False
+        await self.stream.send_all(data)
+        collector = _Collector()
+        parser = httptools.HttpResponseParser(collector)
+        received = 0
+        while not collector.complete:
+            chunk = await self.stream.receive_some(65536)
+            if not chunk:
+                try:
+                    parser.feed_data(b"")  # a close-delimited body ends here
+                except httptools.HttpParserError:
+                    pass
+                if collector.complete:
+                    break
+                raise HttpClientError("connection closed before the response ended")
+            received += len(chunk)
+            if received > MAX_RESPONSE_BYTES:
+                raise HttpClientError("response too large")
+            try:
+                parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade:
+                raise HttpClientError("unexpected protocol upgrade") from None
+            except httptools.HttpParserError as exc:
+                raise HttpClientError(f"malformed response: {exc}") from None
+        keep = parser.should_keep_alive()
+        self.usable = keep
+        self.used_at = trio.current_time()
+        return HttpResult(parser.get_status_code(), collector.headers, keep)
+
+    async def aclose(self) -> None:
+        self.usable = False
+        await trio.aclose_forcefully(self.stream)

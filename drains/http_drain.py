@@ -1,0 +1,166 @@
+"""HTTP(S) drains: ``application/logplex-1`` batches POSTed to a webhook, Logplex §7.3.
+
+One request in flight per drain, on a kept-alive connection. Each batch is cut
+from the buffer up to ``http_batch_bytes`` (one longer line goes alone), given a
+fresh ``Logplex-Frame-Id`` that stays the same on every retry of that batch, and
+sent with ``Logplex-Msg-Count``, ``Logplex-Drain-Token``, ``User-Agent`` and Basic
+auth from the URL's userinfo.
+
+Answers: 2xx delivered; 4xx other than 429 drops the batch at once (a receiver
+that refuses it will refuse it again); 5xx, 429, other statuses, timeouts and
+connection errors close the connection and retry, ``http_attempts`` tries in
+all, waiting between tries (``Retry-After`` honoured up to ``backoff_max``). A
+batch that runs out of tries is dropped, and the drain waits an exponential
+back-off before the next, so a dead receiver is not hammered. Every dropped
+line is counted and reported by the L10 line at the head of the next batch.
+HTTPS verifies the receiver's certificate unless the URL ends in ``#insecure``.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from urllib.parse import unquote, urlsplit
+
+import trio
+
+from drains.backoff import reconnect_delay
+from drains.base import Drain
+from drains.http_client import HttpClientError, HttpConnection
+from drains.tls import cert_error, open_stream
+from logrouter import __version__
+from logrouter.buffer import Loss
+from logrouter.protocol.drainfmt import http_body, http_l10
+
+__all__ = ["HttpDrain"]
+
+USER_AGENT = f"logrouter/{__version__}"
+_IDLE_REUSE = 60.0  # seconds a kept-alive connection is trusted before reconnecting
+
+
+class HttpDrain(Drain):
+    """Delivers to one HTTP(S) endpoint."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        parts = urlsplit(self.url.url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host += f":{parts.port}"
+        head = [f"POST {path} HTTP/1.1", f"Host: {host}"]
+        if parts.username is not None:
+            userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            head.append("Authorization: Basic " + base64.b64encode(userinfo.encode()).decode())
+        head += ["Content-Type: application/logplex-1", f"Logplex-Drain-Token: {self.record.token}",
+                 f"User-Agent: {USER_AGENT}"]
+        self._head = "\r\n".join(head).encode("latin-1")
+        self._conn: HttpConnection | None = None
+        self._failed_batches = 0
+
+    def request_bytes(self, frames: list[bytes], frame_id: str) -> bytes:
+        body = b"".join(frames)
+        return b"%s\r\nLogplex-Msg-Count: %d\r\nLogplex-Frame-Id: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+            self._head, len(frames), frame_id.encode(), len(body), body)
+
+    async def deliver_forever(self) -> None:
+        try:
+            while True:
+                await self.wait_lines()
+                loss, lines = self.buffer.pop_batch(max_bytes=self.options.http_batch_bytes)
+                ok = await self._deliver(loss, lines)
+                if ok:
+                    self._failed_batches = 0
+                else:
+                    self._failed_batches += 1
+                    await trio.sleep(reconnect_delay(self._failed_batches,
+                                                     self.options.backoff_initial,
+                                                     self.options.backoff_max))
+        finally:
+            if self._conn is not None:
+                await self._conn.aclose()
+
+    async def _connection(self) -> HttpConnection:
+        conn = self._conn
+        now = trio.current_time()
+        if conn is not None and conn.usable and now - conn.used_at < _IDLE_REUSE \
+                and now - conn.opened_at < self.options.max_connection_age:
+            return conn
+        if conn is not None:
+            await conn.aclose()
+        self._conn = None
+        with trio.fail_after(self.options.http_connect_timeout):
+            stream = await open_stream(self.url.host, self.url.port, self.url.tls,
+                                       self.url.insecure, self.options.tls_ca_file)
+        self._conn = HttpConnection(stream)
+        self.connected = True
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        self.connected = False
+        if self._conn is not None:
+            await self._conn.aclose()
+            self._conn = None
+
+    async def _deliver(self, loss: Loss | None, lines: list[bytes]) -> bool:
+        """Deliver one batch with retries; False when it was given up on."""
+        frames, skipped = http_body(lines)
+        if loss is not None:
+            frames.insert(0, http_l10(loss.count, loss.since))
+        if not frames:
+            return True
+        real = len(lines) - skipped
+        data = self.request_bytes(frames, secrets.token_hex(16).upper())
+        outcome = "cancelled"
+        try:
+            for attempt in range(1, self.options.http_attempts + 1):
+                error, retry_after = await self._attempt(data)
+                if error is None:
+                    self.succeeded(real)
+                    outcome = ""
+                    return True
+                if retry_after is None:  # a 4xx: the receiver refuses this batch
+                    outcome = error
+                    return True
+                outcome = error
+                if attempt < self.options.http_attempts:
+                    await trio.sleep(retry_after or reconnect_delay(
+                        attempt, self.options.backoff_initial, self.options.backoff_max))
+            return False
+        finally:
+            if outcome:
+                self.failed(outcome, lost_lines=real, loss=loss)
+
+    async def _attempt(self, data: bytes) -> tuple[str | None, float | None]:
+        """One try. Returns ``(None, None)`` on success, ``(error, None)`` when the batch
+        must not be retried, ``(error, delay)`` when it should be (delay 0 = default)."""
+        try:
+            conn = await self._connection()
+            with trio.fail_after(self.options.http_response_timeout):
+                result = await conn.request(data)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
+                HttpClientError) as exc:
+            await self._drop_connection()
+            problem = cert_error(exc)
+            if problem is not None:
+                return f"certificate: {problem}", 0.0
+            if isinstance(exc, trio.TooSlowError):
+                return "timeout", 0.0
+            return f"{type(exc).__name__}: {exc}".rstrip(": "), 0.0
+        if not result.keep_alive:
+            await self._drop_connection()
+        status = result.status
+        if 200 <= status < 300:
+            return None, None
+        if 400 <= status < 500 and status != 429:
+            return f"HTTP {status}", None
+        await self._drop_connection()
+        delay = 0.0
+        retry_after = result.headers.get("retry-after", "").strip()
+        if status == 429 and retry_after.isdigit():
+            delay = min(float(retry_after), self.options.backoff_max)
+        return f"HTTP {status}", delay

@@ -1,0 +1,125 @@
+"""DrainSupervisor: one task per drain, started and stopped as the config changes.
+
+The supervisor owns the nursery its drains run in. :meth:`channel_changed` is
+called (synchronously) by :class:`~logrouter.control.Control` after every drain
+write; it reconciles that channel's running drains with its config at once, so
+API changes take effect without a restart: a new drain starts, a removed one is
+detached from its channel and cancelled (its buffer is freed with it), a drain
+whose URL changed restarts on the new URL and keeps its buffered lines.
+
+A drain task that fails unexpectedly is logged and restarted after a pause.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from drains.base import Drain, DrainOptions
+from drains.http_drain import HttpDrain
+from drains.syslog_drain import SyslogDrain
+from logrouter.channels import Channel, ChannelTable
+from logrouter.metrics import Metrics
+from logrouter.models import DrainRecord, parse_drain_url
+
+__all__ = ["KINDS", "DrainSupervisor"]
+
+log = logging.getLogger("logrouter.drains")
+
+#: drain kind (``DrainUrl.kind``) → implementation, Logplex's type → module table.
+KINDS: dict[str, type[Drain]] = {"syslog": SyslogDrain, "http": HttpDrain}
+_RESTART_PAUSE = 1.0
+
+
+@dataclass(slots=True)
+class _Running:
+    drain: Drain
+    channel: Channel
+    scope: trio.CancelScope
+
+
+class DrainSupervisor:
+    """Runs the node's drains."""
+
+    def __init__(self, table: ChannelTable, options: DrainOptions, metrics: Metrics) -> None:
+        self.table = table
+        self.options = options
+        self.running: dict[int, _Running] = {}
+        self._nursery: trio.Nursery | None = None
+        metrics.drains.source = self._metric_rows
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start every configured drain; run until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for channel in list(self.table.channels.values()):
+                self.channel_changed(channel)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def channel_changed(self, channel: Channel) -> None:
+        """Make the running drains of ``channel`` match its config."""
+        alive = self.table.get(channel.id) is channel
+        wanted = {d.id: d for d in channel.drains.values() if d.url is not None} if alive else {}
+        for drain_id, run in list(self.running.items()):
+            if run.channel is not channel:
+                continue
+            record = wanted.get(drain_id)
+            if record is None:
+                self._stop(drain_id)
+            elif record.url != run.drain.record.url:
+                self._stop(drain_id)
+                self._start(record, channel, run.drain)
+        for drain_id, record in wanted.items():
+            if drain_id not in self.running:
+                self._start(record, channel, None)
+
+    def _start(self, record: DrainRecord, channel: Channel, previous: Drain | None) -> None:
+        if self._nursery is None:
+            return
+        kind = KINDS[parse_drain_url(record.url or "").kind]
+
+        def inject(lines: list[bytes]) -> None:
+            if "heroku" in channel.tokens.values():
+                channel.inject(lines)
+
+        drain = kind(record, self.options, inject=inject,
+                     buffer=previous.buffer if previous is not None else None)
+        scope = trio.CancelScope()
+        self.running[record.id] = _Running(drain, channel, scope)
+        channel.add_consumer(drain, drain=True)
+        self._nursery.start_soon(self._supervise, drain, scope)
+        log.info("at=drain_start drain_id=%s channel_id=%s kind=%s dest=%s", record.id,
+                 channel.id, record.url and parse_drain_url(record.url).scheme, drain.url.host)
+
+    def _stop(self, drain_id: int) -> None:
+        run = self.running.pop(drain_id)
+        run.channel.remove_consumer(run.drain)
+        run.scope.cancel()
+        log.info("at=drain_stop drain_id=%s channel_id=%s", drain_id, run.channel.id)
+
+    async def _supervise(self, drain: Drain, scope: trio.CancelScope) -> None:
+        with scope:
+            while True:
+                try:
+                    await drain.run()
+                except Exception:
+                    log.exception("at=drain_crash drain_id=%s", drain.record.id)
+                    await trio.sleep(_RESTART_PAUSE)
+
+    async def flush(self, timeout: float) -> None:
+        """Give drains up to ``timeout`` seconds to deliver what they hold (shutdown)."""
+        with trio.move_on_after(timeout):
+            for run in list(self.running.values()):
+                await run.drain.wait_idle()
+
+    def status(self, drain_id: int) -> dict[str, Any] | None:
+        run = self.running.get(drain_id)
+        return run.drain.statistics() if run is not None else None
+
+    def _metric_rows(self) -> list[tuple[str, int, int, int]]:
+        return [(str(i), r.drain.delivered, r.drain.dropped, len(r.drain.buffer))
+                for i, r in self.running.items()]

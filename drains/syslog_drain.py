@@ -1,0 +1,121 @@
+"""Syslog drains over TCP (``syslog://``) and TLS (``syslog+tls://``), Logplex §7.4.
+
+State machine: *disconnected* → (lines waiting) connect → *connected*: write
+batches as they come → back to *disconnected* on a write error or timeout, when
+the peer closes, after ``syslog_idle_timeout`` without lines, or when the
+connection is older than ``max_connection_age``. Failed connects wait
+``reconnect_delay`` (exponential, capped at ``backoff_max``) while the buffer
+keeps the newest lines and counts the rest.
+
+Each write carries every line waiting, up to 64 KiB, rendered as
+``LEN <PRI>1 TIME d.<token> APP PROCID - - MSG\\n``; after a loss the write starts
+with the L10 line. A batch whose write fails is counted lost (at-most-once: a
+TCP write error cannot tell what the receiver got). A certificate that fails
+verification injects L14 into the app's own stream (history and tails).
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from drains.backoff import reconnect_delay
+from drains.base import Drain, log
+from drains.tls import cert_error, open_stream
+from logrouter.protocol.drainfmt import syslog_frames, syslog_l10
+from logrouter.protocol.syslog import format_time, l14_text
+
+__all__ = ["SyslogDrain"]
+
+WRITE_BYTES = 65536
+_L14_PRI = 188  # local7.warning
+
+
+class SyslogDrain(Drain):
+    """Delivers to one syslog receiver."""
+
+    async def deliver_forever(self) -> None:
+        failures = 0
+        while True:
+            await self.wait_lines()
+            try:
+                with trio.fail_after(self.options.syslog_send_timeout):
+                    stream = await open_stream(self.url.host, self.url.port, self.url.tls,
+                                               self.url.insecure, self.options.tls_ca_file)
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                failures += 1
+                self._connect_failed(exc)
+                await trio.sleep(reconnect_delay(failures, self.options.backoff_initial,
+                                                 self.options.backoff_max))
+                continue
+            failures = 0
+            self.connected = True
+            log.info("at=drain_connected drain_id=%s dest=%s:%s", self.record.id,
+                     self.url.host, self.url.port)
+            try:
+                await self._session(stream)
+            finally:
+                self.connected = False
+                await trio.aclose_forcefully(stream)
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        problem = cert_error(exc)
+        if problem is not None:
+            self.failed(f"certificate: {problem}")
+            if self.inject is not None:
+                uri = f"syslog+tls://{self.url.host}:{self.url.port}/"
+                line = b"<%d>1 %s %s heroku logplex - - %s" % (
+                    _L14_PRI, format_time(), self.token, l14_text(problem, uri))
+                self.inject([line])
+            return
+        self.failed(f"connect: {type(exc).__name__}: {exc}".rstrip(": "))
+
+    async def _session(self, stream: trio.abc.Stream) -> None:
+        """Write batches until the connection should end; never raises for I/O errors."""
+        opts = self.options
+        deadline = trio.current_time() + opts.max_connection_age
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._discard_peer_data, stream, nursery.cancel_scope)
+            while trio.current_time() < deadline:
+                with trio.move_on_after(opts.syslog_idle_timeout) as idle:
+                    await self.wait_lines()
+                if idle.cancelled_caught:
+                    log.info("at=drain_idle_close drain_id=%s", self.record.id)
+                    break
+                if not await self._write_batch(stream):
+                    break
+            nursery.cancel_scope.cancel()
+
+    async def _write_batch(self, stream: trio.abc.Stream) -> bool:
+        loss, lines = self.buffer.pop_batch(max_bytes=WRITE_BYTES)
+        frames, _skipped = syslog_frames(lines, self.token)
+        if loss is not None:
+            frames.insert(0, syslog_l10(self.token, loss.count, loss.since))
+        if not frames:
+            return True
+        error = "write cancelled"
+        try:
+            with trio.fail_after(self.options.syslog_send_timeout):
+                await stream.send_all(b"".join(frames))
+            error = ""
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
+                trio.TooSlowError) as exc:
+            error = f"write: {type(exc).__name__}"
+        finally:
+            if error:  # also when cancelled mid-write: the batch is accounted for
+                self.failed(error, lost_lines=len(lines), loss=loss)
+        if error:
+            return False
+        self.succeeded(len(frames) - (loss is not None))
+        return True
+
+    async def _discard_peer_data(self, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
+        """Receivers should not talk; read and drop whatever they send, notice when they close."""
+        try:
+            while await stream.receive_some(4096):
+                pass
+            self.last_error, self.last_error_at = "closed by receiver", time.time()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        scope.cancel()

@@ -1,0 +1,48 @@
+"""TLS for drains: verified by default (system store or ``tls_ca_file``), TLS 1.2+."""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+import trio
+
+__all__ = ["cert_error", "client_context"]
+
+
+@functools.lru_cache(maxsize=8)
+def client_context(insecure: bool, ca_file: str) -> ssl.SSLContext:
+    """A client context; ``insecure`` (the URL fragment ``#insecure``) skips verification."""
+    ctx = ssl.create_default_context(cafile=ca_file or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def cert_error(exc: BaseException) -> str | None:
+    """The certificate problem behind ``exc`` (as trio wraps it), or None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or seen.reason or "certificate verify failed"
+        if isinstance(seen, ssl.SSLError) and "CERTIFICATE" in str(seen).upper():
+            return seen.reason or "bad certificate"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+async def open_stream(host: str, port: int, tls: bool, insecure: bool, ca_file: str,
+                      ) -> trio.abc.Stream:
+    """Connect, and for TLS complete the handshake (SNI and host name checked)."""
+    tcp = await trio.open_tcp_stream(host, port)
+    if not tls:
+        return tcp
+    stream = trio.SSLStream(tcp, client_context(insecure, ca_file), server_hostname=host)
+    try:
+        await stream.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return stream

@@ -1,0 +1,63 @@
+"""Drain renderings (Logplex §3.4, §7.3, §7.4): what receivers get.
+
+* syslog drains: ``LEN SP <PRI>1 TIME d.<drain-token> APP PROCID - - MSG\\n`` — a
+  newline is appended when MSG lacks one and is counted in LEN;
+* HTTP drains (``application/logplex-1``): ``LEN SP <PRI>1 TIME host APP PROCID - MSG``
+  — no STRUCTURED-DATA and no NILVALUE for it, MSG as it came (Logplex's quirk,
+  which receivers parse on).
+
+STRUCTURED-DATA is dropped and MSGID becomes ``-``. A line that is not RFC 5424
+shaped cannot be rendered and is left out (counted by the caller). The L10 line
+that reports losses always ends with a newline (fixing Logplex issue #105).
+"""
+
+from __future__ import annotations
+
+from logrouter.protocol.syslog import format_time, l10_text, parse_line
+
+__all__ = ["L10_PRI", "http_body", "http_l10", "syslog_frames", "syslog_l10"]
+
+#: local5.warning, as Logplex sends L10.
+L10_PRI = 172
+
+
+def syslog_frames(lines: list[bytes], drain_token: bytes) -> tuple[list[bytes], int]:
+    """Render cooked lines for a syslog drain; return (frames, lines skipped)."""
+    out = []
+    skipped = 0
+    for raw in lines:
+        f = parse_line(raw)
+        if f is None:
+            skipped += 1
+            continue
+        msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
+        line = b"<%s>1 %s %s %s %s - - %s" % (f.pri, f.time, drain_token, f.app, f.procid, msg)
+        out.append(b"%d %s" % (len(line), line))
+    return out, skipped
+
+
+def syslog_l10(drain_token: bytes, lost: int, since: float, now: float | None = None) -> bytes:
+    """The framed L10 line for a syslog drain."""
+    line = b"<%d>1 %s %s heroku logplex - - %s\n" % (
+        L10_PRI, format_time(now), drain_token, l10_text(lost, since))
+    return b"%d %s" % (len(line), line)
+
+
+def http_body(lines: list[bytes]) -> tuple[list[bytes], int]:
+    """Render cooked lines as logplex-1 frames for an HTTP drain; return (frames, skipped)."""
+    out = []
+    skipped = 0
+    for raw in lines:
+        f = parse_line(raw)
+        if f is None:
+            skipped += 1
+            continue
+        line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, f.msg)
+        out.append(b"%d %s" % (len(line), line))
+    return out, skipped
+
+
+def http_l10(lost: int, since: float, now: float | None = None) -> bytes:
+    """The framed L10 line for an HTTP drain (with a trailing newline)."""
+    line = b"<%d>1 %s host heroku logplex - %s\n" % (L10_PRI, format_time(now), l10_text(lost, since))
+    return b"%d %s" % (len(line), line)

@@ -1,0 +1,189 @@
+"""HTTP(S) drains against a real receiver: bytes, headers, retries, drops, timeouts."""
+
+from __future__ import annotations
+
+import base64
+import re
+import ssl
+from pathlib import Path
+
+import trio
+import trustme
+
+from logrouter import __version__
+from logrouter.node import Node
+from tests.conftest import Router, make_settings
+from tests.drains.conftest import FAST, add_drain
+from tests.drains.sinks import HttpSink, SyslogSink
+from tests.helpers import frame, octet
+
+L10 = re.compile(rb"<172>1 \S+ host heroku logplex - Error L10 \(output buffer overflow\): "
+                 rb"(\d+) messages dropped since \S+\+00:00\.\n")
+
+
+def split_body(body: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(body):
+        sp = body.index(b" ", pos)
+        n = int(body[pos:sp])
+        out.append(body[sp + 1:sp + 1 + n])
+        pos = sp + 1 + n
+    return out
+
+
+async def test_exact_request(fast_router: Router, nursery: trio.Nursery) -> None:
+    sink = HttpSink()
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://us%3Aer:p%40ss@127.0.0.1:{port}/logs?x=1")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "hello\n", procid="web.3", sd="[a@1 b=\"c\"]"),
+                                     frame(tokens["heroku"], "State changed", procid="web.3", pri=40)))
+    (req,) = await sink.wait_requests(1)
+    assert req.path == "/logs?x=1"
+    h = req.headers
+    assert h["Host"] == f"127.0.0.1:{port}"
+    assert h["Authorization"] == "Basic " + base64.b64encode(b"us:er:p@ss").decode()
+    assert h["Content-Type"] == "application/logplex-1"
+    assert h["Logplex-Msg-Count"] == "2"
+    assert re.fullmatch(r"[0-9A-F]{32}", h["Logplex-Frame-Id"])
+    assert h["Logplex-Drain-Token"] == drain["token"]
+    assert h["User-Agent"] == f"logrouter/{__version__}"
+    one = b"<190>1 2026-11-26T10:00:00.000000+00:00 host app web.3 - hello\n"
+    two = b"<40>1 2026-11-26T10:00:00.000000+00:00 host heroku web.3 - State changed"
+    assert req.body == b"%d %s%d %s" % (len(one), one, len(two), two)
+    assert req.body.startswith(b"63 <190>1")
+
+
+async def test_500_then_success_retries_with_the_same_frame_id(fast_router: Router,
+                                                              nursery: trio.Nursery) -> None:
+    sink = HttpSink(script=[500, 429, 200])
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "retry me")))
+    reqs = await sink.wait_requests(3)
+    assert len({r.headers["Logplex-Frame-Id"] for r in reqs}) == 1
+    assert all(r.body == reqs[0].body for r in reqs)
+    status = (await fast_router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()["status"]
+    assert status["delivered"] == 1 and status["dropped"] == 0
+
+
+async def test_400_drops_batch_and_next_batch_starts_with_l10(fast_router: Router,
+                                                             nursery: trio.Nursery) -> None:
+    sink = HttpSink(script=[400, 200])
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "a"), frame(tokens["app"], "b")))
+    await sink.wait_requests(1)
+    await fast_router.send_tcp(octet(frame(tokens["app"], "c")))
+    with trio.fail_after(5):
+        while not any(r.body.endswith(b" - c") for r in sink.requests):
+            await sink.wait_requests(len(sink.requests) + 1)
+    reqs = sink.requests
+    assert reqs[0].body.endswith(b" - b")
+    # the 400 was not retried; the loss is reported first (alone or with "c")
+    frames = [f for r in reqs[1:] for f in split_body(r.body)]
+    assert all(int(r.headers["Logplex-Msg-Count"]) == len(split_body(r.body)) for r in reqs)
+    m = L10.fullmatch(frames[0])
+    assert m and m.group(1) == b"2"
+    assert frames[1:] == [frames[-1]] and frames[-1].endswith(b" - c")
+
+
+async def test_exhausted_retries_drop_and_report(fast_router: Router, nursery: trio.Nursery) -> None:
+    sink = HttpSink(script=[503, 503, 503, 200])
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "lost")))
+    await sink.wait_requests(4)  # three tries, then the L10 on its own
+    await fast_router.send_tcp(octet(frame(tokens["app"], "kept")))
+    reqs = await sink.wait_requests(5)
+    assert L10.fullmatch(split_body(reqs[3].body)[0])
+    assert split_body(reqs[4].body)[0].endswith(b"kept")
+    status = (await fast_router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()["status"]
+    assert status["dropped"] == 1 and status["delivered"] == 1 and status["last_error"] == "HTTP 503"
+
+
+async def test_hanging_and_garbage_receivers_time_out_and_retry(fast_router: Router,
+                                                               nursery: trio.Nursery) -> None:
+    sink = HttpSink(script=["hang", "garbage", 204])
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "eventually")))
+    reqs = await sink.wait_requests(3)
+    assert len({r.headers["Logplex-Frame-Id"] for r in reqs}) == 1
+    with trio.fail_after(5):
+        while True:
+            status = (await fast_router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()
+            if status["status"]["delivered"] == 1:
+                break
+            await trio.sleep(0.02)
+
+
+async def test_https_verified_and_bad_cert_fails(tmp_path: Path, sinks: trio.Nursery) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+
+    class TlsHttpSink(HttpSink):
+        async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("localhost").configure_cert(ctx)
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            self.port = listeners[0].socket.getsockname()[1]
+            tls = [trio.SSLListener(lst, ctx) for lst in listeners]
+            async with trio.open_nursery() as n:
+                task_status.started(self.port)
+                await trio.serve_listeners(self._handle, tls, handler_nursery=n)  # type: ignore[arg-type]
+
+    sink = TlsHttpSink()
+    port = await sinks.start(sink.run)
+    node = Node(make_settings(tmp_path, tls_ca_file=str(ca_file), **FAST), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        await add_drain(router, cid, f"https://localhost:{port}/in")
+        await router.send_tcp(octet(frame(tokens["app"], "over tls")))
+        (req,) = await sink.wait_requests(1)
+        assert req.body.endswith(b"over tls")
+        node.request_stop()
+    untrusting = Node(make_settings(tmp_path / "b", **FAST), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(untrusting.run)
+        router = Router(untrusting)
+        cid, tokens = await router.create_channel()
+        drain = await add_drain(router, cid, f"https://localhost:{port}/in")
+        await router.send_tcp(octet(frame(tokens["app"], "refused")))
+        with trio.fail_after(5):
+            while True:
+                st = (await router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()["status"]
+                if st["last_error"]:
+                    break
+                await trio.sleep(0.02)
+        assert st["last_error"].startswith("certificate:") and len(sink.requests) == 1
+        untrusting.request_stop()
+
+
+async def test_dead_drain_does_not_slow_another_drain(tmp_path: Path, sinks: trio.Nursery) -> None:
+    node = Node(make_settings(tmp_path, **FAST), announce=lambda line: None)
+    hanging = HttpSink(script=["hang"])
+    hport = await sinks.start(hanging.run)
+    good = SyslogSink()
+    gport = await sinks.start(good.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        await add_drain(router, cid, f"http://127.0.0.1:{hport}/")
+        await add_drain(router, cid, "syslog://127.0.0.1:1")  # refused
+        await add_drain(router, cid, f"syslog://127.0.0.1:{gport}")
+        n = 5000
+        for start in range(0, n, 500):
+            await router.send_tcp(octet(*(frame(tokens["app"], f"n{i}") for i in range(start, start + 500))))
+            await trio.sleep(0.01)
+        frames = await good.wait_frames(n)
+        assert [f.rsplit(b" ", 1)[1] for f in frames] == [f"n{i}\n".encode() for i in range(n)]
+        node.request_stop()

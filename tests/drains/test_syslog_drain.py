@@ -1,0 +1,151 @@
+"""Syslog drains over TCP and TLS against real sinks on loopback."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import trio
+import trustme
+
+from logrouter.node import Node
+from tests.conftest import Router, make_settings
+from tests.drains.conftest import FAST, add_drain
+from tests.drains.sinks import SyslogSink
+from tests.helpers import frame, octet
+
+L10 = re.compile(rb"^<172>1 \S+ d\.[0-9a-f-]+ heroku logplex - - Error L10 \(output buffer overflow\): "
+                 rb"(\d+) messages dropped since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\.\n$")
+
+
+async def test_exact_bytes_on_the_wire(fast_router: Router, nursery: trio.Nursery) -> None:
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"syslog://127.0.0.1:{port}")
+    await fast_router.send_tcp(octet(
+        frame(tokens["app"], "no newline", procid="web.1"),
+        frame(tokens["app"], "with newline\n", procid="web.2", sd='[x@1 a="b c"]'),
+        frame(tokens["heroku"], "platform", procid="router", pri=158)))
+    frames = await sink.wait_frames(3)
+    token = drain["token"]
+    assert frames == [
+        f"<190>1 2026-11-26T10:00:00.000000+00:00 {token} app web.1 - - no newline\n".encode(),
+        f"<190>1 2026-11-26T10:00:00.000000+00:00 {token} app web.2 - - with newline\n".encode(),
+        f"<158>1 2026-11-26T10:00:00.000000+00:00 {token} heroku router - - platform\n".encode(),
+    ]
+    status = (await fast_router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()
+    assert status["status"]["delivered"] == 3 and status["status"]["connected"] is True
+    metrics = (await fast_router.api("GET", "/metrics", auth=None)).body
+    assert f'logrouter_drain_delivered_total{{drain_id="{drain["id"]}"}} 3.0'.encode() in metrics
+
+
+async def test_receiver_down_then_up_gets_l10_and_newest_lines(tmp_path: Path,
+                                                               sinks: trio.Nursery) -> None:
+    node = Node(make_settings(tmp_path, drain_buffer_lines=10, **FAST), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        probe = trio.socket.socket()
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there yet
+        drain = await add_drain(router, cid, f"syslog://127.0.0.1:{port}")
+        await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(25))))
+        await router.wait_history(cid, 25)
+        await trio.sleep(0.3)  # a few refused connects
+        status = (await router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()["status"]
+        assert status["last_error"].startswith("connect:") and status["buffered"] == 10
+        sink = SyslogSink()
+        sinks.start_soon(lambda: sink.run(port=port))
+        frames = await sink.wait_frames(11)
+        m = L10.match(frames[0])
+        assert m and int(m.group(1)) == 15
+        assert [f.rsplit(b" ", 1)[1] for f in frames[1:]] == [f"m{i}\n".encode() for i in range(15, 25)]
+        node.request_stop()
+
+
+def tls_sink(ca: trustme.CA, host: str = "127.0.0.1") -> SyslogSink:
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(host).configure_cert(ctx)
+    return SyslogSink(ctx)
+
+
+async def test_tls_verified_with_ca_file(tmp_path: Path, sinks: trio.Nursery) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    node = Node(make_settings(tmp_path, tls_ca_file=str(ca_file), **FAST), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        sink = tls_sink(ca)
+        port = await sinks.start(sink.run)
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        await add_drain(router, cid, f"syslog+tls://127.0.0.1:{port}")
+        await router.send_tcp(octet(frame(tokens["app"], "secret")))
+        frames = await sink.wait_frames(1)
+        assert frames[0].endswith(b" app web.1 - - secret\n")
+        node.request_stop()
+
+
+async def test_bad_certificate_injects_l14_and_insecure_skips_checks(fast_router: Router,
+                                                                     nursery: trio.Nursery) -> None:
+    ca = trustme.CA()  # not trusted by the router
+    sink = tls_sink(ca)
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"syslog+tls://127.0.0.1:{port}")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "will not pass")))
+    lines = await fast_router.wait_history(cid, 2)
+    l14 = lines[1]
+    assert re.match(rb'^<188>1 \S+ ' + str(drain["token"]).encode()
+                    + rb' heroku logplex - - Error L14 \(certificate validation\): error="[^"]+" '
+                    rb'uri="syslog\+tls://127\.0\.0\.1:' + str(port).encode() + rb'/"$', l14), l14
+    assert sink.frames == []
+    # the same receiver with #insecure
+    await fast_router.api("DELETE", f"/v2/channels/{cid}/drains/{drain['id']}")
+    await add_drain(fast_router, cid, f"syslog+tls://127.0.0.1:{port}#insecure")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "now it passes")))
+    frames = await sink.wait_frames(1)
+    assert frames[-1].endswith(b"now it passes\n")
+
+
+async def test_drain_removed_mid_flight_stops_and_frees(fast_router: Router, nursery: trio.Nursery) -> None:
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"syslog://127.0.0.1:{port}")
+    await fast_router.send_tcp(octet(*(frame(tokens["app"], f"x{i}") for i in range(100))))
+    await sink.wait_frames(1)
+    resp = await fast_router.api("DELETE", f"/v2/channels/{cid}/drains/{drain['id']}")
+    assert resp.status == 200
+    supervisor = fast_router.node.drains
+    assert supervisor is not None and drain["id"] not in supervisor.running
+    channel = fast_router.node.table.get(cid)
+    assert channel is not None and len(channel.consumers) == 0
+    await fast_router.send_tcp(octet(frame(tokens["app"], "after removal")))
+    await fast_router.wait_history(cid, 101)
+    await trio.sleep(0.1)
+    assert not any(f.endswith(b"after removal\n") for f in sink.frames)
+    metrics = (await fast_router.api("GET", "/metrics", auth=None)).body
+    assert f'drain_id="{drain["id"]}"'.encode() not in metrics
+
+
+async def test_url_change_takes_effect_without_restart(fast_router: Router, nursery: trio.Nursery) -> None:
+    a, b = SyslogSink(), SyslogSink()
+    pa = await nursery.start(a.run)
+    pb = await nursery.start(b.run)
+    await fast_router.api("PUT", "/v3/channels/c1", {"tokens": ["app"]})
+    chan = (await fast_router.api("GET", "/v3/channels/c1")).json()
+    token = chan["tokens"]["app"]
+    drain = (await fast_router.api("POST", "/v3/channels/c1/drains", {"url": f"syslog://127.0.0.1:{pa}"})).json()
+    await fast_router.send_tcp(octet(frame(token, "to a")))
+    await a.wait_frames(1)
+    await fast_router.api("PUT", f"/v3/channels/c1/drains/{drain['id']}", {"url": f"syslog://127.0.0.1:{pb}"})
+    await fast_router.send_tcp(octet(frame(token, "to b")))
+    frames = await b.wait_frames(1)
+    assert frames[0].endswith(b"to b\n") and len(a.frames) == 1
