@@ -26,7 +26,7 @@ import trio
 
 from drains.backoff import reconnect_delay
 from drains.base import Drain
-from drains.http_client import HttpClientError, HttpConnection
+from logrouter.httpclient import HttpClientError, HttpConnection
 from drains.tls import cert_error, open_stream
 from logrouter import __version__
 from logrouter.buffer import Loss

@@ -8,6 +8,7 @@ for "what came after line S" — the basis of SSE ``Last-Event-ID`` resumes.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Iterable
 
@@ -19,13 +20,18 @@ __all__ = ["History", "load_histories", "save_histories"]
 class History:
     """The last ``capacity`` lines of one channel, numbered from 1.
 
-    ``seq`` is the number of the newest line (0 when none was ever appended).
+    ``seq`` is the number of the newest line. A fresh history starts numbering at
+    the current time in microseconds, so numbers keep growing across a restart that
+    lost the saved history (as long as a channel takes under a million lines a
+    second): a client's ``Last-Event-ID`` from before is then simply "older".
     """
 
     __slots__ = ("_lines", "seq")
 
-    def __init__(self, capacity: int, lines: Iterable[bytes] = (), seq: int = 0) -> None:
+    def __init__(self, capacity: int, lines: Iterable[bytes] = (), seq: int | None = None) -> None:
         self._lines: deque[bytes] = deque(lines, maxlen=capacity)
+        if seq is None:
+            seq = time.time_ns() // 1000
         self.seq = max(seq, len(self._lines))
 
     def __len__(self) -> int:
@@ -42,8 +48,11 @@ class History:
         lines = list(dq)[len(dq) - n:] if n else []
         return self.seq - n + 1, lines
 
-    def after(self, seq: int) -> tuple[int, list[bytes]]:
-        """Lines numbered above ``seq`` that are still held, and the number of the first."""
+    def after(self, seq: int) -> tuple[int, list[bytes]] | None:
+        """Lines numbered above ``seq`` that are still held, and the number of the first;
+        None when ``seq`` is not a number this history gave out (it is in the future)."""
+        if seq > self.seq:
+            return None
         return self.last(self.seq - seq)
 
     def snapshot(self) -> list[bytes]:

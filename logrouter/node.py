@@ -167,7 +167,8 @@ class Node:
         control.drain_listeners.append(drains.channel_changed)
         control.drain_status_provider = drains.status
         self.streamer = streamer = SessionStreamer(metrics, s.tail_buffer_lines, s.sse_keepalive,
-                                                   s.sse_retry_ms, s.session_lifetime)
+                                                   s.sse_retry_ms, s.session_lifetime,
+                                                   s.sse_shutdown_retry_ms)
         metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
                                self.table.history_size)
         metrics.gauge_callback("logrouter_channels", "Channels", lambda: len(self.table))
@@ -184,7 +185,8 @@ class Node:
         ingest = Ingest(self.table, metrics)
         logs = LogsHandler(self.table, ingest, metrics, self.auth_key, s.max_body_bytes,
                            s.max_frame_bytes)
-        api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url)
+        api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
+                         s.account_email)
         self._servers = [
             SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
             HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,

@@ -176,6 +176,15 @@ class HttpServer(StreamServer):
         self.max_body_bytes = max_body_bytes
         self.idle_timeout = idle_timeout
         self.send_timeout = send_timeout
+        self._idle_waits: set[trio.CancelScope] = set()
+        self._stopping = False
+
+    def stop_accepting(self, grace: float) -> None:
+        """Also close kept-alive connections that wait for a next request."""
+        super().stop_accepting(grace)
+        self._stopping = True
+        for scope in list(self._idle_waits):
+            scope.cancel()
 
     async def _send(self, stream: trio.SocketStream, data: bytes) -> None:
         with trio.fail_after(self.send_timeout):
@@ -185,8 +194,15 @@ class HttpServer(StreamServer):
         parser = RequestParser(max_body_bytes=self.max_body_bytes)
         while True:
             data = b""
-            with trio.move_on_after(self.idle_timeout):
-                data = await stream.receive_some(RECEIVE_SIZE)
+            with trio.move_on_after(self.idle_timeout) as waiting:
+                if parser.idle:
+                    if self._stopping:
+                        return
+                    self._idle_waits.add(waiting)
+                try:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                finally:
+                    self._idle_waits.discard(waiting)
             if not data:
                 return  # EOF or idle timeout
             try:

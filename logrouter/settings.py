@@ -65,6 +65,8 @@ class Settings:
     session_lifetime: float = _opt(3600.0, "seconds a session stays valid after first opened")
     sse_keepalive: float = _opt(30.0, "seconds between SSE keep-alive comments")
     sse_retry_ms: int = _opt(100, "reconnect delay announced to SSE clients")
+    sse_shutdown_retry_ms: int = _opt(5000, "reconnect delay told to SSE tails when shutting down")
+    account_email: str = _opt("admin@logrouter.invalid", "owner e-mail shown by the Platform API")
     shutdown_timeout: float = _opt(5.0, "seconds in-flight work gets after SIGTERM")
     drain_buffer_lines: int = _opt(1024, "lines buffered per drain before the oldest drop (L10)")
     drain_backoff_initial: float = _opt(1.0, "first reconnect delay of a failing drain; doubles")

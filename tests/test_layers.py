@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"logrouter.protocol"},
     {"logrouter.buffer", "logrouter.metrics", "logrouter.history", "logrouter.router"},
     {"logrouter.channels", "logrouter.tail", "logrouter.sessions", "logrouter.store",
-     "logrouter.serving", "logrouter.control"},
+     "logrouter.serving", "logrouter.control", "logrouter.httpclient"},
     {"logrouter.ingest", "logrouter.api", "drains"},
     {"logrouter.node"},
     {"logrouter.cli", "logrouter.__main__"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from logrouter.api.logplex_routes import LogplexRoutes
+from logrouter.api.platform_routes import PlatformRoutes, platform_error
 from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
 from logrouter.api.session_stream import SessionStreamer
 from logrouter.control import Control
@@ -22,13 +23,15 @@ __all__ = ["ApiHandler"]
 log = logging.getLogger("logrouter.api")
 
 _UNAUTHORIZED = [("Www-Authenticate", "Basic realm=Logplex")]
+_PLATFORM_PREFIXES = ("/apps", "/account", "/users/", "/teams/")
 
 
 class ApiHandler:
     """Answers every request on the API port."""
 
     def __init__(self, control: Control, streamer: SessionStreamer, metrics: Metrics,
-                 auth_key: str, public_url: str) -> None:
+                 auth_key: str, public_url: str, account_email: str = "admin@logrouter.invalid",
+                 ) -> None:
         self.control = control
         self.streamer = streamer
         self.metrics = metrics
@@ -40,6 +43,7 @@ class ApiHandler:
         r.add("GET", r"/metrics", self.prometheus, auth=False)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
         LogplexRoutes(control, public_url).register(r)
+        PlatformRoutes(control, public_url, account_email).register(r)
 
     async def __call__(self, request: Request) -> Response:
         route, params, known = self.router.match(request.method, request.path)
@@ -48,6 +52,8 @@ class ApiHandler:
                 return text_response(405, "Method Not Allowed")
             return text_response(404, "Not found")
         if route.auth and not check_auth(request.header("authorization"), self.key):
+            if request.path.startswith(_PLATFORM_PREFIXES):
+                return platform_error(401, "unauthorized", "Invalid credentials provided.")
             return text_response(401, "Not Authorized", headers=list(_UNAUTHORIZED))
         try:
             return await route.handler(Call(request, params))

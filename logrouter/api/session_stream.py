@@ -86,17 +86,21 @@ class SessionStreamer:
     """
 
     def __init__(self, metrics: Metrics, tail_buffer_lines: int, keepalive: float,
-                 retry_ms: int, lifetime: float) -> None:
+                 retry_ms: int, lifetime: float, shutdown_retry_ms: int = 5000) -> None:
         self.metrics = metrics
         self.tail_buffer_lines = tail_buffer_lines
         self.keepalive = keepalive
         self.retry_ms = retry_ms
         self.lifetime = lifetime
+        self.shutdown_retry_ms = shutdown_retry_ms
+        self.shutting_down = False
         self.active_tails = 0
         self._subscribers: set[TailSubscriber] = set()
 
     def close_all(self) -> None:
-        """End every tail stream cleanly (shutdown): each finishes its chunked body."""
+        """End every tail stream cleanly (shutdown): each finishes its chunked body, and SSE
+        clients are first told to wait ``shutdown_retry_ms`` before reconnecting."""
+        self.shutting_down = True
         for subscriber in list(self._subscribers):
             subscriber.close()
 
@@ -106,9 +110,9 @@ class SessionStreamer:
         filt = TailFilter(session.ps.encode() if session.ps else None,
                           session.source.encode() if session.source else None)
         resume = last_event_id.strip()
-        if sse and resume.isdigit():
-            first, lines = channel.history.after(int(resume))
-            head = render_lines(lines, filt, True, first)
+        since = channel.history.after(int(resume)) if sse and resume.isdigit() else None
+        if since is not None:
+            head = render_lines(since[1], filt, True, since[0])
         else:
             head = _render_numbered(backlog(channel, session.num, filt), sse)
         if sse:
@@ -146,8 +150,10 @@ class SessionStreamer:
                 batch = None
                 with trio.move_on_after(wait):
                     batch = await subscriber.wait_batch()
-                    if batch is None:
-                        return  # channel deleted
+                    if batch is None:  # channel deleted, or shutting down
+                        if sse and self.shutting_down:
+                            await send(sse_preamble(self.shutdown_retry_ms))
+                        return
                 if batch is None:
                     await send(SSE_KEEPALIVE)
                     continue

@@ -63,6 +63,7 @@ class _Callbacks:
         self.body_bytes = 0
 
     def on_message_begin(self) -> None:
+        self.owner.idle = False
         self.url = b""
         self.headers = {}
         self.body = []
@@ -97,6 +98,7 @@ class _Callbacks:
 
     def on_message_complete(self) -> None:
         owner = self.owner
+        owner.idle = True
         if owner.error is not None:
             return
         raw = self.url.decode("latin-1")
@@ -122,6 +124,8 @@ class RequestParser:
         self.max_body_bytes = max_body_bytes
         self.error: PeerError | None = None
         self.ready: list[Request] = []
+        #: True between requests: no byte of a next request has arrived.
+        self.idle = True
         self.parser = httptools.HttpRequestParser(_Callbacks(self))
 
     def feed(self, data: bytes) -> list[Request]:

@@ -22,7 +22,16 @@ async def seed(router: Router) -> tuple[str, dict[str, str]]:
     frames += [frame(tokens["app"], "web12 line", procid="web.12")]
     await router.send_tcp(octet(*frames))
     await router.wait_history(cid, 8)
+    FIRST[cid] = router.node.table.get(cid).history.seq - 7  # type: ignore[union-attr]
     return cid, tokens
+
+
+def ident(router: Router, cid: str, n: int) -> bytes:
+    """The SSE id of the n-th line ever posted to the channel (1-based)."""
+    return b"id: %d\n" % (FIRST[cid] + n - 1)
+
+
+FIRST: dict[str, int] = {}  # channel id → the number of its first line
 
 
 async def body_of(router: Router, path: str,
@@ -62,8 +71,10 @@ async def test_backlog_sse_rendering(router: Router) -> None:
     resp, body = await body_of(router, await router.session(cid, num="2"), SSE)
     assert resp.headers["content-type"].startswith("text/event-stream")
     assert body == (b"retry: 100\n\n"
-                    b"data: 2026-11-26T10:00:00.000000+00:00 heroku[router]: router line\nid: 7\n\n"
-                    b"data: 2026-11-26T10:00:00.000000+00:00 app[web.12]: web12 line\nid: 8\n\n")
+                    b"data: 2026-11-26T10:00:00.000000+00:00 heroku[router]: router line\n"
+                    + ident(router, cid, 7) + b"\n"
+                    b"data: 2026-11-26T10:00:00.000000+00:00 app[web.12]: web12 line\n"
+                    + ident(router, cid, 8) + b"\n")
 
 
 async def test_v1_and_v3_session_creation(router: Router) -> None:
@@ -89,7 +100,7 @@ async def test_tail_streams_live_lines_in_both_renderings(router: Router) -> Non
     got = await sse.read_until(b"second half")
     assert got == (b"retry: 100\n\n"
                    b"data: 2026-11-26T10:00:00.000000+00:00 app[web.3]: live one\n"
-                   b"data: second half\nid: 9\n\n")
+                   b"data: second half\n" + ident(router, cid, 9) + b"\n")
     await text.aclose()
     await sse.aclose()
 
@@ -113,12 +124,18 @@ async def test_sse_keepalive_and_resume_with_last_event_id(tmp_path: Path) -> No
         path = await router.session(cid, num="1", tail=True)
         tail = await open_request(router.api_port, "GET", path, headers=SSE)
         got = await tail.read_until(b": keep-alive\n\n", timeout=3)
-        assert b"id: 8\n" in got
+        assert ident(router, cid, 8) in got
         await tail.aclose()
+        six = ident(router, cid, 6)[4:-1].decode()
         resumed = await open_request(router.api_port, "GET", path,
-                                     headers={**SSE, "Last-Event-ID": "6"})
-        got = await resumed.read_until(b"id: 8\n")
-        assert b"id: 6\n" not in got and b"id: 7\n" in got and b"id: 8\n" in got
+                                     headers={**SSE, "Last-Event-ID": six})
+        got = await resumed.read_until(ident(router, cid, 8))
+        assert ident(router, cid, 6) not in got and ident(router, cid, 7) in got
+        await resumed.aclose()
+        future = await open_request(router.api_port, "GET", path,
+                                    headers={**SSE, "Last-Event-ID": "99999999999999999"})
+        got = await future.read_until(ident(router, cid, 8))  # unknown id: the normal backlog
+        assert got.count(b"data:") == 1
         await resumed.aclose()
         node.request_stop()
 
@@ -179,11 +196,13 @@ async def test_tail_ends_cleanly_on_shutdown_and_session_survives_restart(tmp_pa
     async with trio.open_nursery() as nursery:
         await nursery.start(node2.run)
         router2 = Router(node2)
+        seven = ident(router, cid, 7)[4:-1].decode()
         resumed = await open_request(router2.api_port, "GET", path,
-                                     headers={**SSE, "Last-Event-ID": "7"})
+                                     headers={**SSE, "Last-Event-ID": seven})
         assert resumed.status == 200
-        got = await resumed.read_until(b"id: 8\n")
-        assert b"web12 line" in got and b"id: 7\n" not in got  # history was saved and reloaded
+        got = await resumed.read_until(b"web12 line")
+        # history was saved and reloaded with its numbering: only line 8 is new to the client
+        assert got.count(b"data:") == 1 and ident(router, cid, 8) in got
         await resumed.aclose()
         node2.request_stop()
 

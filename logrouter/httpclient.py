@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 client connection for drains: one request at a time, keep-alive.
+"""A minimal async HTTP/1.1 client connection (drains, shuttle): one request at a time, keep-alive.
 
 Responses are parsed with httptools; the body is read and discarded (at most
 ``MAX_RESPONSE_BYTES``), so a receiver answering garbage or an endless body is

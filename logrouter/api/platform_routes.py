@@ -1,0 +1,228 @@
+"""The Heroku Platform API subset the Heroku CLI uses for apps, logs and drains.
+
+An *app* is a channel. ``POST /apps {"name": "demo"}`` creates channel ``demo``
+with tokens ``app`` and ``heroku``; an app is found by channel id, or by the name
+of a channel created through the Logplex API. Errors are JSON
+``{"id": …, "message": …}`` so the CLI prints them; lists never send
+``Next-Range`` (the CLI would page forever); drains always say ``"addon": null``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from logrouter.api.routing import BadJson, Call, Router, json_response
+from logrouter.channels import Channel
+from logrouter.control import Control
+from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
+from logrouter.models import DrainRecord
+from logrouter.serving import Response
+
+__all__ = ["PlatformRoutes", "platform_error"]
+
+_NS = uuid.UUID("6f3c54c6-52c5-4bd0-9a43-7b1c3f1f6c1e")
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_APP = r"([^/]+)"
+_NOT_FOUND_APP = {"id": "not_found", "message": "Couldn't find that app.", "resource": "app"}
+_NOT_FOUND_DRAIN = {"id": "not_found", "message": "Couldn't find that log drain.",
+                    "resource": "log-drain"}
+_BAD_URL = "Url must be a valid syslog://, syslog+tls://, http:// or https:// URL"
+
+
+def platform_error(status: int, ident: str, message: str) -> Response:
+    return json_response(status, {"id": ident, "message": message})
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def drain_uuid(drain_id: int) -> str:
+    """The Platform API id of a drain: a stable UUID derived from its number."""
+    return str(uuid.uuid5(_NS, f"drain:{drain_id}"))
+
+
+class PlatformRoutes:
+    """Registers the Platform API routes on a router."""
+
+    def __init__(self, control: Control, public_url: str, account_email: str) -> None:
+        self.control = control
+        self.public_url = public_url.rstrip("/")
+        self.email = account_email
+
+    def register(self, r: Router) -> None:
+        r.add("GET", r"/account", self.account)
+        r.add("GET", r"/users/~/apps", self.list_apps)
+        r.add("GET", r"/apps", self.list_apps)
+        r.add("POST", r"/apps", self.create_app)
+        r.add("POST", r"/teams/apps", self.create_app)
+        r.add("GET", rf"/apps/{_APP}", self.get_app)
+        r.add("DELETE", rf"/apps/{_APP}", self.delete_app)
+        r.add("POST", rf"/apps/{_APP}/log-sessions", self.create_log_session)
+        r.add("GET", rf"/apps/{_APP}/log-drains", self.list_drains)
+        r.add("POST", rf"/apps/{_APP}/log-drains", self.add_drain)
+        r.add("GET", rf"/apps/{_APP}/log-drains/([^/]+)", self.get_drain)
+        r.add("DELETE", rf"/apps/{_APP}/log-drains/([^/]+)", self.remove_drain)
+
+    # helpers ----------------------------------------------------------------------------
+
+    def find_app(self, name: str) -> Channel | None:
+        table = self.control.table
+        channel = table.get(name)
+        if channel is not None:
+            return channel
+        named = [c for c in table.channels.values() if c.name == name]
+        return named[0] if len(named) == 1 else None
+
+    def app_json(self, channel: Channel) -> dict[str, Any]:
+        name = channel.name or channel.id
+        created = _iso(channel.record.created_at)
+        return {
+            "id": str(uuid.uuid5(_NS, f"app:{channel.id}")), "name": name,
+            "created_at": created, "updated_at": created, "released_at": created,
+            "generation": {"name": "cedar"}, "owner": {"email": self.email},
+            "region": {"name": "us"}, "stack": {"name": "logrouter"},
+            "locked": False, "internal_routing": False, "maintenance": False,
+            "web_url": None, "git_url": None, "channel_id": channel.id,
+        }
+
+    def drain_json(self, channel: Channel, d: DrainRecord) -> dict[str, Any]:
+        return {
+            "id": drain_uuid(d.id), "token": d.token, "url": d.url, "addon": None,
+            "app": {"id": str(uuid.uuid5(_NS, f"app:{channel.id}")), "name": channel.name or channel.id},
+            "created_at": _iso(d.created_at), "updated_at": _iso(d.updated_at),
+        }
+
+    def _find_drain(self, channel: Channel, ref: str) -> DrainRecord | None:
+        for d in channel.drains.values():
+            if d.url is not None and ref in (str(d.id), drain_uuid(d.id), d.token, d.url):
+                return d
+        return None
+
+    # account and apps -------------------------------------------------------------------
+
+    async def account(self, call: Call) -> Response:
+        return json_response(200, {"email": self.email, "id": str(uuid.uuid5(_NS, "account")),
+                                   "name": "logrouter"})
+
+    async def list_apps(self, call: Call) -> Response:
+        apps = [self.app_json(c) for c in self.control.table.channels.values()]
+        return json_response(200, sorted(apps, key=lambda a: a["name"]))
+
+    async def create_app(self, call: Call) -> Response:
+        try:
+            body = call.json_object()
+        except BadJson:
+            return platform_error(400, "bad_request", "Request body must be a JSON object.")
+        name = body.get("name")
+        if name is None:
+            name = f"app-{uuid.uuid4().hex[:12]}"
+        if not isinstance(name, str) or not _APP_NAME.match(name):
+            return platform_error(422, "invalid_params",
+                                  "Name must start with a letter and can only contain lowercase "
+                                  "letters, numbers, and dashes.")
+        if self.find_app(name) is not None:
+            return platform_error(422, "invalid_params", f"Name {name} is already taken")
+        try:
+            channel = await self.control.create_channel(name, ["app", "heroku"], channel_id=name)
+        except ConflictError:
+            return platform_error(422, "invalid_params", f"Name {name} is already taken")
+        return json_response(201, self.app_json(channel))
+
+    async def get_app(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        return json_response(200, self.app_json(channel))
+
+    async def delete_app(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        body = self.app_json(channel)
+        await self.control.delete_channel(channel.id)
+        return json_response(200, body)
+
+    # logs ---------------------------------------------------------------------------------
+
+    async def create_log_session(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        try:
+            body = call.json_object()
+        except BadJson:
+            return platform_error(400, "bad_request", "Request body must be a JSON object.")
+        lines, tail = body.get("lines", 100), body.get("tail", False)
+        dyno, source = body.get("dyno"), body.get("source")
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0 \
+                or not isinstance(tail, bool) or not isinstance(dyno, str | None) \
+                or not isinstance(source, str | None):
+            return platform_error(422, "invalid_params",
+                                  "lines must be a number, tail a boolean, dyno and source strings.")
+        session = await self.control.create_session(channel.id, min(lines, 100_000), tail,
+                                                    dyno, source)
+        created = _iso(session.created_at)
+        url = f"{self.public_url}/sessions/{session.id}?srv={int(session.created_at)}"
+        return json_response(201, {"id": session.id, "logplex_url": url,
+                                   "created_at": created, "updated_at": created})
+
+    # drains -------------------------------------------------------------------------------
+
+    async def list_drains(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        drains = sorted((d for d in channel.drains.values() if d.url is not None), key=lambda d: d.id)
+        return json_response(200, [self.drain_json(channel, d) for d in drains])
+
+    async def add_drain(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        try:
+            url = call.json_object().get("url")
+        except BadJson:
+            return platform_error(400, "bad_request", "Request body must be a JSON object.")
+        if not isinstance(url, str):
+            return platform_error(422, "invalid_params", _BAD_URL)
+        try:
+            drain = await self.control.add_drain(channel.id, url)
+        except ValidationError:
+            return platform_error(422, "invalid_params", _BAD_URL)
+        except ConflictError:
+            return platform_error(422, "invalid_params", "Url has already been taken")
+        except LimitError:
+            return platform_error(422, "invalid_params",
+                                  f"You can add at most {self.control.max_drains} drains to an app.")
+        return json_response(201, self.drain_json(channel, drain))
+
+    async def get_drain(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        drain = self._find_drain(channel, call.params[1])
+        if drain is None:
+            return json_response(404, _NOT_FOUND_DRAIN)
+        out = self.drain_json(channel, drain)
+        status = self.control.drain_status(drain.id)
+        if status is not None:
+            out["status"] = status
+        return json_response(200, out)
+
+    async def remove_drain(self, call: Call) -> Response:
+        channel = self.find_app(call.params[0])
+        if channel is None:
+            return json_response(404, _NOT_FOUND_APP)
+        drain = self._find_drain(channel, call.params[1])
+        if drain is None:
+            return json_response(404, _NOT_FOUND_DRAIN)
+        body = self.drain_json(channel, drain)
+        try:
+            await self.control.delete_drain(channel.id, drain.id)
+        except NotFoundError:
+            return json_response(404, _NOT_FOUND_DRAIN)
+        return json_response(200, body)
