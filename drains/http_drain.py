@@ -26,10 +26,10 @@ import trio
 
 from drains.backoff import reconnect_delay
 from drains.base import Drain
-from logrouter.httpclient import HttpClientError, HttpConnection
 from drains.tls import cert_error, open_stream
 from logrouter import __version__
 from logrouter.buffer import Loss
+from logrouter.httpclient import HttpClientError, HttpConnection
 from logrouter.protocol.drainfmt import http_body, http_l10
 
 __all__ = ["HttpDrain"]
