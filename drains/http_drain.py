@@ -26,11 +26,11 @@ import trio
 
 from drains.backoff import reconnect_delay
 from drains.base import Drain
-from drains.tls import cert_error, open_stream
 from logrouter import __version__
 from logrouter.buffer import Loss
 from logrouter.httpclient import HttpClientError, HttpConnection
 from logrouter.protocol.drainfmt import http_body, http_l10
+from logrouter.tlsclient import cert_error, open_stream
 
 __all__ = ["HttpDrain"]
 

@@ -22,9 +22,9 @@ import trio
 
 from drains.backoff import reconnect_delay
 from drains.base import Drain, log
-from drains.tls import cert_error, open_stream
 from logrouter.protocol.drainfmt import syslog_frames, syslog_l10
 from logrouter.protocol.syslog import format_time, l14_text
+from logrouter.tlsclient import cert_error, open_stream
 
 __all__ = ["SyslogDrain"]
 

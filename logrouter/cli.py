@@ -16,7 +16,7 @@ import trio
 
 from logrouter import __version__
 from logrouter.errors import ConfigError
-from logrouter.settings import SETTINGS, load_settings
+from logrouter.settings import SETTINGS, client_settings, load_settings, render_toml
 
 __all__ = ["main"]
 
@@ -56,6 +56,37 @@ def _build_parser() -> argparse.ArgumentParser:
     for s in SETTINGS:
         serve.add_argument(s.flag, dest=s.name, default=argparse.SUPPRESS, metavar=s.name.upper(),
                            help=f"{s.help} (env {s.env}, default {s.default!r})")
+    commands.add_parser("config", help="print every setting at its default, as TOML")
+
+    client = client_settings()
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--url", default=client.url,
+                            help="router API URL (env LOGROUTER_URL, default %(default)s)")
+    connection.add_argument("--auth-key", default=client.auth_key,
+                            help="router API key (env LOGROUTER_AUTH_KEY, else .logrouter/auth_key)")
+    from logrouter.client.commands import add_client_commands
+
+    add_client_commands(commands, connection)
+    for sub in commands.choices.values():
+        if any(a.dest == "app" for a in sub._actions):
+            sub.set_defaults(app=client.app or None)
+
+    shuttle = commands.add_parser(
+        "shuttle", help="ship stdin (or a command's output) to a router's POST /logs",
+        description="Frame lines as log-shuttle does and POST them in batches. "
+                    "Usage: logrouter shuttle --token t.… [-- COMMAND ARGS…]")
+    shuttle.add_argument("--logs-url", default=client.logs_url,
+                         help="HTTP ingest URL (env LOGROUTER_LOGS_URL, default %(default)s)")
+    shuttle.add_argument("--token", default=client.token, help="input token t.… (env LOGROUTER_TOKEN)")
+    shuttle.add_argument("--procid", default="shuttle", help="PROCID of every line, e.g. web.1")
+    shuttle.add_argument("--hostname", default="shuttle", help="HOSTNAME of every line")
+    shuttle.add_argument("--batch-size", type=int, default=500, help="lines per POST")
+    shuttle.add_argument("--wait", type=float, default=0.25, help="seconds a partial batch waits")
+    shuttle.add_argument("--buffer-lines", type=int, default=25000,
+                         help="lines held while the router is slow (L12 past it)")
+    shuttle.add_argument("--max-line-bytes", type=int, default=10000, help="longer lines are split")
+    shuttle.add_argument("--max-attempts", type=int, default=10, help="tries per batch (L13 after)")
+    shuttle.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS… to wrap")
     return parser
 
 
@@ -90,5 +121,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "config":
+        print(render_toml(), end="")
+        return 0
+    if args.command == "shuttle":
+        return _shuttle(args)
+    if args.command is not None:
+        from logrouter.client.commands import run_client_command
+
+        return run_client_command(args)
     parser.print_help()
     return 2
+
+
+def _shuttle(args: argparse.Namespace) -> int:
+    from logrouter.client.shuttle import ShuttleOptions, run_shuttle
+
+    if not args.token.startswith("t."):
+        print("logrouter shuttle: --token t.… (or LOGROUTER_TOKEN) is required", file=sys.stderr)
+        return 2
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    opts = ShuttleOptions(logs_url=args.logs_url, token=args.token, procid=args.procid,
+                          hostname=args.hostname, batch_size=max(1, args.batch_size),
+                          wait=args.wait, buffer_lines=max(1, args.buffer_lines),
+                          max_line_bytes=max(1, args.max_line_bytes),
+                          max_attempts=max(1, args.max_attempts))
+    try:
+        return trio.run(run_shuttle, opts, cmd)
+    except KeyboardInterrupt:
+        return 130
+    except FileNotFoundError as exc:
+        print(f"logrouter shuttle: {exc}", file=sys.stderr)
+        return 127

@@ -17,7 +17,8 @@ from typing import Any
 
 from logrouter.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "load_settings"]
+__all__ = ["SETTINGS", "ClientSettings", "Setting", "Settings", "client_settings", "load_settings",
+           "render_toml"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,37 @@ SETTINGS: tuple[Setting, ...] = tuple(
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Where the ``logrouter`` client commands find a router."""
+
+    url: str = "http://127.0.0.1:8001"
+    auth_key: str = ""
+    app: str = ""
+    logs_url: str = "http://127.0.0.1:8601/logs"
+    token: str = ""
+
+
+def client_settings(environ: Mapping[str, str] | None = None) -> ClientSettings:
+    """Client defaults from ``LOGROUTER_URL``, ``LOGROUTER_AUTH_KEY`` (else the key file of
+    ``LOGROUTER_DATA_DIR`` or ``./.logrouter``), ``LOGROUTER_APP``, ``LOGROUTER_LOGS_URL`` and
+    ``LOGROUTER_TOKEN``."""
+    env = os.environ if environ is None else environ
+    key = env.get("LOGROUTER_AUTH_KEY", "")
+    if not key:
+        path = os.path.join(env.get("LOGROUTER_DATA_DIR", "./.logrouter"), "auth_key")
+        try:
+            with open(path, encoding="ascii") as fh:
+                key = fh.read().strip()
+        except OSError:
+            key = ""
+    defaults = ClientSettings()
+    return ClientSettings(url=env.get("LOGROUTER_URL", defaults.url), auth_key=key,
+                          app=env.get("LOGROUTER_APP", ""),
+                          logs_url=env.get("LOGROUTER_LOGS_URL", defaults.logs_url),
+                          token=env.get("LOGROUTER_TOKEN", ""))
+
+
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     try:
         if setting.type is bool and isinstance(value, str):
@@ -119,6 +151,17 @@ def _validate(values: dict[str, Any]) -> None:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
     if values["log_level"] not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"log_level must be debug, info, warn or error, got {values['log_level']!r}")
+
+
+def render_toml() -> str:
+    """``config/logrouter.toml``: every setting, commented out at its default."""
+    lines = ["# logrouter settings: every setting with its default.",
+             "# Precedence: defaults < this file (--config / LOGROUTER_CONFIG) < LOGROUTER_* env < flags.",
+             "# Uncomment a line to change it.", ""]
+    for s in SETTINGS:
+        literal = f'"{s.default}"' if isinstance(s.default, str) else repr(s.default)
+        lines += [f"# {s.help} (env {s.env}, flag {s.flag})", f"# {s.name} = {literal}", ""]
+    return "\n".join(lines)
 
 
 def load_settings(flags: Mapping[str, Any] | None = None,

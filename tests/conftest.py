@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import trio
 from logrouter.node import Node
 from logrouter.settings import Settings
 from tests.helpers import HttpResponse, basic, request
+from tests.procs import RouterProcess
 
 AUTH_KEY = "test-key"
 
@@ -60,6 +61,15 @@ class Router:
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(bind="127.0.0.1", syslog_port=0, logs_port=0, api_port=0, auth_key=AUTH_KEY,
                     data_dir=str(data_dir), **overrides)
+
+
+@pytest.fixture
+def router_proc(tmp_path: Path) -> Iterator[RouterProcess]:
+    r = RouterProcess(tmp_path / "data")
+    r.start()
+    yield r
+    if r.proc is not None:
+        r.stop()
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ LAYERS: list[set[str]] = [
     {"logrouter.protocol"},
     {"logrouter.buffer", "logrouter.metrics", "logrouter.history", "logrouter.router"},
     {"logrouter.channels", "logrouter.tail", "logrouter.sessions", "logrouter.store",
-     "logrouter.serving", "logrouter.control", "logrouter.httpclient"},
-    {"logrouter.ingest", "logrouter.api", "drains"},
+     "logrouter.serving", "logrouter.control", "logrouter.httpclient",
+     "logrouter.tlsclient"},
+    {"logrouter.ingest", "logrouter.api", "logrouter.client", "drains"},
     {"logrouter.node"},
     {"logrouter.cli", "logrouter.__main__"},
 ]
@@ -64,6 +65,15 @@ def test_imports_only_go_down() -> None:
             theirs = layer_of(imported)
             if theirs is not None and theirs > mine:
                 bad.append(f"{name} imports {imported}")
+    assert not bad, bad
+
+
+def test_client_never_imports_the_server_side() -> None:
+    bad = []
+    for name, tree in modules():
+        if name.startswith("logrouter.client"):
+            bad += [f"{name} imports {m}" for m in imports(tree)
+                    if m.startswith(("logrouter.node", "logrouter.ingest", "logrouter.api", "drains"))]
     assert not bad, bad
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from logrouter.errors import ConfigError
-from logrouter.settings import SETTINGS, Settings, load_settings
+from logrouter.settings import SETTINGS, Settings, load_settings, render_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +53,7 @@ def test_unknown_key_in_file(tmp_path: Path) -> None:
 
 def test_documented_defaults_file_lists_every_setting_with_its_default() -> None:
     text = (ROOT / "config" / "logrouter.toml").read_text()
+    assert text == render_toml(), "regenerate with: logrouter config > config/logrouter.toml"
     for s in SETTINGS:
         lit = f'"{s.default}"' if isinstance(s.default, str) else repr(s.default)
         assert f"# {s.name} = {lit}\n" in text, s.name

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import LINE, Heroku, RouterProcess
+from tests.e2e.conftest import LINE, Heroku
+from tests.procs import RouterProcess
 
 pytestmark = pytest.mark.e2e
 

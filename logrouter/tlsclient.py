@@ -1,4 +1,4 @@
-"""TLS for drains: verified by default (system store or ``tls_ca_file``), TLS 1.2+."""
+"""TLS client connections (drains, shuttle): verified by default (system store or a CA file), TLS 1.2+."""
 
 from __future__ import annotations
 

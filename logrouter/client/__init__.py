@@ -1,0 +1,1 @@
+"""The command-line client (apps, logs, drains, tokens) and the shuttle."""

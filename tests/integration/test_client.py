@@ -1,0 +1,118 @@
+"""The `logrouter` client commands and `logrouter shuttle` against a router process."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from tests.procs import AUTH_KEY, RouterProcess
+
+
+def cli(router: RouterProcess, *args: str, stdin: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "LOGROUTER_URL": router.api_url, "LOGROUTER_AUTH_KEY": AUTH_KEY,
+                **(env or {})}
+    return subprocess.run([sys.executable, "-m", "logrouter", *args], input=stdin, env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_apps_tokens_drains(router_proc: RouterProcess) -> None:
+    assert cli(router_proc, "apps").stdout == "You have no apps.\n"
+    created = cli(router_proc, "apps:create", "demo")
+    assert created.returncode == 0 and created.stdout == "demo\n"
+    assert cli(router_proc, "apps").stdout == "=== admin@logrouter.invalid Apps\n\ndemo\n"
+    import json
+
+    tokens = json.loads(cli(router_proc, "tokens", "-a", "demo", "--json").stdout)
+    assert set(tokens) == {"app", "heroku"}
+    plain = cli(router_proc, "tokens", "-a", "demo").stdout
+    assert plain == f"app     {tokens['app']}\nheroku  {tokens['heroku']}\n"
+    added = cli(router_proc, "drains:add", "syslog://logs.example.com", "-a", "demo")
+    assert added.stdout == "Successfully added drain syslog://logs.example.com\n"
+    listed = cli(router_proc, "drains", env={"LOGROUTER_APP": "demo"}).stdout
+    assert listed.startswith("=== Drains\n\nsyslog://logs.example.com (d.")
+    token = listed.split("(")[1].rstrip(")\n")
+    removed = cli(router_proc, "drains:remove", token, "-a", "demo")
+    assert removed.stdout == "Successfully removed drain syslog://logs.example.com\n"
+    bad = cli(router_proc, "drains:add", "ftp://x", "-a", "demo")
+    assert bad.returncode == 1 and bad.stderr.startswith("logrouter: Url must be a valid")
+    refused = cli(router_proc, "apps:destroy", "demo")
+    assert refused.returncode == 1 and "--confirm demo" in refused.stderr
+    assert cli(router_proc, "apps:destroy", "demo", "--confirm", "demo").returncode == 0
+    unknown = cli(router_proc, "logs", "-a", "demo")
+    assert (unknown.returncode, unknown.stderr) == (1, "logrouter: Couldn't find that app.\n")
+
+
+def test_clear_errors(router_proc: RouterProcess) -> None:
+    bad_key = cli(router_proc, "apps", env={"LOGROUTER_AUTH_KEY": "wrong"})
+    assert bad_key.returncode == 1 and "refused the auth key" in bad_key.stderr
+    down = cli(router_proc, "apps", "--url", "http://127.0.0.1:1")
+    assert down.returncode == 1 and "cannot reach the router at http://127.0.0.1:1" in down.stderr
+    no_app = cli(router_proc, "logs")
+    assert no_app.returncode == 1 and "use -a APP" in no_app.stderr
+
+
+def test_shuttle_then_logs_in_order_with_long_lines(router_proc: RouterProcess) -> None:
+    cli(router_proc, "apps:create", "shuttled")
+    token = router_proc.api("GET", "/v3/channels/shuttled")["tokens"]["app"]
+    program = "import sys\nfor i in range(300): print(f'line {i}')\nprint('x' * 25000)\nprint('end')"
+    shipped = cli(router_proc, "shuttle", "--token", token, "--procid", "web.1", "--logs-url",
+                  f"http://127.0.0.1:{router_proc.ports['logs']}/logs", "--",
+                  sys.executable, "-c", program)
+    assert shipped.returncode == 0, shipped.stderr
+    out = cli(router_proc, "logs", "-a", "shuttled", "-n", "1000").stdout.splitlines()
+    msgs = [line.split("app[web.1]: ", 1)[1] for line in out]
+    assert msgs[:300] == [f"line {i}" for i in range(300)]
+    assert [len(m) for m in msgs[300:303]] == [10000, 10000, 5000] and msgs[303] == "end"
+
+
+def test_shuttle_survives_a_router_restart(router_proc: RouterProcess) -> None:
+    cli(router_proc, "apps:create", "shuttled")
+    token = router_proc.api("GET", "/v3/channels/shuttled")["tokens"]["app"]
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logrouter", "shuttle", "--token", token, "--wait", "0.05",
+         "--logs-url", f"http://127.0.0.1:{router_proc.ports['logs']}/logs"],
+        stdin=subprocess.PIPE, env=env, text=True, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    for i in range(100):
+        proc.stdin.write(f"before {i}\n")
+    proc.stdin.flush()
+    time.sleep(0.5)
+    assert router_proc.stop() == 0
+    for i in range(100):
+        proc.stdin.write(f"during {i}\n")  # the router is down: the shuttle holds them
+    proc.stdin.flush()
+    time.sleep(0.3)
+    router_proc.start()
+    for i in range(100):
+        proc.stdin.write(f"after {i}\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    out = cli(router_proc, "logs", "-a", "shuttled", "-n", "1000").stdout.splitlines()
+    msgs = [line.split("]: ", 1)[1] for line in out]
+    expected = ([f"before {i}" for i in range(100)] + [f"during {i}" for i in range(100)]
+                + [f"after {i}" for i in range(100)])
+    assert msgs == expected
+
+
+def test_logs_tail(router_proc: RouterProcess) -> None:
+    cli(router_proc, "apps:create", "tailed")
+    token = router_proc.api("GET", "/v3/channels/tailed")["tokens"]["app"]
+    env = {**os.environ, "LOGROUTER_URL": router_proc.api_url, "LOGROUTER_AUTH_KEY": AUTH_KEY}
+    tail = subprocess.Popen([sys.executable, "-m", "logrouter", "logs", "--tail", "-a", "tailed"],
+                            env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "tailed line")])
+        assert tail.stdout is not None
+        ready, _, _ = select.select([tail.stdout], [], [], 5)
+        assert ready
+        assert tail.stdout.readline() == "2026-11-26T10:00:00.000000+00:00 app[web.1]: tailed line\n"
+    finally:
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(timeout=10) == 0

@@ -1,0 +1,77 @@
+"""A `logrouter serve` child process for tests that need real restarts."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+AUTH_KEY = "e2e-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RouterProcess:
+    """`logrouter serve` on fixed loopback ports, restartable with the same data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.ports = {"syslog": free_port(), "logs": free_port(), "api": free_port()}
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_AUTH_KEY": AUTH_KEY,
+               "LOGROUTER_DATA_DIR": str(self.data_dir),
+               "LOGROUTER_SYSLOG_PORT": str(self.ports["syslog"]),
+               "LOGROUTER_LOGS_PORT": str(self.ports["logs"]),
+               "LOGROUTER_API_PORT": str(self.ports["api"])}
+        self.proc = subprocess.Popen([sys.executable, "-m", "logrouter", "serve"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        seen = 0
+        while seen < 3:
+            line = self.proc.stdout.readline()
+            assert line, "router exited during start-up"
+            seen += line.startswith("listening ")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=15)
+        self.proc = None
+        return code
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports["api"], timeout=10)
+        conn.request(method, path, json.dumps(body) if body is not None else None,
+                     {"Authorization": f"Bearer {AUTH_KEY}"})
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        return json.loads(data) if data else None
+
+    def post_lines(self, token: str, lines: list[tuple[str, str, str]]) -> None:
+        """POST (procid, ts, msg) lines with the token's credentials."""
+        frames = []
+        for procid, ts, msg in lines:
+            f = f"<190>1 {ts} host {token} {procid} - - {msg}\n".encode()
+            frames.append(b"%d %s" % (len(f), f))
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports["logs"], timeout=10)
+        conn.request("POST", "/logs", b"".join(frames),
+                     {"Content-Type": "application/logplex-1", "Authorization": f"Bearer {token}"})
+        assert conn.getresponse().status == 204
+        conn.close()
