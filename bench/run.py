@@ -1,0 +1,243 @@
+"""Benchmark runner: start a router, provision apps, drive a scenario, print one result line.
+
+    python bench/run.py S1 [-n 1000000] [--rate R] [--runs 3] [--json-out FILE]
+
+Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
+  S1  relay: 4 TCP connections, 100 apps, each with a syslog drain to the sink, history on
+  S2  HTTP ingest: 16 keep-alive connections, 100 lines per POST, history on, no drains
+  S3  TCP in → HTTPS drain out (100 apps, one HTTPS drain each, local CA)
+  S4  tail fan-out: 1 app, 100 live SSE tails, 4 TCP connections in
+
+Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
+per line (utime+stime from /proc), peak RSS (VmHWM), p50/p99 send→delivery latency (sampled),
+lost = sent − delivered, and the losses the router reported as L10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+KEY = "bench-key"
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Router:
+    def __init__(self, extra_env: dict[str, str]) -> None:
+        self.dir = tempfile.mkdtemp(prefix="lr-bench-")
+        env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": "0",
+               "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0", "LOGROUTER_AUTH_KEY": KEY,
+               "LOGROUTER_DATA_DIR": self.dir, "LOGROUTER_LOG_LEVEL": "error", **extra_env}
+        self.proc = subprocess.Popen([PY, "-m", "logrouter", "serve"], env=env, cwd=ROOT,
+                                     stdout=subprocess.PIPE, text=True)
+        self.ports: dict[str, int] = {}
+        assert self.proc.stdout is not None
+        while len(self.ports) < 3:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("router did not start")
+            if line.startswith("listening "):
+                _, name, _, addr = line.split()
+                self.ports[name] = int(addr.rsplit(":", 1)[1])
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.ports['api']}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {KEY}"})
+        with urllib.request.urlopen(req) as resp:
+            data = resp.read()
+        return json.loads(data) if data else None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = None,
+               ) -> tuple[subprocess.Popen[str], int]:
+    cmd = [PY, str(HERE / "sink.py"), "--count", str(count)]
+    if http:
+        cmd.append("--http")
+    if tls:
+        cmd += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = json.loads(proc.stdout.readline())["port"]
+    return proc, port
+
+
+def provision(router: Router, apps: int, drain_url: str | None) -> list[str]:
+    tokens = []
+    for i in range(apps):
+        ch = router.api("PUT", f"/v3/channels/bench{i}", {"tokens": ["app"]})
+        tokens.append(ch["tokens"]["app"])
+        if drain_url:
+            router.api("POST", f"/v3/channels/bench{i}/drains", {"url": drain_url})
+    return tokens
+
+
+def run_loadgen(port: int, tokens_file: str, n: int, k: int, size: int, http: int,
+                rate: float) -> dict[str, Any]:
+    cmd = [PY, str(HERE / "loadgen.py"), "--port", str(port), "--tokens-file", tokens_file,
+           "-n", str(n), "-k", str(k), "-s", str(size), "--rate", str(rate)]
+    if http:
+        cmd += ["--http", str(http)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def tls_files(workdir: str) -> tuple[str, str, str]:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    paths = (f"{workdir}/ca.pem", f"{workdir}/cert.pem", f"{workdir}/key.pem")
+    ca.cert_pem.write_to_path(paths[0])
+    cert.cert_chain_pems[0].write_to_path(paths[1])
+    cert.private_key_pem.write_to_path(paths[2])
+    return paths
+
+
+class SseTails:
+    """``count`` SSE tail clients counting the lines they receive (threads, blocking sockets)."""
+
+    def __init__(self, router: Router, channel: str, count: int) -> None:
+        self.lines = [0] * count
+        self.threads = []
+        for i in range(count):
+            url = router.api("POST", "/v3/sessions", {"channel_id": channel, "num": "0", "tail": True})["url"]
+            path = url[url.index("/sessions/"):]
+            sock = socket.create_connection(("127.0.0.1", router.ports["api"]))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+            t = threading.Thread(target=self._read, args=(sock, i), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _read(self, sock: socket.socket, i: int) -> None:
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                return
+            self.lines[i] += data.count(b"\ndata: ") + data.startswith(b"data: ")
+
+
+def scenario(name: str, n: int, rate: float, size: int) -> dict[str, Any]:
+    workdir = tempfile.mkdtemp(prefix="lr-bench-run-")
+    env: dict[str, str] = {}
+    http_lines, k, apps, tails = 0, 4, 100, None
+    sink = None
+    if name in ("S1", "S4"):
+        if name == "S4":
+            apps = 1
+        else:
+            sink, sink_port = start_sink(n)
+    elif name == "S2":
+        http_lines, k = 100, 16
+    elif name == "S3":
+        ca, cert, key = tls_files(workdir)
+        env["LOGROUTER_TLS_CA_FILE"] = ca
+        sink, sink_port = start_sink(n, http=True, tls=(cert, key))
+    else:
+        raise SystemExit(f"unknown scenario {name}")
+    router = Router(env)
+    try:
+        drain = None
+        if name == "S1":
+            drain = f"syslog://127.0.0.1:{sink_port}"
+        elif name == "S3":
+            drain = f"https://127.0.0.1:{sink_port}/logs"
+        tokens = provision(router, apps, drain)
+        tokens_file = f"{workdir}/tokens.txt"
+        Path(tokens_file).write_text("\n".join(tokens) + "\n")
+        if name == "S4":
+            tails = SseTails(router, "bench0", 100)
+            time.sleep(0.5)
+        pid = router.proc.pid
+        cpu0 = cpu_seconds(pid)
+        port = router.ports["logs"] if http_lines else router.ports["syslog"]
+        gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate)
+        result: dict[str, Any] = {"scenario": name, "n": n, "rate": rate or None}
+        if sink is not None:
+            out, _ = sink.communicate(timeout=300)
+            got = json.loads(out.strip().splitlines()[-1])
+            delivered = got["frames"] - (1 if got["l10_lost"] else 0)
+            elapsed = got["last"] - gen["start"]
+            result.update(delivered=got["frames"], lost=n - got["frames"], l10_reported=got["l10_lost"],
+                          p50_ms=got["p50_ms"], p99_ms=got["p99_ms"])
+            del delivered
+        elif tails is not None:
+            deadline = time.time() + 30
+            while min(tails.lines) < n and time.time() < deadline:
+                time.sleep(0.05)
+            elapsed = time.time() - gen["start"]
+            result.update(tail_lines_min=min(tails.lines), tail_lines_total=sum(tails.lines))
+        else:
+            hist = 0
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                metrics = urllib.request.urlopen(
+                    f"http://127.0.0.1:{router.ports['api']}/metrics").read().decode()
+                hist = int(float(next(x.split()[1] for x in metrics.splitlines()
+                                      if x.startswith('logrouter_messages_received_total{transport="http"}'))))
+                if hist >= gen["sent"]:
+                    break
+                time.sleep(0.02)
+            elapsed = time.time() - gen["start"]
+            result.update(delivered=hist, lost=n - hist, http_errors=gen["errors"])
+        cpu = cpu_seconds(pid) - cpu0
+        result.update(lines_per_s=round(n / elapsed), mb_per_s=round(gen["bytes"] / elapsed / 1e6, 1),
+                      cpu_us_per_line=round(cpu / n * 1e6, 2), router_cpu_s=round(cpu, 2),
+                      peak_rss_mb=round(peak_rss_kb(pid) / 1024, 1), seconds=round(elapsed, 2))
+        return result
+    finally:
+        router.stop()
+        if sink is not None and sink.poll() is None:
+            sink.kill()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenario", choices=["S1", "S2", "S3", "S4"])
+    p.add_argument("-n", type=int, default=1_000_000)
+    p.add_argument("-s", type=int, default=150)
+    p.add_argument("--rate", type=float, default=0.0, help="paced lines/s (0 = flat out)")
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--json-out")
+    args = p.parse_args()
+    for _ in range(args.runs):
+        result = scenario(args.scenario, args.n, args.rate, args.s)
+        line = json.dumps(result)
+        print(line, flush=True)
+        if args.json_out:
+            with open(args.json_out, "a") as fh:
+                fh.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
