@@ -48,6 +48,7 @@ class DrainOptions:
     http_attempts: int = 3
     http_batch_bytes: int = 102400
     tls_ca_file: str = ""
+    linger: float = 0.002
 
 
 class Drain:
@@ -93,11 +94,12 @@ class Drain:
 
     # delivery side -----------------------------------------------------------------------
 
-    async def wait_lines(self) -> None:
-        """Wait until there is something to deliver (lines or an unreported loss)."""
+    async def wait_lines(self, at_least: int = 1) -> None:
+        """Wait until ``at_least`` lines (or an unreported loss) are waiting for delivery."""
         buffer = self.buffer
-        while not len(buffer) and not buffer.statistics().pending_loss:
-            self._idle.set()
+        while len(buffer) < at_least and not buffer.has_loss:
+            if not len(buffer):
+                self._idle.set()
             self._wakeup = trio.Event()
             await self._wakeup.wait()
 

@@ -69,6 +69,11 @@ class BoundedBuffer:
     def __len__(self) -> int:
         return len(self._lines)
 
+    @property
+    def has_loss(self) -> bool:
+        """Lines were lost since the last batch was taken."""
+        return self._loss_count > 0
+
     def push_many(self, lines: list[bytes]) -> int:
         """Append ``lines``; return how many old lines were displaced."""
         n = len(lines)

@@ -53,7 +53,7 @@ def drain_options(s: Settings) -> DrainOptions:
         http_connect_timeout=s.http_drain_connect_timeout,
         http_response_timeout=s.http_drain_response_timeout,
         http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
-        tls_ca_file=s.tls_ca_file)
+        tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger)
 
 
 def resolve_auth_key(settings: Settings) -> tuple[str, bool]:

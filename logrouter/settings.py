@@ -75,6 +75,7 @@ class Settings:
     drain_max_connection_age: float = _opt(18000.0, "seconds before a drain connection is renewed")
     syslog_drain_send_timeout: float = _opt(4.0, "syslog drain connect and write timeout")
     syslog_drain_idle_timeout: float = _opt(240.0, "idle seconds before a syslog drain disconnects")
+    syslog_drain_linger: float = _opt(0.002, "seconds a syslog drain waits to fill a write")
     http_drain_connect_timeout: float = _opt(3.0, "HTTP drain connect timeout")
     http_drain_response_timeout: float = _opt(5.0, "HTTP drain response timeout")
     http_drain_attempts: int = _opt(3, "tries per HTTP drain batch (same Logplex-Frame-Id)")

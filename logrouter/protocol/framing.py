@@ -95,57 +95,70 @@ class FrameSplitter:
         buf = self._buf + data if self._buf else data
         frames: list[bytes] = []
         append = frames.append
+        find = buf.find
         n = len(buf)
         pos = 0
         max_frame = self.max_frame_bytes
         while pos < n:
-            c = buf[pos]
-            if 49 <= c <= 57:  # '1'..'9': maybe an octet count (RFC 6587 §3.4.1)
-                sp = buf.find(b" ", pos + 1, pos + _MAX_LEN_DIGITS + 1)
-                if sp > 0:
-                    digits = buf[pos:sp]
-                    if digits.isdigit():
-                        length = int(digits)
+            # Fast path: a well-formed octet-counted frame (RFC 6587 §3.4.1).
+            sp = find(b" ", pos, pos + _MAX_LEN_DIGITS + 1)
+            if sp > pos:
+                digits = buf[pos:sp]
+                if digits.isdigit() and buf[pos] != 48:
+                    length = int(digits)
+                    if length <= max_frame:
                         end = sp + 1 + length
-                        if length <= max_frame:
-                            if end > n:
-                                break  # wait for the rest of the frame
-                            append(buf[sp + 1:end])
-                            pos = end
-                            continue
-                        if length <= self.max_skip_bytes:
-                            self.drops["oversize"] += 1
-                            if end > n:
-                                self._skip = end - n
-                                pos = n
-                                break
-                            pos = end
-                            continue
-                elif n - pos <= _MAX_LEN_DIGITS and buf[pos:n].isdigit():
-                    break  # a length prefix split across reads
-            elif c == 10 or c == 13:  # stray line ends between frames
-                pos += 1
-                continue
-            # Not an octet-counted frame: newline framing (RFC 6587 §3.4.2).
-            if not self.allow_newline:
-                self.drops["garbage"] += 1
-                pos = n
+                        if end > n:
+                            break  # wait for the rest of the frame
+                        append(buf[sp + 1:end])
+                        pos = end
+                        continue
+            pos = self._other(buf, pos, frames)
+            if pos < 0:
+                pos = -pos - 1
                 break
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                if n - pos > max_frame:
-                    self.drops["oversize"] += 1
-                    self._discard_line = True
-                    pos = n
-                break
-            end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
-            if end - pos > max_frame:
-                self.drops["oversize"] += 1
-            elif end > pos:
-                append(buf[pos:end])
-            pos = nl + 1
         self._buf = buf[pos:] if pos < n else b""
         return frames
+
+    def _other(self, buf: bytes, pos: int, frames: list[bytes]) -> int:
+        """Handle what the fast path did not: an oversize or split length prefix, stray line
+        ends, newline framing (RFC 6587 §3.4.2). Returns the next position, or ``-(pos + 1)``
+        to stop and keep ``buf[pos:]`` for the next read."""
+        n = len(buf)
+        c = buf[pos]
+        if 49 <= c <= 57:
+            sp = buf.find(b" ", pos + 1, pos + _MAX_LEN_DIGITS + 1)
+            if sp > 0:
+                digits = buf[pos:sp]
+                if digits.isdigit():
+                    length = int(digits)  # above max_frame_bytes, or the fast path took it
+                    end = sp + 1 + length
+                    if length <= self.max_skip_bytes:
+                        self.drops["oversize"] += 1
+                        if end > n:
+                            self._skip = end - n
+                            return -(n + 1)
+                        return end
+            elif n - pos <= _MAX_LEN_DIGITS and buf[pos:n].isdigit():
+                return -(pos + 1)  # a length prefix split across reads
+        elif c == 10 or c == 13:  # stray line ends between frames
+            return pos + 1
+        if not self.allow_newline:
+            self.drops["garbage"] += 1
+            return -(n + 1)
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if n - pos > self.max_frame_bytes:
+                self.drops["oversize"] += 1
+                self._discard_line = True
+                return -(n + 1)
+            return -(pos + 1)
+        end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        if end - pos > self.max_frame_bytes:
+            self.drops["oversize"] += 1
+        elif end > pos:
+            frames.append(buf[pos:end])
+        return nl + 1
 
     def take_drops(self) -> dict[str, int]:
         """Return the drop counts since the last call and reset them."""
