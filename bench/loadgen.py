@@ -25,7 +25,8 @@ def build_frames(tokens: list[str], n: int, size: int, offset: int) -> list[byte
     out = []
     for i in range(n):
         token = tokens[(offset + i) % len(tokens)]
-        head = f"<190>1 2026-11-26T10:00:00.000000+00:00 host {token} web.{i % 8 + 1} - - seq={offset + i:09d} "
+        head = (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {token} web.{i % 8 + 1} - - "
+                f"seq={offset + i:09d} ")
         pad = max(0, size - len(head) - 23)
         out.append(head.encode() + b"." * pad + b" ts=" + PLACEHOLDER)
     return out
@@ -85,7 +86,8 @@ def send_http(port: int, token: str, units: list[tuple[bytes, int]], rate: float
             if delay > 0:
                 time.sleep(delay)
         body = body.replace(PLACEHOLDER, b"%019d" % time.time_ns())
-        sock.sendall(head + b"Logplex-Msg-Count: %d\r\nContent-Length: %d\r\n\r\n" % (count, len(body)) + body)
+        sock.sendall(head + b"Logplex-Msg-Count: %d\r\nContent-Length: %d\r\n\r\n" % (count, len(body))
+                     + body)
         status = reader.readline()
         while reader.readline() not in (b"\r\n", b""):
             pass

@@ -10,7 +10,7 @@ Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
 
 Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
 per line (utime+stime from /proc), peak RSS (VmHWM), p50/p99 send→delivery latency (sampled),
-lost = sent − delivered, and the losses the router reported as L10.
+lost = sent - delivered, and the losses the router reported as L10.
 """
 
 from __future__ import annotations
@@ -192,19 +192,24 @@ def scenario(name: str, n: int, rate: float, size: int) -> dict[str, Any]:
                           p50_ms=got["p50_ms"], p99_ms=got["p99_ms"])
             del delivered
         elif tails is not None:
-            deadline = time.time() + 30
-            while min(tails.lines) < n and time.time() < deadline:
+            last, last_change = -1, time.time()
+            while min(tails.lines) < n and time.time() - last_change < 1.0:
+                total = sum(tails.lines)
+                if total != last:
+                    last, last_change = total, time.time()
                 time.sleep(0.05)
-            elapsed = time.time() - gen["start"]
-            result.update(tail_lines_min=min(tails.lines), tail_lines_total=sum(tails.lines))
+            elapsed = last_change - gen["start"]
+            result.update(tail_lines_min=min(tails.lines), tail_lines_total=sum(tails.lines),
+                          tail_lines_per_s=round(sum(tails.lines) / elapsed),
+                          ingest_lines_per_s=round(n / (gen["end"] - gen["start"])))
         else:
             hist = 0
             deadline = time.time() + 60
             while time.time() < deadline:
                 metrics = urllib.request.urlopen(
                     f"http://127.0.0.1:{router.ports['api']}/metrics").read().decode()
-                hist = int(float(next(x.split()[1] for x in metrics.splitlines()
-                                      if x.startswith('logrouter_messages_received_total{transport="http"}'))))
+                key = 'logrouter_messages_received_total{transport="http"}'
+                hist = int(float(next(x.split()[1] for x in metrics.splitlines() if x.startswith(key))))
                 if hist >= gen["sent"]:
                     break
                 time.sleep(0.02)

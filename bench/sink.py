@@ -127,7 +127,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
             head = self.buf[:head_end].lower()
             i = head.find(b"content-length:")
-            length = int(head[i + 15:head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0 else None]) if i >= 0 else 0
+            eol = head.find(b"\r\n", i)
+            length = int(head[i + 15:eol if eol > 0 else None]) if i >= 0 else 0
             end = head_end + 4 + length
             if len(self.buf) < end:
                 return
@@ -157,7 +158,7 @@ async def main(args: argparse.Namespace) -> None:
     while not counter.done.is_set():
         try:
             await asyncio.wait_for(counter.done.wait(), timeout=args.idle)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if counter.frames == seen and (counter.frames or time.time() - started > args.max_wait):
                 break
             seen = counter.frames

@@ -1,58 +1,145 @@
-"""Tail subscribers: a live session's bounded view of one channel.
+"""Tails: a channel's live lines, shared by all of its tail sessions.
 
-A :class:`TailSubscriber` is a channel consumer. ``push`` (on the ingest path)
-appends to its own :class:`~logrouter.buffer.BoundedBuffer` — 1,024 lines by
-default, dropping the oldest — and wakes the session task, so a slow client
-never slows ingest. The session task takes batches with :meth:`wait_batch`;
-a loss comes out first and is shown as the L11 line.
+Theory of operation
+-------------------
+A channel with at least one live tail has one :class:`TailHub`, a channel
+consumer. ``push`` (on the ingest path) appends the batch to a ring of recent
+batches holding at most ``capacity`` lines and wakes the readers — constant
+work, however many tails there are. Every line has its channel sequence number
+(see :class:`~logrouter.history.History`).
 
-Every line a channel ever posts has a sequence number (see
-:class:`~logrouter.history.History`); the subscriber knows the number of
-each line it hands out, which SSE sends as the event ``id``.
+Each session holds a :class:`TailCursor`: the number of the last line it sent.
+On wake-up it takes everything after that from the ring. A batch is rendered
+once per encoding (text, SSE) for all unfiltered cursors; filtered cursors
+render their own. A cursor that fell behind the ring (its client was too slow)
+resumes at the ring's oldest line and reports the lines it skipped, which the
+session shows as the L11 line. A slow client never slows ingest or other
+tails: it only loses lines.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
+
 import trio
 
-from logrouter.buffer import BoundedBuffer, Loss
+from logrouter.protocol.tailfmt import TailFilter, render_lines
 
-__all__ = ["TailBatch", "TailSubscriber"]
-
-TailBatch = tuple[Loss | None, int, list[bytes]]
+__all__ = ["TailCursor", "TailHub"]
 
 
-class TailSubscriber:
-    """Buffers a channel's lines for one tail session.
+class _Batch:
+    __slots__ = ("first_seq", "lines", "sse", "text")
+
+    def __init__(self, first_seq: int, lines: list[bytes]) -> None:
+        self.first_seq = first_seq
+        self.lines = lines
+        self.text: bytes | None = None
+        self.sse: bytes | None = None
+
+    @property
+    def end_seq(self) -> int:
+        return self.first_seq + len(self.lines)
+
+    def rendered(self, sse: bool) -> bytes:
+        if sse:
+            if self.sse is None:
+                self.sse = render_lines(self.lines, TailFilter(), True, self.first_seq)
+            return self.sse
+        if self.text is None:
+            self.text = render_lines(self.lines, TailFilter(), False)
+        return self.text
+
+
+class TailHub:
+    """The ring of a channel's recent lines that its tails read from.
 
     Args:
-        capacity: lines buffered at most.
-        start_seq: sequence number of the channel's newest line when subscribing.
+        capacity: lines held; a tail further behind than this loses lines (L11).
+        last_seq: the channel's newest line number when the hub is created.
     """
 
-    def __init__(self, capacity: int, start_seq: int) -> None:
-        self.buffer = BoundedBuffer(capacity)
-        self.start_seq = start_seq
-        self.closed = False
+    def __init__(self, capacity: int, last_seq: int) -> None:
+        self.capacity = capacity
+        self.next_seq = last_seq + 1
+        self._batches: deque[_Batch] = deque()
+        self._held = 0
         self._wakeup = trio.Event()
+        self.cursors: set[TailCursor] = set()
+        self.closed = False
+
+    @property
+    def oldest_seq(self) -> int:
+        return self._batches[0].first_seq if self._batches else self.next_seq
 
     def push(self, lines: list[bytes]) -> None:
-        self.buffer.push_many(lines)
+        if len(lines) > self.capacity:
+            skipped = len(lines) - self.capacity
+            self.next_seq += skipped
+            lines = lines[skipped:]
+        self._batches.append(_Batch(self.next_seq, lines))
+        self.next_seq += len(lines)
+        self._held += len(lines)
+        while self._held > self.capacity:
+            self._held -= len(self._batches.popleft().lines)
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake every waiting cursor (each re-checks whether it has something to do)."""
         self._wakeup.set()
+        self._wakeup = trio.Event()
 
     def close(self) -> None:
-        """End the subscription (its channel went away); :meth:`wait_batch` returns None."""
+        """The channel was deleted: every cursor ends."""
         self.closed = True
-        self._wakeup.set()
+        self.wake()
 
-    async def wait_batch(self, max_lines: int = 1024) -> TailBatch | None:
-        """Wait for lines; return ``(loss, first_seq, lines)``, or None once closed."""
-        buffer = self.buffer
-        while not len(buffer) and not self.closed:
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
-        if self.closed:
+    async def wait(self) -> None:
+        await self._wakeup.wait()
+
+    def read(self, after: int, filt: TailFilter, sse: bool) -> tuple[int, bytes, int]:
+        """Everything after line ``after``: ``(lines skipped, rendered bytes, last line number)``."""
+        skipped = max(0, self.oldest_seq - after - 1)
+        chunks = []
+        for batch in self._batches:
+            if batch.end_seq <= after + 1:
+                continue
+            if batch.first_seq > after:
+                if filt.active:
+                    chunks.append(render_lines(batch.lines, filt, sse, batch.first_seq if sse else None))
+                else:
+                    chunks.append(batch.rendered(sse))
+            else:  # a batch partly seen (a resume inside it)
+                start = after + 1 - batch.first_seq
+                chunks.append(render_lines(batch.lines[start:], filt, sse,
+                                           after + 1 if sse else None))
+        return skipped, b"".join(chunks), self.next_seq - 1
+
+
+class TailCursor:
+    """One tail session's position in its channel's hub."""
+
+    def __init__(self, hub: TailHub, filt: TailFilter, sse: bool, after: int) -> None:
+        self.hub = hub
+        self.filt = filt
+        self.sse = sse
+        self.after = after
+        self.closed = False
+        self.read_at = time.time()
+
+    def close(self) -> None:
+        self.closed = True
+        self.hub.wake()
+
+    async def next_chunk(self) -> tuple[int, float, bytes] | None:
+        """Wait for new lines: ``(lines lost, lost since, rendered bytes)``, None once closed."""
+        hub = self.hub
+        while not self.closed and not hub.closed and hub.next_seq <= self.after + 1:
+            await hub.wait()
+        if self.closed or hub.closed:
             return None
-        first_seq = self.start_seq + buffer.pushed - len(buffer) + 1
-        loss, lines = buffer.pop_batch(max_lines)
-        return loss, first_seq, lines
+        skipped, data, self.after = self.hub.read(self.after, self.filt, self.sse)
+        since = self.read_at
+        self.read_at = time.time()
+        return skipped, since, data

@@ -32,7 +32,7 @@ from logrouter.protocol.tailfmt import (
     sse_preamble,
 )
 from logrouter.serving import Response, SendChunk
-from logrouter.tail import TailSubscriber
+from logrouter.tail import TailCursor, TailHub
 
 __all__ = ["SessionStreamer", "backlog"]
 
@@ -79,10 +79,11 @@ class SessionStreamer:
     """Builds streaming responses for sessions.
 
     Args:
-        tail_buffer_lines: each tail's buffer (L11 past it).
+        tail_buffer_lines: how far a tail may fall behind before it loses lines (L11).
         keepalive: seconds between SSE keep-alive comments.
         retry_ms: the SSE ``retry:`` value.
         lifetime: seconds a session may stream after it was first opened.
+        shutdown_retry_ms: the ``retry:`` sent to SSE tails when the node stops.
     """
 
     def __init__(self, metrics: Metrics, tail_buffer_lines: int, keepalive: float,
@@ -95,14 +96,32 @@ class SessionStreamer:
         self.shutdown_retry_ms = shutdown_retry_ms
         self.shutting_down = False
         self.active_tails = 0
-        self._subscribers: set[TailSubscriber] = set()
+        self._hubs: dict[str, TailHub] = {}
 
     def close_all(self) -> None:
         """End every tail stream cleanly (shutdown): each finishes its chunked body, and SSE
         clients are first told to wait ``shutdown_retry_ms`` before reconnecting."""
         self.shutting_down = True
-        for subscriber in list(self._subscribers):
-            subscriber.close()
+        for hub in list(self._hubs.values()):
+            for cursor in list(hub.cursors):
+                cursor.close()
+
+    def _attach(self, channel: Channel, filt: TailFilter, sse: bool) -> TailCursor:
+        hub = self._hubs.get(channel.id)
+        if hub is None or hub.closed:
+            hub = self._hubs[channel.id] = TailHub(self.tail_buffer_lines, channel.history.seq)
+            channel.add_consumer(hub)
+        cursor = TailCursor(hub, filt, sse, channel.history.seq)
+        hub.cursors.add(cursor)
+        return cursor
+
+    def _detach(self, channel: Channel, cursor: TailCursor) -> None:
+        hub = cursor.hub
+        hub.cursors.discard(cursor)
+        if not hub.cursors:
+            channel.remove_consumer(hub)
+            if self._hubs.get(channel.id) is hub:
+                del self._hubs[channel.id]
 
     def respond(self, session: SessionRecord, channel: Channel, accept: str,
                 last_event_id: str) -> Response:
@@ -117,11 +136,8 @@ class SessionStreamer:
             head = _render_numbered(backlog(channel, session.num, filt), sse)
         if sse:
             head = sse_preamble(self.retry_ms) + head
-        subscriber = None
-        if session.tail:
-            subscriber = TailSubscriber(self.tail_buffer_lines, channel.history.seq)
-            channel.add_consumer(subscriber)
-            self._subscribers.add(subscriber)
+        # The backlog was read and the cursor placed in one synchronous step: no gap, no repeat.
+        cursor = self._attach(channel, filt, sse) if session.tail else None
         self.metrics.sessions_opened.labels("tail" if session.tail else "backlog").inc()
         opened_at = session.opened_at if session.opened_at is not None else time.time()
         deadline = trio.current_time() + max(0.0, opened_at + self.lifetime - time.time())
@@ -129,40 +145,38 @@ class SessionStreamer:
         async def produce(send: SendChunk) -> None:
             try:
                 await send(head)
-                if subscriber is not None:
+                if cursor is not None:
                     with trio.move_on_at(deadline):
-                        await self._tail(send, subscriber, filt, sse)
+                        await self._tail(send, cursor, sse)
             finally:
-                if subscriber is not None:
-                    channel.remove_consumer(subscriber)
-                    self._subscribers.discard(subscriber)
+                if cursor is not None:
+                    self._detach(channel, cursor)
 
         content_type = "text/event-stream; charset=utf-8" if sse else "text/plain; charset=utf-8"
         return Response(200, content_type=content_type, stream=produce,
                         headers=[("X-Accel-Buffering", "no")])
 
-    async def _tail(self, send: SendChunk, subscriber: TailSubscriber, filt: TailFilter,
-                    sse: bool) -> None:
+    async def _tail(self, send: SendChunk, cursor: TailCursor, sse: bool) -> None:
         self.active_tails += 1
         try:
             wait = self.keepalive if sse else math.inf
             while True:
-                batch = None
+                chunk = None
                 with trio.move_on_after(wait):
-                    batch = await subscriber.wait_batch()
-                    if batch is None:  # channel deleted, or shutting down
+                    chunk = await cursor.next_chunk()
+                    if chunk is None:  # channel deleted, or shutting down
                         if sse and self.shutting_down:
                             await send(sse_preamble(self.shutdown_retry_ms))
                         return
-                if batch is None:
+                if chunk is None:
                     await send(SSE_KEEPALIVE)
                     continue
-                loss, first_seq, lines = batch
-                out = b""
-                if loss is not None:
-                    self.metrics.tail_lost.inc(loss.count)
-                    l11 = b"%s logplex[1]: %s\n" % (format_time(), l11_text(loss.count, loss.since))
-                    out = sse_event(l11) if sse else l11
-                await send(out + render_lines(lines, filt, sse, first_seq if sse else None))
+                lost, since, data = chunk
+                if lost:
+                    self.metrics.tail_lost.inc(lost)
+                    l11 = b"%s logplex[1]: %s\n" % (format_time(), l11_text(lost, since))
+                    data = (sse_event(l11) if sse else l11) + data
+                if data:
+                    await send(data)
         finally:
             self.active_tails -= 1
