@@ -13,9 +13,12 @@ import trio
 from logrouter.ingest.pipeline import Ingest
 from logrouter.metrics import Metrics
 from logrouter.protocol.framing import FrameSplitter
-from logrouter.serving import RECEIVE_SIZE, StreamServer
+from logrouter.serving import StreamServer
 
 __all__ = ["SyslogServer"]
+
+# One read is one batch: bigger reads mean fewer, fuller batches per channel and drain.
+SYSLOG_RECEIVE_SIZE = 256 * 1024
 
 
 class SyslogServer(StreamServer):
@@ -38,7 +41,7 @@ class SyslogServer(StreamServer):
             peer = "?"
         receive = stream.receive_some
         while True:
-            data = await receive(RECEIVE_SIZE)
+            data = await receive(SYSLOG_RECEIVE_SIZE)
             if not data:
                 break
             frames = splitter.feed(data)
