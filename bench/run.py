@@ -186,11 +186,10 @@ def scenario(name: str, n: int, rate: float, size: int) -> dict[str, Any]:
         if sink is not None:
             out, _ = sink.communicate(timeout=300)
             got = json.loads(out.strip().splitlines()[-1])
-            delivered = got["frames"] - (1 if got["l10_lost"] else 0)
+            delivered = got["frames"]
             elapsed = got["last"] - gen["start"]
-            result.update(delivered=got["frames"], lost=n - got["frames"], l10_reported=got["l10_lost"],
+            result.update(delivered=delivered, lost=n - delivered, l10_reported=got["l10_lost"],
                           p50_ms=got["p50_ms"], p99_ms=got["p99_ms"])
-            del delivered
         elif tails is not None:
             last, last_change = -1, time.time()
             while min(tails.lines) < n and time.time() - last_change < 1.0:
@@ -199,6 +198,7 @@ def scenario(name: str, n: int, rate: float, size: int) -> dict[str, Any]:
                     last, last_change = total, time.time()
                 time.sleep(0.05)
             elapsed = last_change - gen["start"]
+            delivered = n
             result.update(tail_lines_min=min(tails.lines), tail_lines_total=sum(tails.lines),
                           tail_lines_per_s=round(sum(tails.lines) / elapsed),
                           ingest_lines_per_s=round(n / (gen["end"] - gen["start"])))
@@ -214,9 +214,12 @@ def scenario(name: str, n: int, rate: float, size: int) -> dict[str, Any]:
                     break
                 time.sleep(0.02)
             elapsed = time.time() - gen["start"]
+            delivered = hist
             result.update(delivered=hist, lost=n - hist, http_errors=gen["errors"])
         cpu = cpu_seconds(pid) - cpu0
-        result.update(lines_per_s=round(n / elapsed), mb_per_s=round(gen["bytes"] / elapsed / 1e6, 1),
+        result.update(lines_per_s=round(delivered / elapsed),
+                      ingest_s=round(gen["end"] - gen["start"], 2),
+                      mb_per_s=round(gen["bytes"] / elapsed / 1e6, 1),
                       cpu_us_per_line=round(cpu / n * 1e6, 2), router_cpu_s=round(cpu, 2),
                       peak_rss_mb=round(peak_rss_kb(pid) / 1024, 1), seconds=round(elapsed, 2))
         return result
