@@ -13,7 +13,7 @@ only thing ingest reads (token → channel is one dict lookup).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from logrouter.history import History
@@ -98,6 +98,8 @@ class ChannelTable:
         self.tokens: dict[str, TokenRecord] = {}
         self.route: dict[bytes, tuple[Channel, bytes]] = {}
         self.drains: dict[int, DrainRecord] = {}
+        #: Called with each channel this table creates (cluster mode taps it).
+        self.channel_listeners: list[Callable[[Channel], None]] = []
 
     def __len__(self) -> int:
         return len(self.channels)
@@ -112,6 +114,8 @@ class ChannelTable:
         channel = self.channels.get(record.id)
         if channel is None:
             channel = self.channels[record.id] = Channel(record, self.history_lines)
+            for listener in self.channel_listeners:
+                listener(channel)
         else:
             channel.record = record
             channel.name = record.name

@@ -104,6 +104,10 @@ def _serve(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, flush=True)
 
+    if settings.workers > 1:
+        from logrouter.workers import run_workers
+
+        return trio.run(run_workers, settings, announce)
     node = Node(settings, announce=announce, handle_signals=True)
     try:
         trio.run(node.run)

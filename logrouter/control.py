@@ -65,7 +65,7 @@ class Control:
         provider = self.drain_status_provider
         return provider(drain_id) if provider is not None else None
 
-    def _notify(self, channel: Channel) -> None:
+    def notify(self, channel: Channel) -> None:
         for listener in self.drain_listeners:
             listener(channel)
 
@@ -120,7 +120,7 @@ class Control:
         await self.store.delete_channel(channel_id)
         self.table.remove_channel(channel_id)
         self.sessions.drop_channel(channel_id)
-        self._notify(channel)
+        self.notify(channel)
 
     # tokens ---------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class Control:
         url = self._check_drain_url(channel, url)
         drain = await self.store.create_drain(channel_id, new_drain_token(), url, self.clock())
         self.table.put_drain(drain)
-        self._notify(channel)
+        self.notify(channel)
         return drain
 
     async def set_drain_url(self, channel_id: str, drain_id: int, url: str) -> DrainRecord:
@@ -176,7 +176,7 @@ class Control:
         drain = dataclasses.replace(drain, url=url, updated_at=self.clock())
         await self.store.update_drain(drain)
         self.table.put_drain(drain)
-        self._notify(channel)
+        self.notify(channel)
         return drain
 
     async def delete_drain(self, channel_id: str, drain_id: int) -> DrainRecord:
@@ -184,7 +184,7 @@ class Control:
         drain = self.drain(channel_id, drain_id)
         await self.store.delete_drain(drain_id)
         self.table.remove_drain(drain_id)
-        self._notify(channel)
+        self.notify(channel)
         return drain
 
     # sessions -------------------------------------------------------------------

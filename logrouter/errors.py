@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError", "ConflictError", "LimitError", "LogrouterError", "NotFoundError",
-    "PeerError", "ValidationError",
+    "PeerError", "StoreUnavailable", "ValidationError",
 ]
 
 
@@ -45,6 +45,10 @@ class ConflictError(LogrouterError):
 
 class LimitError(LogrouterError):
     """A configured maximum was reached (drains per channel)."""
+
+
+class StoreUnavailable(LogrouterError):
+    """The shared config store (Redis) did not answer: down, restarting or timed out."""
 
 
 class ValidationError(LogrouterError):

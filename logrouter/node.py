@@ -22,15 +22,19 @@ import trio
 
 from drains import DrainOptions, DrainSupervisor
 from logrouter.api import ApiHandler, SessionStreamer
-from logrouter.channels import ChannelTable
+from logrouter.channels import Channel, ChannelTable
+from logrouter.cluster import Cluster
 from logrouter.control import Control
-from logrouter.errors import ConfigError
+from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.history import History, load_histories, save_histories
 from logrouter.ingest import Ingest, LogsHandler, SyslogServer
 from logrouter.metrics import Metrics
 from logrouter.serving import HttpServer, StreamServer, open_listeners
 from logrouter.sessions import SessionTable
 from logrouter.settings import Settings
+from logrouter.store.base import ConfigStore
+from logrouter.store.redis import RedisStore, route_client_logs
+from logrouter.store.redis import connect as redis_connect
 from logrouter.store.sqlite import SqliteStore
 
 __all__ = ["Node", "resolve_auth_key"]
@@ -101,7 +105,8 @@ class Node:
         self.addresses: dict[str, tuple[str, int]] = {}
         self._stop = trio.Event()
         self._servers: list[StreamServer] = []
-        self._store: SqliteStore | None = None
+        self._store: ConfigStore | None = None
+        self.cluster: Cluster | None = None
         self.control: Control | None = None
         self.streamer: SessionStreamer | None = None
         self.drains: DrainSupervisor | None = None
@@ -118,25 +123,51 @@ class Node:
             ConfigError: the data dir or a port cannot be used.
         """
         s = self.settings
+        store: ConfigStore
         try:
             os.makedirs(s.data_dir, exist_ok=True)
-            self.auth_key, show_key = resolve_auth_key(s)
-            self._store = store = SqliteStore(os.path.join(s.data_dir, CONFIG_DB))
+            if s.redis_url:
+                store = await self._connect_redis()
+                self.auth_key, show_key = await self._cluster_auth_key(store)
+            else:
+                self.auth_key, show_key = resolve_auth_key(s)
+                store = SqliteStore(os.path.join(s.data_dir, CONFIG_DB))
         except OSError as exc:
             raise ConfigError(f"data dir {s.data_dir}: {exc}") from None
+        self._store = store
         try:
             await self._serve(store, show_key, task_status)
         finally:
             with trio.CancelScope(shield=True):
-                self._save_history()
+                if not s.redis_url:
+                    self._save_history()
                 await store.aclose()
 
-    async def _load(self, store: SqliteStore) -> SessionTable:
+    async def _connect_redis(self) -> RedisStore:
+        """Connect to Redis, retrying until it answers (listeners start only after)."""
+        route_client_logs(self.settings.data_dir)
+        delay = 0.5
+        while True:
+            try:
+                client = await redis_connect(self.settings.redis_url)
+                return RedisStore(client, self.settings.history_lines)
+            except StoreUnavailable as exc:
+                log.error("at=redis_unavailable error=%r retry_in_s=%s", str(exc), delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _cluster_auth_key(self, store: RedisStore) -> tuple[str, bool]:
+        """Every node shares one key: the setting, or one generated once and kept in Redis."""
+        if self.settings.auth_key:
+            return self.settings.auth_key, False
+        return await store.shared_auth_key(secrets.token_hex(24)), True
+
+    async def _load(self, store: ConfigStore) -> SessionTable:
         s = self.settings
         snapshot = await store.load()
         self.table.load(snapshot.channels, snapshot.tokens, snapshot.drains)
         try:
-            saved = load_histories(os.path.join(s.data_dir, HISTORY_FILE))
+            saved = {} if s.redis_url else load_histories(os.path.join(s.data_dir, HISTORY_FILE))
         except ValueError as exc:
             log.error("at=history_load_failed error=%r", str(exc))
             saved = {}
@@ -153,11 +184,11 @@ class Node:
 
     async def _bind(self, port: int) -> list[trio.SocketListener]:
         try:
-            return await open_listeners(self.settings.bind, port)
+            return await open_listeners(self.settings.bind, port, self.settings.reuse_port)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.settings.bind}:{port}: {exc}") from None
 
-    async def _serve(self, store: SqliteStore, show_key: bool,
+    async def _serve(self, store: ConfigStore, show_key: bool,
                      task_status: trio.TaskStatus[dict[str, tuple[str, int]]]) -> None:
         s = self.settings
         metrics = self.metrics
@@ -203,8 +234,36 @@ class Node:
             with drain_scope:
                 await drains.run(task_status=task_status)
 
+        cluster_scope = trio.CancelScope()
+        cluster = None
+        if isinstance(store, RedisStore):
+            cluster = self.cluster = Cluster(s.redis_url, store, self.table, control, metrics,
+                                             streamer.hub)
+            self.table.channel_listeners.append(cluster.attach)
+            redis_store = store
+
+            async def shared_history(channel: Channel) -> list[bytes]:
+                return await redis_store.read_history(channel.id)
+
+            async def tail_change(channel_id: str, started: bool) -> None:
+                assert cluster is not None
+                if started:
+                    await cluster.local_tail_started(channel_id)
+                else:
+                    await cluster.local_tail_ended(channel_id)
+
+            streamer.history_source = shared_history
+            streamer.on_tail_change = tail_change
+
+        async def run_cluster(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            assert cluster is not None
+            with cluster_scope:
+                await cluster.run(task_status=task_status)
+
         async with trio.open_nursery() as nursery:
             await nursery.start(run_drains)
+            if cluster is not None:
+                await nursery.start(run_cluster)
             for server in self._servers:
                 addrs = await nursery.start(server.run)
                 self.addresses[server.name] = addrs[0]
@@ -226,6 +285,12 @@ class Node:
                 server.stop_accepting(grace)
             await drains.flush(min(s.shutdown_timeout, 2.0))
             drain_scope.cancel()
+            if cluster is not None:
+                with trio.move_on_after(2):
+                    await cluster.flush()
+                cluster_scope.cancel()
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await cluster.aclose()
             nursery.cancel_scope.deadline = trio.current_time() + s.shutdown_timeout + 1
 
     async def _sweep_sessions(self, sessions: SessionTable) -> None:

@@ -56,7 +56,7 @@ class SessionTable:
                 await self._drop([oldest.id])
         session = SessionRecord(new_session_id(), channel_id, num, tail, ps, source, self.clock())
         self.sessions[session.id] = session
-        await self.store.put_session(session)
+        await self.store.put_session(session, self.expiry)
         return session
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -65,13 +65,24 @@ class SessionTable:
             return None
         return s
 
+    async def lookup(self, session_id: str) -> SessionRecord | None:
+        """Like :meth:`get`, but asks the store for sessions another node created."""
+        s = self.get(session_id)
+        if s is None and session_id not in self.sessions:
+            s = await self.store.get_session(session_id)
+            if s is not None and not self._expired(s, self.clock()):
+                self.sessions[s.id] = s
+            else:
+                s = None
+        return s
+
     async def open(self, session: SessionRecord) -> SessionRecord:
         """Mark a session streamed (first time only); returns the stored record."""
         if session.opened_at is not None:
             return session
         session = dataclasses.replace(session, opened_at=self.clock())
         self.sessions[session.id] = session
-        await self.store.put_session(session)
+        await self.store.put_session(session, self.lifetime)
         return session
 
     def drop_channel(self, channel_id: str) -> None:

@@ -81,6 +81,9 @@ class Settings:
     http_drain_attempts: int = _opt(3, "tries per HTTP drain batch (same Logplex-Frame-Id)")
     http_drain_batch_bytes: int = _opt(102400, "target body size of an HTTP drain batch")
     tls_ca_file: str = _opt("", "CA bundle for syslog+tls/https drains; empty = system store")
+    redis_url: str = _opt("", "cluster mode: shared Redis, e.g. redis://127.0.0.1:6379/0")
+    workers: int = _opt(1, "node processes sharing the ports (more than 1 needs redis_url)")
+    reuse_port: bool = _opt(False, "bind listeners with SO_REUSEPORT (set for --workers)")
     log_level: str = _opt("info", "service log level: debug, info, warn, error")
 
     def replace(self, **changes: Any) -> Settings:
@@ -150,6 +153,11 @@ def _validate(values: dict[str, Any]) -> None:
                      "drain_buffer_lines", "http_drain_attempts", "http_drain_batch_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
+    if values["workers"] < 1:
+        raise ConfigError(f"workers must be at least 1, got {values['workers']}")
+    if values["workers"] > 1 and not values["redis_url"]:
+        raise ConfigError("workers > 1 needs redis_url (LOGROUTER_REDIS_URL or --redis-url): "
+                          "worker processes share config, history and tails through Redis")
     if values["log_level"] not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"log_level must be debug, info, warn or error, got {values['log_level']!r}")
 

@@ -15,8 +15,8 @@ LAYERS: list[set[str]] = [
     {"logrouter.channels", "logrouter.tail", "logrouter.sessions", "logrouter.store",
      "logrouter.serving", "logrouter.control", "logrouter.httpclient",
      "logrouter.tlsclient"},
-    {"logrouter.ingest", "logrouter.api", "logrouter.client", "drains"},
-    {"logrouter.node"},
+    {"logrouter.ingest", "logrouter.api", "logrouter.client", "logrouter.cluster", "drains"},
+    {"logrouter.node", "logrouter.workers"},
     {"logrouter.cli", "logrouter.__main__"},
 ]
 IO_MODULES = {"trio", "socket", "ssl", "asyncio", "prometheus_client", "sqlite3", "selectors"}

@@ -14,6 +14,7 @@ from logrouter.api.platform_routes import PlatformRoutes, platform_error
 from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
 from logrouter.api.session_stream import SessionStreamer
 from logrouter.control import Control
+from logrouter.errors import StoreUnavailable
 from logrouter.metrics import CONTENT_TYPE, Metrics
 from logrouter.protocol.http1 import Request
 from logrouter.serving import Response
@@ -59,6 +60,11 @@ class ApiHandler:
             return await route.handler(Call(request, params))
         except BadJson as exc:
             return json_response(400, {"error": str(exc)})
+        except StoreUnavailable as exc:
+            log.warning("at=store_unavailable method=%s path=%s error=%r", request.method,
+                        request.path, str(exc))
+            return json_response(503, {"id": "unavailable", "error": "config store unavailable",
+                                       "message": "The config store is unavailable; try again."})
 
     async def healthcheck(self, call: Call) -> Response:
         return json_response(200, {"status": "normal"})
@@ -71,11 +77,11 @@ class ApiHandler:
 
     async def stream_session(self, call: Call) -> Response:
         sessions = self.control.sessions
-        session = sessions.get(call.params[0])
+        session = await sessions.lookup(call.params[0])
         channel = self.control.table.get(session.channel_id) if session is not None else None
         if session is None or channel is None:
             return text_response(404, "Not found")
         session = await sessions.open(session)
         request = call.request
-        return self.streamer.respond(session, channel, request.header("accept"),
-                                     request.header("last-event-id"))
+        return await self.streamer.respond(session, channel, request.header("accept"),
+                                           request.header("last-event-id"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -46,9 +47,14 @@ def backlog(channel: Channel, num: int, filt: TailFilter) -> list[tuple[int, byt
     history is searched, so ``-n 5 --dyno web.1`` finds five web.1 lines.
     """
     history = channel.history
+    first, lines = history.last(len(history))
+    return backlog_of(lines, first, num, filt)
+
+
+def backlog_of(lines: list[bytes], first: int, num: int, filt: TailFilter) -> list[tuple[int, bytes]]:
+    """:func:`backlog` over ``lines`` (oldest first, the first numbered ``first``)."""
     if num <= 0:
         return []
-    first, lines = history.last(len(history))
     if not filt.active:
         keep = lines[-num:]
         start = first + len(lines) - len(keep)
@@ -97,6 +103,15 @@ class SessionStreamer:
         self.shutting_down = False
         self.active_tails = 0
         self._hubs: dict[str, TailHub] = {}
+        #: Cluster mode: reads a channel's shared history (oldest first). The backlog then
+        #: carries no SSE ids and ``Last-Event-ID`` is not used: line numbers are per node.
+        self.history_source: Callable[[Channel], Awaitable[list[bytes]]] | None = None
+        #: Cluster mode: told when this node starts / stops tailing a channel.
+        self.on_tail_change: Callable[[str, bool], Awaitable[None]] | None = None
+
+    def hub(self, channel_id: str) -> TailHub | None:
+        """The channel's tail hub on this node, if it has live tails."""
+        return self._hubs.get(channel_id)
 
     def close_all(self) -> None:
         """End every tail stream cleanly (shutdown): each finishes its chunked body, and SSE
@@ -106,38 +121,54 @@ class SessionStreamer:
             for cursor in list(hub.cursors):
                 cursor.close()
 
-    def _attach(self, channel: Channel, filt: TailFilter, sse: bool) -> TailCursor:
+    def _attach(self, channel: Channel, filt: TailFilter, sse: bool) -> tuple[TailCursor, bool]:
         hub = self._hubs.get(channel.id)
+        new = hub is None or hub.closed
         if hub is None or hub.closed:
             hub = self._hubs[channel.id] = TailHub(self.tail_buffer_lines, channel.history.seq)
             channel.add_consumer(hub)
         cursor = TailCursor(hub, filt, sse, channel.history.seq)
         hub.cursors.add(cursor)
-        return cursor
+        return cursor, new
 
-    def _detach(self, channel: Channel, cursor: TailCursor) -> None:
+    async def _detach(self, channel: Channel, cursor: TailCursor) -> None:
         hub = cursor.hub
         hub.cursors.discard(cursor)
         if not hub.cursors:
             channel.remove_consumer(hub)
             if self._hubs.get(channel.id) is hub:
                 del self._hubs[channel.id]
+                if self.on_tail_change is not None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(2):
+                        await self.on_tail_change(channel.id, False)
 
-    def respond(self, session: SessionRecord, channel: Channel, accept: str,
-                last_event_id: str) -> Response:
-        sse = "text/event-stream" in accept
-        filt = TailFilter(session.ps.encode() if session.ps else None,
-                          session.source.encode() if session.source else None)
+    async def _head(self, session: SessionRecord, channel: Channel, filt: TailFilter, sse: bool,
+                    last_event_id: str) -> bytes:
+        if self.history_source is not None:
+            lines = await self.history_source(channel)
+            items = backlog_of(lines, 1, session.num, filt)
+            return b"".join(render_lines([raw], filt, sse) for _, raw in items)
         resume = last_event_id.strip()
         since = channel.history.after(int(resume)) if sse and resume.isdigit() else None
         if since is not None:
-            head = render_lines(since[1], filt, True, since[0])
-        else:
-            head = _render_numbered(backlog(channel, session.num, filt), sse)
+            return render_lines(since[1], filt, True, since[0])
+        return _render_numbered(backlog(channel, session.num, filt), sse)
+
+    async def respond(self, session: SessionRecord, channel: Channel, accept: str,
+                      last_event_id: str) -> Response:
+        sse = "text/event-stream" in accept
+        filt = TailFilter(session.ps.encode() if session.ps else None,
+                          session.source.encode() if session.source else None)
+        head = await self._head(session, channel, filt, sse, last_event_id)
         if sse:
             head = sse_preamble(self.retry_ms) + head
-        # The backlog was read and the cursor placed in one synchronous step: no gap, no repeat.
-        cursor = self._attach(channel, filt, sse) if session.tail else None
+        # Embedded mode reads the backlog and places the cursor in one synchronous step (no gap,
+        # no repeat); in cluster mode a line can fall between the Redis read and this point.
+        cursor = None
+        if session.tail:
+            cursor, new_hub = self._attach(channel, filt, sse)
+            if new_hub and self.on_tail_change is not None:
+                await self.on_tail_change(channel.id, True)
         self.metrics.sessions_opened.labels("tail" if session.tail else "backlog").inc()
         opened_at = session.opened_at if session.opened_at is not None else time.time()
         deadline = trio.current_time() + max(0.0, opened_at + self.lifetime - time.time())
@@ -150,7 +181,7 @@ class SessionStreamer:
                         await self._tail(send, cursor, sse)
             finally:
                 if cursor is not None:
-                    self._detach(channel, cursor)
+                    await self._detach(channel, cursor)
 
         content_type = "text/event-stream; charset=utf-8" if sse else "text/plain; charset=utf-8"
         return Response(200, content_type=content_type, stream=produce,

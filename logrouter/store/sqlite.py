@@ -103,7 +103,13 @@ class SqliteStore:
     async def delete_drain(self, drain_id: int) -> None:
         self._db.execute("DELETE FROM drains WHERE id = ?", (drain_id,))
 
-    async def put_session(self, session: SessionRecord) -> None:
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        r = self._db.execute(
+            "SELECT id, channel_id, num, tail, ps, source, created_at, opened_at FROM sessions "
+            "WHERE id = ?", (session_id,)).fetchone()
+        return SessionRecord(r[0], r[1], r[2], bool(r[3]), *r[4:]) if r else None
+
+    async def put_session(self, session: SessionRecord, ttl: float = 0.0) -> None:
         s = session
         self._db.execute(
             "INSERT OR REPLACE INTO sessions (id, channel_id, num, tail, ps, source, created_at, "

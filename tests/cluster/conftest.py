@@ -1,0 +1,103 @@
+"""Cluster fixtures: a real redis-server on a loopback port, and nodes that share it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from logrouter.node import Node
+from tests.conftest import Router, make_settings
+from tests.procs import free_port
+
+
+class RedisServer:
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is needed for the cluster tests (apt-get install redis-server)")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                import socket
+
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class Nodes:
+    """Start nodes on one Redis, each with its own cancel scope (to kill one abruptly)."""
+
+    def __init__(self, nursery: trio.Nursery, tmp_path: Path, redis: RedisServer) -> None:
+        self.nursery = nursery
+        self.tmp_path = tmp_path
+        self.redis = redis
+        self.scopes: list[trio.CancelScope] = []
+        self.nodes: list[Node] = []
+
+    async def start(self, **overrides: Any) -> Router:
+        i = len(self.nodes)
+        settings = make_settings(self.tmp_path / f"node{i}", redis_url=self.redis.url,
+                                 drain_backoff_initial=0.05, drain_backoff_max=0.2, **overrides)
+        node = Node(settings, announce=lambda line: None)
+        scope = trio.CancelScope()
+
+        async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await node.run(task_status=task_status)
+
+        await self.nursery.start(run)
+        self.nodes.append(node)
+        self.scopes.append(scope)
+        return Router(node)
+
+    def kill(self, i: int) -> None:
+        self.scopes[i].cancel()
+
+
+@pytest.fixture
+async def cluster(nursery: trio.Nursery, tmp_path: Path,
+                  redis_server: RedisServer) -> AsyncIterator[Nodes]:
+    nodes = Nodes(nursery, tmp_path, redis_server)
+    yield nodes
+    for node in nodes.nodes:
+        node.request_stop()

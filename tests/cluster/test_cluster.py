@@ -1,0 +1,125 @@
+"""Two and three nodes on one real redis-server."""
+
+from __future__ import annotations
+
+import trio
+
+from tests.cluster.conftest import Nodes
+from tests.conftest import Router
+from tests.helpers import frame, octet, open_request
+
+SSE = {"Accept": "text/event-stream"}
+
+
+async def eventually(check, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(timeout):
+        while not await check():
+            await trio.sleep(0.02)
+
+
+async def test_config_written_on_one_node_is_seen_on_the_others(cluster: Nodes) -> None:
+    a, b, c = await cluster.start(), await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel("shared")
+    started = trio.current_time()
+
+    async def everywhere() -> bool:
+        return all(r.node.table.get(cid) is not None and tokens["app"].encode() in r.node.table.route
+                   for r in (b, c))
+
+    await eventually(everywhere, 1.0)
+    assert trio.current_time() - started < 1.0
+    drain = (await b.api("POST", f"/v2/channels/{cid}/drains", {"url": "syslog://logs.example.com"})).json()
+
+    async def drain_on_a_and_c() -> bool:
+        return all(drain["id"] in r.node.table.get(cid).drains for r in (a, c))  # type: ignore[union-attr]
+
+    await eventually(drain_on_a_and_c, 1.0)
+    assert (await c.api("DELETE", f"/v2/channels/{cid}")).status == 200
+
+    async def gone() -> bool:
+        return a.node.table.get(cid) is None and b.node.table.get(cid) is None
+
+    await eventually(gone, 1.0)
+
+
+async def test_history_shared_and_session_from_another_node(cluster: Nodes) -> None:
+    a, b = await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel()
+    await a.send_tcp(octet(*(frame(tokens["app"], f"via a {i}") for i in range(5))))
+    await b.send_tcp(octet(frame(tokens["app"], "via b")))
+    path = await a.session(cid, num="10")  # created on A ...
+
+    async def all_six() -> bool:
+        resp = await open_request(b.api_port, "GET", path)  # ... streamed from B
+        body = await resp.read_to_end()
+        await resp.aclose()
+        return body.count(b"\n") == 6
+
+    await eventually(all_six)
+
+
+async def test_tail_on_b_sees_lines_sent_to_a_quickly(cluster: Nodes) -> None:
+    a, b = await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel()
+    await eventually(lambda: _has(b, cid))
+    tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
+    await trio.sleep(1.0)  # A learns that B tails the channel (refreshed every 0.5 s)
+    for i in range(5):
+        sent = trio.current_time()
+        await a.send_tcp(octet(frame(tokens["app"], f"cross {i}")))
+        await tail.read_until(f"cross {i}".encode(), timeout=2)
+        assert trio.current_time() - sent < 0.1
+    await tail.aclose()
+
+
+async def _has(router: Router, cid: str) -> bool:
+    return router.node.table.get(cid) is not None
+
+
+async def test_a_killed_node_does_not_stop_the_others(cluster: Nodes) -> None:
+    a, b = await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel()
+    await eventually(lambda: _has(b, cid))
+    tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
+    await trio.sleep(1.0)
+    await a.send_tcp(octet(frame(tokens["app"], "before kill")))
+    await tail.read_until(b"before kill")
+    cluster.kill(0)
+    await b.send_tcp(octet(frame(tokens["app"], "after kill")))
+    await tail.read_until(b"after kill")
+    await tail.aclose()
+    path = await b.session(cid, num="10")
+
+    async def both() -> bool:
+        resp = await open_request(b.api_port, "GET", path)
+        body = await resp.read_to_end()
+        await resp.aclose()
+        return b"before kill" in body and b"after kill" in body
+
+    await eventually(both)
+
+
+async def test_redis_restart_mid_stream(cluster: Nodes) -> None:
+    a, b = await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel()
+    await eventually(lambda: _has(b, cid))
+    cluster.redis.stop()
+    # Ingest goes on locally while Redis is down; the API says it cannot write config.
+    await a.send_tcp(octet(frame(tokens["app"], "during outage")))
+    await a.wait_history(cid, 1)
+    resp = await a.api("POST", "/channels", {"name": "x"})
+    assert resp.status == 503
+    await trio.to_thread.run_sync(cluster.redis.start)
+    # Everything recovers by itself: config writes, shared history, cross-node tails.
+    await eventually(lambda: _api_ok(a), 10.0)
+    tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
+    await trio.sleep(1.0)
+    await a.send_tcp(octet(frame(tokens["app"], "after restart")))
+    await tail.read_until(b"after restart", timeout=5)
+    await tail.aclose()
+    assert a.node.cluster is not None and a.node.cluster.history_dropped >= 1
+
+
+async def _api_ok(router: Router) -> bool:
+    resp = await router.api("POST", "/channels", {"name": "probe"})
+    return resp.status == 201

@@ -1,0 +1,90 @@
+"""`logrouter serve --workers 2` on Redis: shared ports, shared state, supervision."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.cluster.conftest import RedisServer
+from tests.helpers import frame
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer, tmp_path: Path) -> None:
+    env = {**os.environ, "LOGROUTER_AUTH_KEY": "wk", "LOGROUTER_REDIS_URL": redis_server.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logrouter", "serve", "--workers", "2", "--bind", "127.0.0.1",
+         "--syslog-port", "0", "--logs-port", "0", "--api-port", "0", "--data-dir", str(tmp_path / "d")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        ports = {}
+        while len(ports) < 3:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            if line.startswith("listening "):
+                ports[line.split()[1]] = int(line.split()[3].rsplit(":", 1)[1])
+        deadline = time.monotonic() + 10
+        while len(children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = children(proc.pid)
+        assert len(workers) == 2
+
+        def api(method: str, path: str, body: object = None) -> object:
+            req = urllib.request.Request(f"http://127.0.0.1:{ports['api']}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": "Bearer wk"})
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                data = resp.read()
+            return json.loads(data) if data else None
+
+        created = api("POST", "/channels", {"name": "w", "tokens": ["app"]})
+        assert isinstance(created, dict)
+        token = created["tokens"]["app"]
+        time.sleep(0.5)  # the other worker loads the channel from Redis
+        import socket
+
+        for i in range(40):  # connections spread over both workers by the kernel
+            with socket.create_connection(("127.0.0.1", ports["syslog"])) as s:
+                f = frame(token, f"conn {i}")
+                s.sendall(b"%d %s" % (len(f), f))
+
+        def history() -> str:
+            sess = api("POST", "/v2/sessions", {"channel_id": str(created["channel_id"]), "num": "100"})
+            assert isinstance(sess, dict)
+            with urllib.request.urlopen(sess["url"], timeout=5) as resp:
+                return str(resp.read().decode())
+
+        deadline = time.monotonic() + 5
+        while history().count("\n") < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert history().count("\n") == 40
+
+        os.kill(workers[0], signal.SIGKILL)  # a crashed worker is restarted
+        deadline = time.monotonic() + 10
+        while (len(children(proc.pid)) < 2 or workers[0] in children(proc.pid)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children(proc.pid)) == 2 and workers[0] not in children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 0
+    assert proc.stderr is not None and "at=worker_exit worker=" in proc.stderr.read()
+
+
+def test_workers_without_redis_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGROUTER_")}
+    result = subprocess.run([sys.executable, "-m", "logrouter", "serve", "--workers", "2"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "workers > 1 needs redis_url" in result.stderr
