@@ -1,41 +1,71 @@
 """Run logrouter as a bench-peers custom relay (../shared/bench-peers/README.md).
 
-    python bench/peer_relay.py IN_PORT SINK_PORT TOKENS_FILE WORKDIR [APPS] [-- serve flags…]
+    python bench/peer_relay.py IN_PORT SINK_PORT TOKENS_FILE WORKDIR [--apps 100] [--workers N]
 
-Phase 1 starts a router on free ports, creates APPS (100) apps, each with a syslog drain to
-127.0.0.1:SINK_PORT, writes their tokens to TOKENS_FILE and stops (the config stays in
-WORKDIR's SQLite file). Phase 2 *execs* `logrouter serve` with the syslog port on IN_PORT, so
-the harness measures the router process itself.
+Phase 1 starts a router on free ports, creates the apps, each with a syslog drain to
+127.0.0.1:SINK_PORT, writes their tokens to TOKENS_FILE and stops. Phase 2 *execs*
+`logrouter serve` with the syslog port on IN_PORT, so the harness measures the router itself.
+
+With ``--workers N`` (N > 1) the wrapper first starts its own redis-server (a child, so its CPU
+counts against logrouter), provisions through it, and phase 2 runs ``--workers N`` on it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run
+import run  # noqa: E402
+
+
+def start_redis(workdir: str) -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    binary = shutil.which("redis-server") or "redis-server"
+    subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", "--dir", workdir],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("redis-server did not start")
 
 
 def main() -> None:
-    in_port, sink_port, tokens_file, workdir = sys.argv[1:5]
-    rest = sys.argv[5:]
-    apps = int(rest.pop(0)) if rest and rest[0] != "--" else 100
-    extra = rest[1:] if rest[:1] == ["--"] else rest
-    del workdir  # the router keeps its own temporary data dir
-    router = run.Router({})
-    router_dir = router.dir
-    tokens = run.provision(router, apps, f"syslog://127.0.0.1:{sink_port}")
+    p = argparse.ArgumentParser()
+    p.add_argument("in_port")
+    p.add_argument("sink_port")
+    p.add_argument("tokens_file")
+    p.add_argument("workdir")
+    p.add_argument("--apps", type=int, default=100)
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args()
+    env: dict[str, str] = {}
+    if args.workers > 1:
+        env["LOGROUTER_REDIS_URL"] = start_redis(args.workdir)
+    router = run.Router(env)
+    tokens = run.provision(router, args.apps, f"syslog://127.0.0.1:{args.sink_port}")
     router.stop()
-    os.environ.update({"LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": in_port,
+    os.environ.update({"LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": args.in_port,
                        "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0",
-                       "LOGROUTER_AUTH_KEY": run.KEY, "LOGROUTER_DATA_DIR": router_dir,
-                       "LOGROUTER_LOG_LEVEL": "error"})
-    Path(tokens_file).write_text("\n".join(tokens) + "\n")
+                       "LOGROUTER_AUTH_KEY": run.KEY, "LOGROUTER_DATA_DIR": router.dir,
+                       "LOGROUTER_LOG_LEVEL": "error", "LOGROUTER_WORKERS": str(args.workers), **env})
+    Path(args.tokens_file).write_text("\n".join(tokens) + "\n")
     os.chdir(run.ROOT)
-    os.execv(sys.executable, [sys.executable, "-m", "logrouter", "serve", *extra])
+    os.execv(sys.executable, [sys.executable, "-m", "logrouter", "serve"])
 
 
 if __name__ == "__main__":
