@@ -30,13 +30,13 @@ import uuid
 
 import msgpack
 import trio
-from glide import GlideClient, GlideError
+from glide import GlideError
 
 from logrouter.channels import Channel, ChannelTable
 from logrouter.control import Control
 from logrouter.errors import StoreUnavailable
 from logrouter.metrics import Metrics
-from logrouter.store.redis import CONFIG_CHANNEL, RedisStore, connect, tail_channel
+from logrouter.store.redis import CONFIG_CHANNEL, Client, RedisStore, connect, tail_channel
 
 __all__ = ["Cluster"]
 
@@ -89,7 +89,7 @@ class Cluster:
         self._tails_out: dict[str, list[bytes]] = {}
         self._remote_tailed: set[str] = set()
         self._local_tails: set[str] = set()
-        self._sub: GlideClient | None = None
+        self._sub: Client | None = None
         self._taps: dict[str, _Tap] = {}
         self._last_drop_log = 0.0
         self.history_dropped = 0

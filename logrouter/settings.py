@@ -81,7 +81,7 @@ class Settings:
     http_drain_attempts: int = _opt(3, "tries per HTTP drain batch (same Logplex-Frame-Id)")
     http_drain_batch_bytes: int = _opt(102400, "target body size of an HTTP drain batch")
     tls_ca_file: str = _opt("", "CA bundle for syslog+tls/https drains; empty = system store")
-    redis_url: str = _opt("", "cluster mode: shared Redis, e.g. redis://127.0.0.1:6379/0")
+    redis_url: str = _opt("", "cluster mode: redis://host:port/db, or redis+cluster://host:port")
     workers: int = _opt(1, "node processes sharing the ports (more than 1 needs redis_url)")
     reuse_port: bool = _opt(False, "bind listeners with SO_REUSEPORT (set for --workers)")
     log_level: str = _opt("info", "service log level: debug, info, warn, error")

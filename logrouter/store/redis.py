@@ -30,7 +30,16 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from glide import Batch, GlideClient, GlideClientConfiguration, GlideError, NodeAddress
+from glide import (
+    Batch,
+    ClusterBatch,
+    GlideClient,
+    GlideClientConfiguration,
+    GlideClusterClient,
+    GlideClusterClientConfiguration,
+    GlideError,
+    NodeAddress,
+)
 
 from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
@@ -55,10 +64,19 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+Client = GlideClient | GlideClusterClient
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("redis+cluster", "valkey+cluster")
+
+
 def parse_url(url: str) -> tuple[str, int, int]:
+    """``redis://host:port[/db]``, or ``redis+cluster://host:port`` (any node of a Redis Cluster)."""
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "valkey") or not parts.hostname:
-        raise ConfigError(f"redis_url must look like redis://host:port[/db], got {url!r}")
+    if parts.scheme not in ("redis", "valkey", "redis+cluster", "valkey+cluster") or not parts.hostname:
+        raise ConfigError("redis_url must look like redis://host:port[/db] or "
+                          f"redis+cluster://host:port, got {url!r}")
     path = parts.path.strip("/")
     if path and not path.isdigit():
         raise ConfigError(f"redis_url database must be a number, got {parts.path!r}")
@@ -74,14 +92,18 @@ def route_client_logs(data_dir: str) -> None:
     Logger.set_logger_config(LogLevel.WARN, os.path.join(os.path.abspath(data_dir), "glide.log"))
 
 
-async def connect(url: str, pubsub: bool = False) -> GlideClient:
-    """A glide client for ``url`` (it reconnects by itself after failures)."""
+async def connect(url: str, pubsub: bool = False) -> Client:
+    """A glide client for ``url`` (it reconnects by itself after failures); a cluster client
+    for ``redis+cluster://``."""
     host, port, db = parse_url(url)
-    config = GlideClientConfiguration([NodeAddress(host, port)], database_id=db or None,
-                                      request_timeout=REQUEST_TIMEOUT_MS,
-                                      client_name="logrouter-pubsub" if pubsub else "logrouter")
+    name = "logrouter-pubsub" if pubsub else "logrouter"
     try:
-        return await GlideClient.create(config)
+        if is_cluster_url(url):
+            return await GlideClusterClient.create(GlideClusterClientConfiguration(
+                [NodeAddress(host, port)], request_timeout=REQUEST_TIMEOUT_MS, client_name=name))
+        return await GlideClient.create(GlideClientConfiguration(
+            [NodeAddress(host, port)], database_id=db or None, request_timeout=REQUEST_TIMEOUT_MS,
+            client_name=name))
     except GlideError as exc:
         raise StoreUnavailable(f"cannot connect to {url}: {exc}") from None
 
@@ -89,9 +111,14 @@ async def connect(url: str, pubsub: bool = False) -> GlideClient:
 class RedisStore:
     """:class:`~logrouter.store.base.ConfigStore` in Redis, plus shared history and tail fan-out."""
 
-    def __init__(self, client: GlideClient, history_lines: int) -> None:
+    def __init__(self, client: Client, history_lines: int) -> None:
         self.client = client
         self.history_lines = history_lines
+        self.cluster = isinstance(client, GlideClusterClient)
+
+    def _batch(self) -> Batch | ClusterBatch:
+        """A non-atomic pipeline: on Redis Cluster it is split by slot, never CROSSSLOT."""
+        return ClusterBatch(is_atomic=False) if self.cluster else Batch(is_atomic=False)
 
     async def _call(self, coro: Any) -> Any:
         try:
@@ -99,8 +126,8 @@ class RedisStore:
         except GlideError as exc:
             raise StoreUnavailable(str(exc)) from None
 
-    async def _exec(self, batch: Batch) -> list[Any]:
-        result = await self._call(self.client.exec(batch, raise_on_error=True))
+    async def _exec(self, batch: Batch | ClusterBatch) -> list[Any]:
+        result = await self._call(self.client.exec(batch, raise_on_error=True))  # type: ignore[arg-type]
         return list(result or [])
 
     async def publish(self, channel_id: str) -> None:
@@ -110,7 +137,7 @@ class RedisStore:
 
     async def load_channel(self, channel_id: str,
                            ) -> tuple[ChannelRecord | None, list[TokenRecord], list[DrainRecord]]:
-        b = Batch(is_atomic=False)
+        b = self._batch()
         b.hgetall(_ch(channel_id, "data"))
         b.hgetall(_ch(channel_id, "tokens"))
         b.hgetall(_ch(channel_id, "drains"))
@@ -143,7 +170,7 @@ class RedisStore:
                 return candidate
 
     async def put_channel(self, channel: ChannelRecord, tokens: list[TokenRecord]) -> None:
-        b = Batch(is_atomic=True)
+        b = self._batch()
         b.hset(_ch(channel.id, "data"), {"name": channel.name, "created_at": repr(channel.created_at)})
         if tokens:
             b.hset(_ch(channel.id, "tokens"), {t.token: t.name for t in tokens})
@@ -152,7 +179,7 @@ class RedisStore:
         await self.publish(channel.id)
 
     async def delete_channel(self, channel_id: str) -> None:
-        b = Batch(is_atomic=True)
+        b = self._batch()
         b.delete([_ch(channel_id, "data"), _ch(channel_id, "tokens"), _ch(channel_id, "drains")])
         b.srem("lr:channels", [channel_id])
         await self._exec(b)
@@ -225,7 +252,7 @@ class RedisStore:
 
     async def append_history(self, batches: dict[str, list[bytes]]) -> None:
         """One pipelined round trip for a whole flush: LPUSH + LTRIM per channel."""
-        b = Batch(is_atomic=False)
+        b = self._batch()
         for channel_id, lines in batches.items():
             key = _ch(channel_id, "history")
             b.lpush(key, lines)
