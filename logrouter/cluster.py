@@ -264,18 +264,28 @@ class Cluster:
             log.warning("at=tail_unsubscribe_failed channel_id=%s error=%r", channel_id, str(exc))
 
     async def _tail_registry(self) -> None:
+        """Every ``TAIL_REFRESH`` s: learn who tails what, renew our announcements. This is also
+        the Redis health probe: when Redis answers again after failing, resync everything (and
+        re-announce our tails), since config messages may have been missed meanwhile."""
         announced = 0.0
+        healthy = True
         while True:
             try:
                 now = time.monotonic()
-                if self._local_tails and now - announced > TAIL_ANNOUNCE_TTL / 3:
+                if not healthy or (self._local_tails and now - announced > TAIL_ANNOUNCE_TTL / 3):
                     await self.store.announce_tails(self.node_id, sorted(self._local_tails),
                                                     TAIL_ANNOUNCE_TTL)
                     announced = now
                 tailed = await self.store.tailed_channels()
                 self._remote_tailed = {c for c, nodes in tailed.items() if nodes - {self.node_id}}
-            except StoreUnavailable:
-                pass
+                if not healthy:
+                    log.info("at=redis_recovered node=%s", self.node_id)
+                    healthy = True
+                    await self.resync()
+            except StoreUnavailable as exc:
+                if healthy:
+                    log.error("at=redis_unavailable node=%s error=%r", self.node_id, str(exc))
+                healthy = False
             await trio.sleep(TAIL_REFRESH)
 
     async def aclose(self) -> None:

@@ -118,6 +118,8 @@ async def test_redis_restart_mid_stream(cluster: Nodes) -> None:
     await tail.read_until(b"after restart", timeout=5)
     await tail.aclose()
     assert a.node.cluster is not None and a.node.cluster.history_dropped >= 1
+    late, _ = await a.create_channel("after-restart")  # config sync resumed too
+    await eventually(lambda: _has(b, late), 1.0)
 
 
 async def _api_ok(router: Router) -> bool:

@@ -116,3 +116,50 @@ def test_logs_tail(router_proc: RouterProcess) -> None:
     finally:
         tail.send_signal(signal.SIGINT)
         assert tail.wait(timeout=10) == 0
+
+
+def _shuttle(router: RouterProcess, token: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "logrouter", "shuttle", "--token", token, "--wait", "0.05",
+         "--logs-url", f"http://127.0.0.1:{router.ports['logs']}/logs", *extra],
+        stdin=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL)
+
+
+def test_shuttle_reports_lost_batches_as_l13(router_proc: RouterProcess) -> None:
+    cli(router_proc, "apps:create", "lossy")
+    token = router_proc.api("GET", "/v3/channels/lossy")["tokens"]["app"]
+    assert router_proc.stop() == 0
+    proc = _shuttle(router_proc, token, "--max-attempts", "1")
+    assert proc.stdin is not None
+    proc.stdin.write("".join(f"gone {i}\n" for i in range(10)))
+    proc.stdin.flush()
+    time.sleep(1.0)  # the batch fails once and is given up on
+    router_proc.start()
+    proc.stdin.write("survivor\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    out = cli(router_proc, "logs", "-a", "lossy").stdout
+    assert "app[log-shuttle]: Error L13: 10 messages lost since " in out
+    assert out.rstrip().endswith("survivor") and "gone 1" not in out
+
+
+def test_shuttle_reports_its_own_buffer_overflow_as_l12(router_proc: RouterProcess) -> None:
+    cli(router_proc, "apps:create", "full")
+    token = router_proc.api("GET", "/v3/channels/full")["tokens"]["app"]
+    assert router_proc.stop() == 0
+    proc = _shuttle(router_proc, token, "--buffer-lines", "5", "--batch-size", "5",
+                    "--max-attempts", "30")
+    assert proc.stdin is not None
+    proc.stdin.write("".join(f"first {i}\n" for i in range(5)))
+    proc.stdin.flush()
+    time.sleep(0.3)  # those five are taken into a batch that keeps failing
+    proc.stdin.write("".join(f"more {i}\n" for i in range(20)))  # only the newest 5 fit
+    proc.stdin.close()
+    time.sleep(0.5)
+    router_proc.start()
+    assert proc.wait(timeout=60) == 0
+    lines = cli(router_proc, "logs", "-a", "full").stdout.splitlines()
+    msgs = [x.split("]: ", 1)[1] for x in lines]
+    assert msgs[:5] == [f"first {i}" for i in range(5)]
+    assert msgs[5].startswith("Error L12: 15 messages dropped since ")
+    assert msgs[6:] == [f"more {i}" for i in range(15, 20)]
