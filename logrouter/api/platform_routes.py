@@ -200,13 +200,21 @@ class PlatformRoutes:
                                   f"You can add at most {self.control.max_drains} drains to an app.")
         return json_response(201, self.drain_json(channel, drain))
 
-    async def get_drain(self, call: Call) -> Response:
+    def _app_drain(self, call: Call) -> tuple[Channel, DrainRecord] | Response:
+        """The app and drain a ``/apps/<app>/log-drains/<ref>`` path names, or the 404."""
         channel = self.find_app(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         drain = self._find_drain(channel, call.params[1])
         if drain is None:
             return json_response(404, _NOT_FOUND_DRAIN)
+        return channel, drain
+
+    async def get_drain(self, call: Call) -> Response:
+        found = self._app_drain(call)
+        if isinstance(found, Response):
+            return found
+        channel, drain = found
         out = self.drain_json(channel, drain)
         status = self.control.drain_status(drain.id)
         if status is not None:
@@ -214,12 +222,10 @@ class PlatformRoutes:
         return json_response(200, out)
 
     async def remove_drain(self, call: Call) -> Response:
-        channel = self.find_app(call.params[0])
-        if channel is None:
-            return json_response(404, _NOT_FOUND_APP)
-        drain = self._find_drain(channel, call.params[1])
-        if drain is None:
-            return json_response(404, _NOT_FOUND_DRAIN)
+        found = self._app_drain(call)
+        if isinstance(found, Response):
+            return found
+        channel, drain = found
         body = self.drain_json(channel, drain)
         try:
             await self.control.delete_drain(channel.id, drain.id)
