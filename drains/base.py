@@ -77,14 +77,16 @@ class Drain:
         self.last_error_at: float | None = None
         self.connected = False
         self._wakeup = trio.Event()
+        self._wake_at = 1  # buffered lines that wake the delivery task (raised while lingering)
         self._idle = trio.Event()  # set while nothing is buffered or in flight
         self._closed = False
 
     # consumer side (ingest path) ---------------------------------------------------------
 
     def push(self, lines: list[bytes]) -> None:
-        self.buffer.push_many(lines)
-        self._wakeup.set()
+        buffer = self.buffer
+        if buffer.push_many(lines) or len(buffer) >= self._wake_at:
+            self._wakeup.set()  # enough to do (or a loss to report): wake the delivery task
         if self._idle.is_set():
             self._idle = trio.Event()
 
@@ -97,11 +99,15 @@ class Drain:
     async def wait_lines(self, at_least: int = 1) -> None:
         """Wait until ``at_least`` lines (or an unreported loss) are waiting for delivery."""
         buffer = self.buffer
-        while len(buffer) < at_least and not buffer.has_loss:
-            if not len(buffer):
-                self._idle.set()
-            self._wakeup = trio.Event()
-            await self._wakeup.wait()
+        self._wake_at = at_least
+        try:
+            while len(buffer) < at_least and not buffer.has_loss:
+                if not len(buffer):
+                    self._idle.set()
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+        finally:
+            self._wake_at = 1
 
     async def wait_idle(self) -> None:
         """Wait until everything pushed so far was delivered or given up on."""
