@@ -21,6 +21,7 @@ import trio
 from drains.base import Drain, DrainOptions
 from drains.http_drain import HttpDrain
 from drains.syslog_drain import SyslogDrain
+from drains.syslog_writer import SyslogWriter
 from logrouter.channels import Channel, ChannelTable
 from logrouter.metrics import Metrics
 from logrouter.models import DrainRecord, parse_drain_url
@@ -49,12 +50,14 @@ class DrainSupervisor:
         self.options = options
         self.running: dict[int, _Running] = {}
         self._nursery: trio.Nursery | None = None
+        self.syslog_writer = SyslogWriter(options.linger)
         metrics.drains.source = self._metric_rows
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start every configured drain; run until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self.syslog_writer.run)
             for channel in list(self.table.channels.values()):
                 self.channel_changed(channel)
             task_status.started()
@@ -88,6 +91,8 @@ class DrainSupervisor:
 
         drain = kind(record, self.options, inject=inject,
                      buffer=previous.buffer if previous is not None else None)
+        if isinstance(drain, SyslogDrain) and not drain.url.tls:
+            drain.writer = self.syslog_writer
         scope = trio.CancelScope()
         self.running[record.id] = _Running(drain, channel, scope)
         channel.add_consumer(drain, drain=True)

@@ -16,12 +16,16 @@ verification injects L14 into the app's own stream (history and tails).
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import trio
 
 from drains.backoff import reconnect_delay
 from drains.base import Drain, log
+from drains.syslog_writer import SyslogWriter
+from logrouter.buffer import Loss
 from logrouter.protocol.drainfmt import syslog_frames, syslog_l10
 from logrouter.protocol.syslog import format_time, l14_text
 from logrouter.tlsclient import cert_error, open_stream
@@ -33,7 +37,65 @@ _L14_PRI = 188  # local7.warning
 
 
 class SyslogDrain(Drain):
-    """Delivers to one syslog receiver."""
+    """Delivers to one syslog receiver.
+
+    ``writer``, when set (plain TCP), writes this drain's batches while it is connected; the
+    drain's own task connects, finishes partial writes, closes idle connections and reconnects.
+    """
+
+    writer: SyslogWriter | None = None
+    _direct: socket.socket | None = None
+    _out: tuple[bytes, int, int, Loss | None] | None = None
+    _broken = False
+
+    def push(self, lines: list[bytes]) -> None:
+        writer = self.writer
+        if self._direct is None or self._out is not None or writer is None:
+            super().push(lines)
+            return
+        self.buffer.push_many(lines)
+        writer.mark(self)
+        if self._idle.is_set():
+            self._idle = trio.Event()
+
+    def write_direct(self) -> bool:
+        """Write one batch on the non-blocking socket (called by the writer); hand anything
+        that does not go out at once to the drain's own task. Returns whether another full
+        batch waits."""
+        sock = self._direct
+        if sock is None or self._out is not None:
+            return False
+        loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
+        frames, _skipped = syslog_frames(lines, self.token)
+        if loss is not None:
+            frames.insert(0, syslog_l10(self.token, loss.count, loss.since))
+        if frames:
+            data = b"".join(frames)
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self.failed(f"write: {type(exc).__name__}", lost_lines=len(lines), loss=loss)
+                self._broken = True
+                self._wakeup.set()
+                return False
+            shown = len(frames) - (loss is not None)
+            if sent < len(data):
+                self._out = (data[sent:], shown, len(lines), loss)
+                self._wakeup.set()
+                return False
+            self.succeeded(shown)
+            self.last_write = trio.current_time()
+        if len(self.buffer) or self.buffer.has_loss:
+            return len(self.buffer) >= WRITE_LINES or self._mark_again()
+        self._idle.set()
+        return False
+
+    def _mark_again(self) -> bool:
+        assert self.writer is not None
+        self.writer.mark(self)
+        return False
 
     async def deliver_forever(self) -> None:
         failures = 0
@@ -82,6 +144,9 @@ class SyslogDrain(Drain):
         opts = self.options
         clock = trio.current_time
         end_of_life = clock() + opts.max_connection_age
+        if self.writer is not None and isinstance(stream, trio.SocketStream):
+            await self._direct_session(stream, end_of_life)
+            return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._discard_peer_data, stream, nursery.cancel_scope)
             while clock() < end_of_life:
@@ -96,6 +161,64 @@ class SyslogDrain(Drain):
                 if not await self._write_batch(stream):
                     break
             nursery.cancel_scope.cancel()
+
+    async def _direct_session(self, stream: trio.SocketStream, end_of_life: float) -> None:
+        """Connected with a writer: wait for what the writer hands back, or for idleness."""
+        opts = self.options
+        clock = trio.current_time
+        writer = self.writer
+        assert writer is not None
+        self._direct = socket.socket(fileno=os.dup(stream.socket.fileno()))
+        self._direct.setblocking(False)
+        self._broken = False
+        self._out = None
+        self.last_write = clock()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._discard_peer_data, stream, nursery.cancel_scope)
+                writer.mark(self)
+                while clock() < end_of_life and not self._broken:
+                    self._wakeup = trio.Event()
+                    with trio.CancelScope(deadline=min(end_of_life,
+                                                       self.last_write + opts.syslog_idle_timeout)):
+                        await self._wakeup.wait()
+                    if self._broken:
+                        break
+                    if self._out is not None:
+                        if not await self._finish_partial(stream):
+                            break
+                        writer.mark(self)
+                    elif clock() - self.last_write >= opts.syslog_idle_timeout and not len(self.buffer):
+                        log.info("at=drain_idle_close drain_id=%s", self.record.id)
+                        break
+                nursery.cancel_scope.cancel()
+        finally:
+            writer.forget(self)
+            self._direct.close()
+            self._direct = None
+            if self._out is not None:  # a partial write that never finished
+                _data, _shown, lines, loss = self._out
+                self._out = None
+                self.failed("write cancelled", lost_lines=lines, loss=loss)
+
+    async def _finish_partial(self, stream: trio.SocketStream) -> bool:
+        assert self._out is not None
+        data, shown = self._out[:2]
+        error = ""
+        try:
+            with trio.CancelScope(
+                    deadline=trio.current_time() + self.options.syslog_send_timeout) as scope:
+                await stream.send_all(data)
+            if scope.cancelled_caught:
+                error = "write: timeout"
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            error = f"write: {type(exc).__name__}"
+        if error:
+            return False  # the finally of _direct_session counts the batch lost
+        self._out = None
+        self.succeeded(shown)
+        self.last_write = trio.current_time()
+        return True
 
     async def _write_batch(self, stream: trio.abc.Stream) -> bool:
         loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)

@@ -51,8 +51,21 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
         created = api("POST", "/channels", {"name": "w", "tokens": ["app"]})
         assert isinstance(created, dict)
         token = created["tokens"]["app"]
-        time.sleep(0.5)  # the other worker loads the channel from Redis
+        # Both workers know the channel: 20 API calls in a row on new connections (spread over
+        # the workers by the kernel) all find it.
         import socket
+        import urllib.error
+
+        deadline = time.monotonic() + 10
+        streak = 0
+        while streak < 20 and time.monotonic() < deadline:
+            try:
+                api("GET", f"/v2/channels/{created['channel_id']}")
+                streak += 1
+            except urllib.error.HTTPError:
+                streak = 0
+                time.sleep(0.05)
+        assert streak == 20
 
         for i in range(40):  # connections spread over both workers by the kernel
             with socket.create_connection(("127.0.0.1", ports["syslog"])) as s:
@@ -65,13 +78,13 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
             with urllib.request.urlopen(sess["url"], timeout=5) as resp:
                 return str(resp.read().decode())
 
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while history().count("\n") < 40 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert history().count("\n") == 40
 
         os.kill(workers[0], signal.SIGKILL)  # a crashed worker is restarted
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while (len(children(proc.pid)) < 2 or workers[0] in children(proc.pid)) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
