@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -53,9 +55,6 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
         token = created["tokens"]["app"]
         # Both workers know the channel: 20 API calls in a row on new connections (spread over
         # the workers by the kernel) all find it.
-        import socket
-        import urllib.error
-
         deadline = time.monotonic() + 10
         streak = 0
         while streak < 20 and time.monotonic() < deadline:
