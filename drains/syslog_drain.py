@@ -7,7 +7,9 @@ connection is older than ``max_connection_age``. Failed connects wait
 ``reconnect_delay`` (exponential, capped at ``backoff_max``) while the buffer
 keeps the newest lines and counts the rest.
 
-Each write carries every line waiting, up to 512 lines, rendered as
+While a plain-TCP drain is connected, the node's :class:`SyslogWriter` does its writes (one
+task for all drains); TLS drains write from their own task. Each write carries every line
+waiting, up to 512 lines, rendered as
 ``LEN <PRI>1 TIME d.<token> APP PROCID - - MSG\\n``; after a loss the write starts
 with the L10 line. A batch whose write fails is counted lost (at-most-once: a
 TCP write error cannot tell what the receiver got). A certificate that fails
