@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgpack
-
 from glide import (
     Batch,
     ClusterBatch,
