@@ -139,6 +139,9 @@ class Cluster:
             await self._sub.subscribe({CONFIG_CHANNEL}, timeout_ms=2000)
         except GlideError as exc:
             raise StoreUnavailable(f"cannot subscribe: {exc}") from None
+        # A change published between the node's initial load and this subscription would be
+        # missed until the next periodic resync: reload once now that messages are flowing.
+        await self.resync()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._listen)
             nursery.start_soon(self._resync_forever)
