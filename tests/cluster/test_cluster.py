@@ -45,6 +45,7 @@ async def test_config_written_on_one_node_is_seen_on_the_others(cluster: Nodes) 
 async def test_history_shared_and_session_from_another_node(cluster: Nodes) -> None:
     a, b = await cluster.start(), await cluster.start()
     cid, tokens = await a.create_channel()
+    await eventually(lambda: _has(b, cid))  # B routes the token once it has the config
     await a.send_tcp(octet(*(frame(tokens["app"], f"via a {i}") for i in range(5))))
     await b.send_tcp(octet(frame(tokens["app"], "via b")))
     path = await a.session(cid, num="10")  # created on A ...
