@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import msgpack
 import trio
@@ -37,6 +38,7 @@ from logrouter.control import Control
 from logrouter.errors import StoreUnavailable
 from logrouter.metrics import Metrics
 from logrouter.store.redis import CONFIG_CHANNEL, Client, RedisStore, connect, tail_channel
+from logrouter.tail import TailHub
 
 __all__ = ["Cluster"]
 
@@ -75,7 +77,8 @@ class Cluster:
     """
 
     def __init__(self, url: str, store: RedisStore, table: ChannelTable, control: Control,
-                 metrics: Metrics, hub_for: object, resync_interval: float = 10.0) -> None:
+                 metrics: Metrics, hub_for: Callable[[str], TailHub | None],
+                 resync_interval: float = 10.0) -> None:
         self.url = url
         self.store = store
         self.table = table
@@ -172,7 +175,7 @@ class Cluster:
             return
         if node == self.node_id:
             return
-        hub = self.hub_for(channel_id)  # type: ignore[operator]
+        hub = self.hub_for(channel_id)
         if hub is not None and lines:
             hub.push([bytes(x) for x in lines])
 
