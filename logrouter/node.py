@@ -216,24 +216,6 @@ class Node:
         ingest = Ingest(self.table, metrics)
         logs = LogsHandler(self.table, ingest, metrics, self.auth_key, s.max_body_bytes,
                            s.max_frame_bytes)
-        api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
-                         s.account_email)
-        self._servers = [
-            SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
-            HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,
-                       s.idle_timeout),
-            HttpServer("api", api_l, metrics, s.max_connections, api, s.max_api_body_bytes,
-                       s.idle_timeout),
-        ]
-        kinds = {"syslog": "tcp", "logs": "http", "api": "http"}
-        if show_key:
-            self.announce(f"auth_key {self.auth_key}")
-        drain_scope = trio.CancelScope()
-
-        async def run_drains(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            with drain_scope:
-                await drains.run(task_status=task_status)
-
         cluster_scope = trio.CancelScope()
         cluster = None
         if isinstance(store, RedisStore):
@@ -254,6 +236,24 @@ class Node:
 
             streamer.history_source = shared_history
             streamer.on_tail_change = tail_change
+
+        api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
+                         s.account_email)
+        self._servers = [
+            SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
+            HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,
+                       s.idle_timeout),
+            HttpServer("api", api_l, metrics, s.max_connections, api, s.max_api_body_bytes,
+                       s.idle_timeout),
+        ]
+        kinds = {"syslog": "tcp", "logs": "http", "api": "http"}
+        if show_key:
+            self.announce(f"auth_key {self.auth_key}")
+        drain_scope = trio.CancelScope()
+
+        async def run_drains(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with drain_scope:
+                await drains.run(task_status=task_status)
 
         async def run_cluster(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             assert cluster is not None

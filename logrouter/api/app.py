@@ -43,7 +43,7 @@ class ApiHandler:
         r.add("GET", r"/v3/healthcheck", self.v3_healthcheck, auth=False)
         r.add("GET", r"/metrics", self.prometheus, auth=False)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
-        LogplexRoutes(control, public_url).register(r)
+        LogplexRoutes(control, public_url, streamer.history_source).register(r)
         PlatformRoutes(control, public_url, account_email).register(r)
 
     async def __call__(self, request: Request) -> Response:

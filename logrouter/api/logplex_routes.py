@@ -7,6 +7,7 @@ served as ``application/json`` (Logplex served some as ``text/html``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from logrouter.api.routing import BadJson, Call, Router, json_response, text_response
@@ -61,9 +62,12 @@ class LogplexRoutes:
         public_url: base of session URLs and v3 ``Location`` headers.
     """
 
-    def __init__(self, control: Control, public_url: str) -> None:
+    def __init__(self, control: Control, public_url: str,
+                 shared_history: Callable[[Channel], Awaitable[list[bytes]]] | None = None) -> None:
         self.control = control
         self.public_url = public_url.rstrip("/")
+        #: Cluster mode: reads a channel's shared history (oldest first) for ``…/logs``.
+        self.shared_history = shared_history
 
     def register(self, r: Router) -> None:
         r.add("POST", r"/channels", self.v1_create_channel)
@@ -400,7 +404,11 @@ class LogplexRoutes:
         if not any(a.split(";")[0].strip() in ("*/*", "application/*", "application/logplex-1")
                    for a in accept.split(",")):
             return json_response(406, {"error": "only application/logplex-1 is served"})
-        _, lines = channel.history.last(_num(call.query("num")))
+        num = _num(call.query("num"))
+        if self.shared_history is not None:  # cluster mode: every node's lines, from Redis
+            lines = (await self.shared_history(channel))[-num:] if num else []
+        else:
+            _, lines = channel.history.last(num)
         frames = []
         for raw in lines:
             f = parse_line(raw)

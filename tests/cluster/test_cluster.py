@@ -57,6 +57,8 @@ async def test_history_shared_and_session_from_another_node(cluster: Nodes) -> N
         return body.count(b"\n") == 6
 
     await eventually(all_six)
+    logs = await b.api("GET", f"/v3/channels/{cid}/logs?num=6")  # B serves A's lines too
+    assert logs.headers["logplex-msg-count"] == "6" and b"via a 0" in logs.body
 
 
 async def test_tail_on_b_sees_lines_sent_to_a_quickly(cluster: Nodes) -> None:
