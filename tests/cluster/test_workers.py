@@ -24,16 +24,17 @@ def children(pid: int) -> list[int]:
 
 def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer, tmp_path: Path) -> None:
     env = {**os.environ, "LOGROUTER_AUTH_KEY": "wk", "LOGROUTER_REDIS_URL": redis_server.url}
+    errors = open(tmp_path / "stderr.txt", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "logrouter", "serve", "--workers", "2", "--bind", "127.0.0.1",
          "--syslog-port", "0", "--logs-port", "0", "--api-port", "0", "--data-dir", str(tmp_path / "d")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         assert proc.stdout is not None
         ports = {}
         while len(ports) < 3:
             line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.stderr else ""
+            assert line, (tmp_path / "stderr.txt").read_text()
             if line.startswith("listening "):
                 ports[line.split()[1]] = int(line.split()[3].rsplit(":", 1)[1])
         deadline = time.monotonic() + 10
@@ -83,16 +84,24 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
         assert history().count("\n") == 40
 
         os.kill(workers[0], signal.SIGKILL)  # a crashed worker is restarted
+        log = tmp_path / "stderr.txt"
         deadline = time.monotonic() + 20
-        while (len(children(proc.pid)) < 2 or workers[0] in children(proc.pid)) \
-                and time.monotonic() < deadline:
+        while log.read_text().count("at=worker_start") < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(children(proc.pid)) == 2 and workers[0] not in children(proc.pid)
+        assert log.read_text().count("at=worker_start") == 3, log.read_text()[-3000:]
+        live: list[int] = []
+        while time.monotonic() < deadline:
+            live = children(proc.pid)
+            if len(live) == 2 and workers[0] not in live:
+                break
+            time.sleep(0.05)
+        assert len(live) == 2 and workers[0] not in live, (live, log.read_text()[-3000:])
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
+        errors.close()
     assert code == 0
-    assert proc.stderr is not None and "at=worker_exit worker=" in proc.stderr.read()
+    assert "at=worker_exit worker=" in (tmp_path / "stderr.txt").read_text()
 
 
 def test_workers_without_redis_is_refused(tmp_path: Path) -> None:
