@@ -1,11 +1,12 @@
-"""RFC 5424 header fields, token cooking and the Logplex L-lines.
+"""RFC 5424 header fields and the Logplex L-lines.
 
 Theory of operation
 -------------------
 Ingest touches only what routing needs: the APP-NAME field (the 4th
 space-separated field, RFC 5424 §6.2.5) carries the token ``t.<uuid>``. The
 frame is *cooked* by swapping that field for the token's name (``app``,
-``heroku``); the rest of the bytes are kept as they came. Every other reader
+``heroku``; done in bulk by :mod:`logrouter.router`); the rest of the bytes are
+kept as they came. Every other reader
 (tails, drains, history readers) parses the cooked line lazily with
 :func:`parse_line`, once per consumer kind and never on the ingest path.
 
@@ -20,8 +21,8 @@ import time
 from typing import NamedTuple
 
 __all__ = [
-    "SyslogLine", "cook", "format_time", "l10_text", "l11_text", "l14_text",
-    "parse_line", "pri_of", "token_of",
+    "SyslogLine", "format_time", "l10_text", "l11_text", "l14_text",
+    "parse_line",
 ]
 
 # SD-ELEMENT = "[" SD-ID *(SP SD-PARAM) "]"; PARAM-VALUE is quoted and may
@@ -44,21 +45,6 @@ class SyslogLine(NamedTuple):
     procid: bytes
     msgid: bytes
     msg: bytes
-
-
-def token_of(frame: bytes) -> bytes | None:
-    """Return the APP-NAME field of ``frame`` (where the token travels), or None."""
-    parts = frame.split(b" ", 4)
-    return parts[3] if len(parts) == 5 else None
-
-
-def cook(frame: bytes, token: bytes, name: bytes) -> bytes:
-    """Replace APP-NAME ``token`` with ``name``; other frames are returned unchanged."""
-    parts = frame.split(b" ", 4)
-    if len(parts) == 5 and parts[3] == token:
-        parts[3] = name
-        return b" ".join(parts)
-    return frame
 
 
 def parse_line(line: bytes) -> SyslogLine | None:
@@ -105,11 +91,6 @@ def parse_line(line: bytes) -> SyslogLine | None:
     else:
         return None
     return SyslogLine(head[1:gt], parts[1], parts[2], parts[3], parts[4], parts[5], msg)
-
-
-def pri_of(facility: int, severity: int) -> bytes:
-    """PRIVAL = facility * 8 + severity (RFC 5424 §6.2.1), as bytes."""
-    return str(facility * 8 + severity).encode()
 
 
 def format_time(ts: float | None = None) -> bytes:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from logrouter.protocol.syslog import cook, format_time, l10_text, l11_text, l14_text, parse_line, token_of
+from logrouter.protocol.syslog import format_time, l10_text, l11_text, l14_text, parse_line
+from logrouter.router import route_to
 
 
 def test_parse_line_with_nil_sd() -> None:
@@ -33,9 +34,8 @@ def test_parse_line_rejects_non_5424() -> None:
 
 def test_token_and_cook() -> None:
     f = b"<190>1 T host t.abc web.1 - - t.abc appears in msg too"
-    assert token_of(f) == b"t.abc"
-    assert cook(f, b"t.abc", b"app") == b"<190>1 T host app web.1 - - t.abc appears in msg too"
-    assert cook(f, b"t.other", b"app") == f
+    assert route_to([f], b"t.abc", b"app") == [b"<190>1 T host app web.1 - - t.abc appears in msg too"]
+    assert route_to([f], b"t.other", b"app") == [f]
 
 
 def test_l_lines() -> None:
