@@ -65,6 +65,13 @@ class Control:
         provider = self.drain_status_provider
         return provider(drain_id) if provider is not None else None
 
+    def with_status(self, drain_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` plus ``"status"`` (delivery counters) when the drain is running here."""
+        status = self.drain_status(drain_id)
+        if status is not None:
+            body["status"] = status
+        return body
+
     def notify(self, channel: Channel) -> None:
         for listener in self.drain_listeners:
             listener(channel)

@@ -364,11 +364,7 @@ class LogplexRoutes:
             drain = self.control.drain(call.params[0], int(call.params[1]))
         except NotFoundError:
             return json_response(404, {"error": "not found"})
-        out = _drain_json(drain)
-        status = self.control.drain_status(drain.id)
-        if status is not None:
-            out["status"] = status
-        return json_response(200, out)
+        return json_response(200, self.control.with_status(drain.id, _drain_json(drain)))
 
     async def v3_put_drain(self, call: Call) -> Response:
         try:

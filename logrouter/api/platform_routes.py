@@ -215,11 +215,7 @@ class PlatformRoutes:
         if isinstance(found, Response):
             return found
         channel, drain = found
-        out = self.drain_json(channel, drain)
-        status = self.control.drain_status(drain.id)
-        if status is not None:
-            out["status"] = status
-        return json_response(200, out)
+        return json_response(200, self.control.with_status(drain.id, self.drain_json(channel, drain)))
 
     async def remove_drain(self, call: Call) -> Response:
         found = self._app_drain(call)
