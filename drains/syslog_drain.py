@@ -28,7 +28,7 @@ from drains.backoff import reconnect_delay
 from drains.base import Drain, log
 from drains.syslog_writer import SyslogWriter
 from logrouter.buffer import Loss
-from logrouter.protocol.drainfmt import syslog_frames, syslog_l10
+from logrouter.protocol.drainfmt import render_syslog, syslog_l10
 from logrouter.protocol.syslog import format_time, l14_text
 from logrouter.tlsclient import cert_error, open_stream
 
@@ -68,11 +68,10 @@ class SyslogDrain(Drain):
         if sock is None or self._out is not None:
             return False
         loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
-        frames, _skipped = syslog_frames(lines, self.token)
+        data, shown, _skipped = render_syslog(lines, self.token)
         if loss is not None:
-            frames.insert(0, syslog_l10(self.token, loss.count, loss.since))
-        if frames:
-            data = b"".join(frames)
+            data = syslog_l10(self.token, loss.count, loss.since) + data
+        if data:
             try:
                 sent = sock.send(data)
             except BlockingIOError:
@@ -82,7 +81,6 @@ class SyslogDrain(Drain):
                 self._broken = True
                 self._wakeup.set()
                 return False
-            shown = len(frames) - (loss is not None)
             if sent < len(data):
                 self._out = (data[sent:], shown, len(lines), loss)
                 self._wakeup.set()
@@ -224,16 +222,16 @@ class SyslogDrain(Drain):
 
     async def _write_batch(self, stream: trio.abc.Stream) -> bool:
         loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
-        frames, _skipped = syslog_frames(lines, self.token)
+        data, shown, _skipped = render_syslog(lines, self.token)
         if loss is not None:
-            frames.insert(0, syslog_l10(self.token, loss.count, loss.since))
-        if not frames:
+            data = syslog_l10(self.token, loss.count, loss.since) + data
+        if not data:
             return True
         error = "write cancelled"
         try:
             with trio.CancelScope(deadline=trio.current_time() + self.options.syslog_send_timeout
                                   ) as scope:
-                await stream.send_all(b"".join(frames))
+                await stream.send_all(data)
             error = "write: timeout" if scope.cancelled_caught else ""
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             error = f"write: {type(exc).__name__}"
@@ -242,7 +240,7 @@ class SyslogDrain(Drain):
                 self.failed(error, lost_lines=len(lines), loss=loss)
         if error:
             return False
-        self.succeeded(len(frames) - (loss is not None))
+        self.succeeded(shown)
         return True
 
     async def _discard_peer_data(self, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:

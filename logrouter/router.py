@@ -7,8 +7,10 @@ and counts once — no per-message await, metric call or log line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from logrouter.protocol.speedups import native
 
 __all__ = ["RouteResult", "route_by_token", "route_to"]
 
@@ -31,41 +33,33 @@ class RouteResult(Generic[C]):
         return sum(len(g) for g in self.groups.values())
 
 
-def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]]) -> RouteResult[C]:
-    """Route each frame by the token in its APP-NAME field (Logplex §2.1).
-
-    ``tokens`` maps ``t.…`` to ``(channel, token name)``; the token is replaced
-    by its name ("cooking").
-    """
-    result: RouteResult[C] = RouteResult()
-    groups = result.groups
+def _route_frames_py(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
+                     groups: dict[C, list[bytes]]) -> tuple[int, int, int]:
+    """Append each routable frame, cooked, to ``groups[channel]``; return the counts of frames
+    dropped as (not syslog, no token, unknown token). See :func:`route_by_token`."""
+    not_syslog = no_token = unknown_token = 0
     get = tokens.get
     for frame in frames:
         parts = frame.split(b" ", 4)
         if len(parts) != 5:
-            result.not_syslog += 1
+            not_syslog += 1
             continue
         entry = get(parts[3])
         if entry is None:
             if parts[3].startswith(b"t."):
-                result.unknown_token += 1
+                unknown_token += 1
             else:
-                result.no_token += 1
+                no_token += 1
             continue
         channel, parts[3] = entry
         group = groups.get(channel)
         if group is None:
             groups[channel] = group = []
         group.append(b" ".join(parts))
-    return result
+    return not_syslog, no_token, unknown_token
 
 
-def route_to(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:
-    """Cook frames posted with one token's auth: APP-NAME equal to the token becomes its name.
-
-    Frames carrying anything else in APP-NAME are kept as sent (they still
-    belong to the token's channel, as in Logplex).
-    """
+def _route_to_py(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:
     out = []
     for frame in frames:
         parts = frame.split(b" ", 4)
@@ -75,3 +69,30 @@ def route_to(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:
         else:
             out.append(frame)
     return out
+
+
+_route_frames: Callable[[list[bytes], Any, Any], tuple[int, int, int]] = (
+    native.route_frames if native is not None else _route_frames_py)
+_route_to: Callable[[list[bytes], bytes, bytes], list[bytes]] = (
+    native.route_to if native is not None else _route_to_py)
+
+
+def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]]) -> RouteResult[C]:
+    """Route each frame by the token in its APP-NAME field (Logplex §2.1).
+
+    ``tokens`` maps ``t.…`` to ``(channel, token name)``; the token is replaced
+    by its name ("cooking"). Frames keep their order within each channel.
+    """
+    result: RouteResult[C] = RouteResult()
+    route = _route_frames if type(tokens) is dict else _route_frames_py
+    result.not_syslog, result.no_token, result.unknown_token = route(frames, tokens, result.groups)
+    return result
+
+
+def route_to(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:
+    """Cook frames posted with one token's auth: APP-NAME equal to the token becomes its name.
+
+    Frames carrying anything else in APP-NAME are kept as sent (they still
+    belong to the token's channel, as in Logplex).
+    """
+    return _route_to(frames, token, name)

@@ -13,9 +13,13 @@ that reports losses always ends with a newline (fixing Logplex issue #105).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
+from logrouter.protocol.speedups import native
 from logrouter.protocol.syslog import format_time, l10_text, parse_line
 
-__all__ = ["L10_PRI", "http_body", "http_l10", "syslog_frames", "syslog_l10"]
+__all__ = ["L10_PRI", "http_body", "http_l10", "render_syslog", "syslog_frames", "syslog_l10"]
 
 #: local5.warning, as Logplex sends L10.
 L10_PRI = 172
@@ -37,14 +41,42 @@ def syslog_frames(lines: list[bytes], drain_token: bytes) -> tuple[list[bytes], 
                 line += b"\n"
             append(b"%d %s" % (len(line), line))
             continue
-        f = parse_line(raw)
-        if f is None:
+        frame = _syslog_frame(raw, drain_token)
+        if frame is None:
             skipped += 1
-            continue
-        msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
-        line = b"<%s>1 %s %s %s %s - - %s" % (f.pri, f.time, drain_token, f.app, f.procid, msg)
-        append(b"%d %s" % (len(line), line))
+        else:
+            append(frame)
     return out, skipped
+
+
+def _syslog_frame(raw: bytes, drain_token: bytes) -> bytes | None:
+    """One line's syslog drain frame, any RFC 5424 shape; None when it is not RFC 5424."""
+    f = parse_line(raw)
+    if f is None:
+        return None
+    msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
+    line = b"<%s>1 %s %s %s %s - - %s" % (f.pri, f.time, drain_token, f.app, f.procid, msg)
+    return b"%d %s" % (len(line), line)
+
+
+def _render_syslog_py(lines: list[bytes], drain_token: bytes,
+                      slow: Callable[[bytes], bytes | None]) -> tuple[bytes, int, int]:
+    frames, skipped = syslog_frames(lines, drain_token)
+    return b"".join(frames), len(frames), skipped
+
+
+_render_syslog: Callable[[list[bytes], bytes, Callable[[bytes], bytes | None]],
+                         tuple[bytes, int, int]] = (
+    native.render_syslog if native is not None else _render_syslog_py)
+
+
+def render_syslog(lines: list[bytes], drain_token: bytes) -> tuple[bytes, int, int]:
+    """Render cooked lines for a syslog drain as one write.
+
+    Returns ``(data, frames rendered, lines skipped)``; ``data`` is the concatenation of
+    :func:`syslog_frames`' frames.
+    """
+    return _render_syslog(lines, drain_token, partial(_syslog_frame, drain_token=drain_token))
 
 
 def syslog_l10(drain_token: bytes, lost: int, since: float, now: float | None = None) -> bytes:

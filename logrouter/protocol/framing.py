@@ -24,6 +24,10 @@ prefix, whatever the peer sends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from logrouter.protocol.speedups import native
+
 __all__ = ["DROP_REASONS", "FrameSplitter", "split_octet_counted"]
 
 #: Reasons a splitter drops bytes, the label values of the malformed counter.
@@ -37,6 +41,39 @@ DEFAULT_MAX_FRAME_BYTES = 10240
 DEFAULT_MAX_SKIP_BYTES = 1 << 20
 # Seven digits cover any length up to 9,999,999: the most a valid prefix needs.
 _MAX_LEN_DIGITS = 7
+
+
+def _split_octets_py(buf: bytes, pos: int, max_frame: int, out: list[bytes]) -> int:
+    """Append the well-formed octet-counted frames (RFC 6587 §3.4.1) from ``buf[pos:]`` to ``out``.
+
+    The fast path of :meth:`FrameSplitter.feed`: a frame qualifies when its length has no
+    leading zero, at most seven digits and is at most ``max_frame``. Returns the position after
+    the last frame taken — ``len(buf)``, or the start of the first frame that does not qualify
+    — or ``-(pos + 1)`` when the frame at ``pos`` qualifies but has not fully arrived.
+    """
+    find = buf.find
+    append = out.append
+    n = len(buf)
+    while pos < n:
+        sp = find(b" ", pos, pos + _MAX_LEN_DIGITS + 1)
+        if sp <= pos:
+            return pos
+        digits = buf[pos:sp]
+        if not digits.isdigit() or buf[pos] == 48:
+            return pos
+        length = int(digits)
+        if length > max_frame:
+            return pos
+        end = sp + 1 + length
+        if end > n:
+            return -(pos + 1)
+        append(buf[sp + 1:end])
+        pos = end
+    return pos
+
+
+split_octets: Callable[[bytes, int, int, list[bytes]], int] = (
+    native.split_octets if native is not None else _split_octets_py)
 
 
 class FrameSplitter:
@@ -94,25 +131,16 @@ class FrameSplitter:
             self._discard_line = False
         buf = self._buf + data if self._buf else data
         frames: list[bytes] = []
-        append = frames.append
-        find = buf.find
         n = len(buf)
         pos = 0
         max_frame = self.max_frame_bytes
         while pos < n:
-            # Fast path: a well-formed octet-counted frame (RFC 6587 §3.4.1).
-            sp = find(b" ", pos, pos + _MAX_LEN_DIGITS + 1)
-            if sp > pos:
-                digits = buf[pos:sp]
-                if digits.isdigit() and buf[pos] != 48:
-                    length = int(digits)
-                    if length <= max_frame:
-                        end = sp + 1 + length
-                        if end > n:
-                            break  # wait for the rest of the frame
-                        append(buf[sp + 1:end])
-                        pos = end
-                        continue
+            pos = split_octets(buf, pos, max_frame, frames)
+            if pos < 0:  # an octet-counted frame still arriving
+                pos = -pos - 1
+                break
+            if pos >= n:
+                break
             pos = self._other(buf, pos, frames)
             if pos < 0:
                 pos = -pos - 1

@@ -1,0 +1,28 @@
+"""The optional C versions of the relay path's per-line loops, and the switch that turns them off.
+
+``logrouter.protocol._speedups`` is built from ``_speedups.c`` when the package is installed
+with a C compiler at hand; without one the install still succeeds and every caller uses the
+pure-Python twin of each function, which defines the behaviour (the tests check both give the
+same results). Setting ``LOGROUTER_PURE_PYTHON=1`` forces the pure-Python versions.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+__all__ = ["native"]
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("LOGROUTER_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from logrouter.protocol import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+#: The C module, or None when it is not built or turned off.
+native: ModuleType | None = _load()
