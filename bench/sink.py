@@ -30,6 +30,7 @@ class Counter:
         self.frames = 0
         self.bytes = 0
         self.l10_lost = 0
+        self.l10_lines = 0
         self.first = 0.0
         self.last = 0.0
         self.latencies: list[int] = []
@@ -60,10 +61,7 @@ class Counter:
     def _sample(self, buf: bytes, start: int, end: int) -> None:
         frame = buf[start:end]
         if b"Error L10" in frame:
-            m = re.search(rb"(\d+) messages dropped", frame)
-            if m:
-                self.l10_lost += int(m.group(1))
-            return
+            return  # counted by scan_l10
         m = _TS.search(frame, max(0, len(frame) - 40))
         if m:
             self.latencies.append(time.time_ns() - int(m.group(1)))
@@ -77,12 +75,15 @@ class Counter:
         self.frames += count
         self.bytes += nbytes
         self.last = now
-        if self.frames >= self.target:
+        if self.frames - self.l10_lines >= self.target:
             self.done.set()
 
     def scan_l10(self, buf: bytes) -> None:
+        """Add up the losses L10 lines in ``buf`` report; the L10 lines themselves are not
+        delivered log lines, so they are taken off the frame count."""
         for m in re.finditer(rb"Error L10 \(output buffer overflow\): (\d+) messages", buf):
             self.l10_lost += int(m.group(1))
+            self.l10_lines += 1
 
     def result(self) -> dict[str, object]:
         lat = sorted(self.latencies)
@@ -90,7 +91,8 @@ class Counter:
         def pct(p: float) -> float | None:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))] / 1e6, 3) if lat else None
 
-        return {"frames": self.frames, "bytes": self.bytes, "first": self.first, "last": self.last,
+        return {"frames": self.frames - self.l10_lines, "bytes": self.bytes, "first": self.first,
+                "last": self.last,
                 "l10_lost": self.l10_lost, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
                 "samples": len(lat)}
 
