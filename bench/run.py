@@ -1,6 +1,6 @@
 """Benchmark runner: start a router, provision apps, drive a scenario, print one result line.
 
-    python bench/run.py S1 [-n 1000000] [--rate R] [--runs 3] [--json-out FILE] [--cold]
+    python bench/run.py S1 [-n 1000000] [--rate R] [--sink-rate R] [--runs 3] [--json-out F] [--cold]
 
 Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
   S1  relay: 4 TCP connections, 100 apps, each with a syslog drain to the sink, history on
@@ -81,8 +81,8 @@ class Router:
 
 
 def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = None,
-               ) -> tuple[subprocess.Popen[str], int]:
-    cmd = [PY, str(HERE / "sink.py"), "--count", str(count)]
+               max_rate: float = 0.0) -> tuple[subprocess.Popen[str], int]:
+    cmd = [PY, str(HERE / "sink.py"), "--count", str(count), "--max-rate", str(max_rate)]
     if http:
         cmd.append("--http")
     if tls:
@@ -172,7 +172,8 @@ class SseTails:
             self.lines[i] += data.count(b"\ndata: ") + data.startswith(b"data: ")
 
 
-def scenario(name: str, n: int, rate: float, size: int, cold: bool = False) -> dict[str, Any]:
+def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
+             sink_rate: float = 0.0) -> dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix="lr-bench-run-")
     env: dict[str, str] = {}
     http_lines, k, apps, tails = 0, 4, 100, None
@@ -182,7 +183,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False) -> d
         if name == "S4":
             apps = 1
         else:
-            sink, sink_port = start_sink(n + warm)
+            sink, sink_port = start_sink(n + warm, max_rate=sink_rate)
     elif name == "S2":
         http_lines, k = 100, 16
     elif name == "S3":
@@ -210,7 +211,8 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False) -> d
         cpu0 = cpu_seconds(pid)
         port = router.ports["logs"] if http_lines else router.ports["syslog"]
         gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate)
-        result: dict[str, Any] = {"scenario": name, "n": n, "rate": rate or None, "warm": not cold}
+        result: dict[str, Any] = {"scenario": name, "n": n, "rate": rate or None, "warm": not cold,
+                                  "sink_rate": sink_rate or None}
         if sink is not None:
             out, _ = sink.communicate(timeout=300)
             got = json.loads(out.strip().splitlines()[-1])
@@ -264,12 +266,14 @@ def main() -> None:
     p.add_argument("-s", type=int, default=150)
     p.add_argument("--rate", type=float, default=0.0, help="paced lines/s (0 = flat out)")
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--sink-rate", type=float, default=0.0,
+                   help="S1: the syslog receiver reads at most this many lines/s (a slow drain)")
     p.add_argument("--cold", action="store_true",
                    help="no warm-up: drains connect on the run's first lines")
     p.add_argument("--json-out")
     args = p.parse_args()
     for _ in range(args.runs):
-        result = scenario(args.scenario, args.n, args.rate, args.s, args.cold)
+        result = scenario(args.scenario, args.n, args.rate, args.s, args.cold, args.sink_rate)
         line = json.dumps(result)
         print(line, flush=True)
         if args.json_out:

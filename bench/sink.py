@@ -5,7 +5,7 @@ latency from the ``ts=<ns>`` stamp the load generator puts at the end of each
 message, and prints one JSON line when ``--count`` frames arrived or after
 ``--idle`` seconds without data.
 
-    python bench/sink.py --port 0 --count 1000000 [--http] [--tls-cert C --tls-key K]
+    python bench/sink.py --port 0 --count 1000000 [--http] [--tls-cert C --tls-key K] [--max-rate R]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Counter:
         self.bytes = 0
         self.l10_lost = 0
         self.l10_lines = 0
+        self.vclock = 0.0  # for --max-rate
         self.first = 0.0
         self.last = 0.0
         self.latencies: list[int] = []
@@ -98,16 +99,38 @@ class Counter:
 
 
 class SyslogProtocol(asyncio.Protocol):
-    def __init__(self, counter: Counter) -> None:
+    def __init__(self, counter: Counter, max_rate: float = 0.0) -> None:
         self.counter = counter
+        self.max_rate = max_rate
         self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
         if b"L10" in data:
             self.counter.scan_l10(data)
+        before = self.counter.frames
         pos = self.counter.frames_in(buf, 0)
         self.buf = buf[pos:]
+        if self.max_rate:
+            self._throttle(self.counter.frames - before)
+
+    def _throttle(self, frames: int) -> None:
+        """A slow receiver: a virtual clock shared by all connections advances 1/max_rate per
+        frame (never lagging the real one by more than 50 ms); reading pauses while it is ahead."""
+        c = self.counter
+        now = time.monotonic()
+        c.vclock = max(c.vclock, now - 0.05) + frames / self.max_rate
+        if c.vclock - now > 0.001 and self.transport is not None:
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(c.vclock - now, self._resume)
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -150,9 +173,10 @@ async def main(args: argparse.Namespace) -> None:
     if args.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
-    proto = HttpProtocol if args.http else SyslogProtocol
-    server = await loop.create_server(lambda: proto(counter), "127.0.0.1", args.port, ssl=ctx,
-                                      backlog=1024)
+    def protocol() -> asyncio.Protocol:
+        return HttpProtocol(counter) if args.http else SyslogProtocol(counter, args.max_rate)
+
+    server = await loop.create_server(protocol, "127.0.0.1", args.port, ssl=ctx, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     print(json.dumps({"port": port}), flush=True)
     seen = -1
@@ -175,6 +199,8 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=3.0)
     parser.add_argument("--max-wait", type=float, default=120.0)
     parser.add_argument("--http", action="store_true")
+    parser.add_argument("--max-rate", type=float, default=0.0,
+                        help="syslog: read at most this many lines/s (a slow receiver)")
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     uvloop.run(main(parser.parse_args()))
