@@ -81,8 +81,9 @@ class Router:
 
 
 def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = None,
-               max_rate: float = 0.0) -> tuple[subprocess.Popen[str], int]:
-    cmd = [PY, str(HERE / "sink.py"), "--count", str(count), "--max-rate", str(max_rate)]
+               max_rate: float = 0.0, warm: int = 0) -> tuple[subprocess.Popen[str], int]:
+    cmd = [PY, str(HERE / "sink.py"), "--count", str(count + warm), "--max-rate", str(max_rate),
+           "--warm", str(warm)]
     if http:
         cmd.append("--http")
     if tls:
@@ -183,13 +184,13 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         if name == "S4":
             apps = 1
         else:
-            sink, sink_port = start_sink(n + warm, max_rate=sink_rate)
+            sink, sink_port = start_sink(n, max_rate=sink_rate, warm=warm)
     elif name == "S2":
         http_lines, k = 100, 16
     elif name == "S3":
         ca, cert, key = tls_files(workdir)
         env["LOGROUTER_TLS_CA_FILE"] = ca
-        sink, sink_port = start_sink(n + warm, http=True, tls=(cert, key))
+        sink, sink_port = start_sink(n, http=True, tls=(cert, key), warm=warm)
     else:
         raise SystemExit(f"unknown scenario {name}")
     router = Router(env)

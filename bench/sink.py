@@ -185,7 +185,8 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await asyncio.wait_for(counter.done.wait(), timeout=args.idle)
         except TimeoutError:
-            if counter.frames == seen and (counter.frames or time.time() - started > args.max_wait):
+            if counter.frames == seen and (counter.frames > args.warm
+                                           or time.time() - started > args.max_wait):
                 break
             seen = counter.frames
     server.close()
@@ -197,6 +198,8 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--idle", type=float, default=3.0)
+    parser.add_argument("--warm", type=int, default=0,
+                        help="warm-up lines: the idle timeout starts only after more arrived")
     parser.add_argument("--max-wait", type=float, default=120.0)
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--max-rate", type=float, default=0.0,
