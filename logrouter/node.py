@@ -17,13 +17,13 @@ import os
 import secrets
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from drains import DrainOptions, DrainSupervisor
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.channels import Channel, ChannelTable
-from logrouter.cluster import Cluster
 from logrouter.control import Control
 from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.history import History, load_histories, save_histories
@@ -33,9 +33,11 @@ from logrouter.serving import HttpServer, StreamServer, open_listeners
 from logrouter.sessions import SessionTable
 from logrouter.settings import Settings
 from logrouter.store.base import ConfigStore
-from logrouter.store.redis import RedisStore, route_client_logs
-from logrouter.store.redis import connect as redis_connect
 from logrouter.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:  # cluster mode's modules (and the Redis client) load only when it is on
+    from logrouter.cluster import Cluster
+    from logrouter.store.redis import RedisStore
 
 __all__ = ["Node", "resolve_auth_key"]
 
@@ -145,6 +147,9 @@ class Node:
 
     async def _connect_redis(self) -> RedisStore:
         """Connect to Redis, retrying until it answers (listeners start only after)."""
+        from logrouter.store.redis import RedisStore, route_client_logs
+        from logrouter.store.redis import connect as redis_connect
+
         route_client_logs(self.settings.data_dir)
         delay = 0.5
         while True:
@@ -218,7 +223,11 @@ class Node:
                            s.max_frame_bytes)
         cluster_scope = trio.CancelScope()
         cluster = None
-        if isinstance(store, RedisStore):
+        if s.redis_url:
+            from logrouter.cluster import Cluster
+            from logrouter.store.redis import RedisStore
+
+            assert isinstance(store, RedisStore)
             cluster = self.cluster = Cluster(s.redis_url, store, self.table, control, metrics,
                                              streamer.hub)
             self.table.channel_listeners.append(cluster.attach)
