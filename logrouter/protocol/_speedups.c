@@ -111,13 +111,14 @@ route_frames(PyObject *self, PyObject *args)
                           &tokens, &PyDict_Type, &groups))
         return NULL;
     Py_ssize_t not_syslog = 0, no_token = 0, unknown_token = 0;
-    PyObject *last_channel = NULL, *last_group = NULL; /* borrowed */
+    /* The last channel's group, kept (with a reference) for runs of frames of one channel. */
+    PyObject *last_channel = NULL, *last_group = NULL;
     Py_ssize_t count = PyList_GET_SIZE(frames);
     for (Py_ssize_t k = 0; k < count; k++) {
         PyObject *frame = PyList_GET_ITEM(frames, k);
         if (!PyBytes_Check(frame)) {
             PyErr_SetString(PyExc_TypeError, "frames must be bytes");
-            return NULL;
+            goto fail;
         }
         const char *s = PyBytes_AS_STRING(frame);
         Py_ssize_t n = PyBytes_GET_SIZE(frame);
@@ -128,12 +129,12 @@ route_frames(PyObject *self, PyObject *args)
         }
         PyObject *token = PyBytes_FromStringAndSize(s + sp[2] + 1, sp[3] - sp[2] - 1);
         if (token == NULL)
-            return NULL;
-        PyObject *entry = PyDict_GetItemWithError(tokens, token); /* borrowed */
+            goto fail;
+        PyObject *entry = PyDict_GetItemWithError(tokens, token);
         Py_DECREF(token);
         if (entry == NULL) {
             if (PyErr_Occurred())
-                return NULL;
+                goto fail;
             if (sp[3] - sp[2] - 1 >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
                 unknown_token++;
             else
@@ -143,38 +144,47 @@ route_frames(PyObject *self, PyObject *args)
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
                 || !PyBytes_Check(PyTuple_GET_ITEM(entry, 1))) {
             PyErr_SetString(PyExc_TypeError, "tokens values must be (channel, bytes name)");
-            return NULL;
+            goto fail;
         }
+        Py_INCREF(entry); /* a channel's __eq__ below could change `tokens` */
         PyObject *channel = PyTuple_GET_ITEM(entry, 0);
         PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(entry, 1));
-        if (cooked == NULL)
-            return NULL;
-        PyObject *group;
-        if (channel == last_channel) {
-            group = last_group;
-        } else {
-            group = PyDict_GetItemWithError(groups, channel);
+        if (cooked == NULL) {
+            Py_DECREF(entry);
+            goto fail;
+        }
+        if (channel != last_channel) {
+            PyObject *group = PyDict_GetItemWithError(groups, channel);
             if (group == NULL) {
-                if (PyErr_Occurred() || (group = PyList_New(0)) == NULL) {
+                if (PyErr_Occurred() || (group = PyList_New(0)) == NULL
+                        || PyDict_SetItem(groups, channel, group) < 0) {
+                    Py_XDECREF(group);
                     Py_DECREF(cooked);
-                    return NULL;
+                    Py_DECREF(entry);
+                    goto fail;
                 }
-                int rc = PyDict_SetItem(groups, channel, group);
-                Py_DECREF(group); /* the dict holds it */
-                if (rc < 0) {
-                    Py_DECREF(cooked);
-                    return NULL;
-                }
+            } else {
+                Py_INCREF(group);
             }
+            Py_XDECREF(last_group);
+            Py_XDECREF(last_channel);
+            Py_INCREF(channel);
             last_channel = channel;
             last_group = group;
         }
-        int rc = PyList_Append(group, cooked);
+        Py_DECREF(entry);
+        int rc = PyList_Append(last_group, cooked);
         Py_DECREF(cooked);
         if (rc < 0)
-            return NULL;
+            goto fail;
     }
+    Py_XDECREF(last_group);
+    Py_XDECREF(last_channel);
     return Py_BuildValue("nnn", not_syslog, no_token, unknown_token);
+fail:
+    Py_XDECREF(last_group);
+    Py_XDECREF(last_channel);
+    return NULL;
 }
 
 /* route_to(frames, token, name) -> list: frames whose APP-NAME equals token get name

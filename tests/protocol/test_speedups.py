@@ -169,3 +169,16 @@ def test_no_memory_is_leaked() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024  # 2,000 rounds of ~400 objects each: any per-call leak shows
+
+
+def test_equal_channels_share_one_group_as_in_python() -> None:
+    assert native is not None
+    a1, a2 = "".join(["ch", "-a"]), "".join(["ch-", "a"])  # equal, not the same object
+    assert a1 == a2 and a1 is not a2
+    tokens = {b"t.1": (a1, b"web"), b"t.2": (a2, b"worker"), b"t.3": ("ch-b", b"x")}
+    frames = [b"<1>1 - h t.%d p - - m%d" % (t, i) for i, t in enumerate([1, 2, 3, 2, 1])]
+    groups_c: dict[str, list[bytes]] = {}
+    groups_py: dict[str, list[bytes]] = {}
+    assert native.route_frames(frames, tokens, groups_c) == _route_frames_py(frames, tokens, groups_py)
+    assert groups_c == groups_py
+    assert len(groups_c["ch-a"]) == 4
