@@ -32,6 +32,8 @@ class _Collector:
     def __init__(self) -> None:
         self.headers: dict[str, str] = {}
         self.complete = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) < 100:
@@ -39,6 +41,9 @@ class _Collector:
 
     def on_message_complete(self) -> None:
         self.complete = True
+        # Only valid here: once the message is complete the parser resets and reports False.
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
 
 
 class HttpConnection:
@@ -60,7 +65,7 @@ class HttpConnection:
         self.usable = False
         await self.stream.send_all(data)
         collector = _Collector()
-        parser = httptools.HttpResponseParser(collector)
+        parser = collector.parser = httptools.HttpResponseParser(collector)
         received = 0
         while not collector.complete:
             chunk = await self.stream.receive_some(65536)
@@ -81,7 +86,7 @@ class HttpConnection:
                 raise HttpClientError("unexpected protocol upgrade") from None
             except httptools.HttpParserError as exc:
                 raise HttpClientError(f"malformed response: {exc}") from None
-        keep = parser.should_keep_alive()
+        keep = collector.keep_alive
         self.usable = keep
         self.used_at = trio.current_time()
         return HttpResult(parser.get_status_code(), collector.headers, keep)

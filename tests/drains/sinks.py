@@ -65,6 +65,7 @@ class HttpSink:
     script: list[int | str] = field(default_factory=lambda: [200])
     requests: list[Received] = field(default_factory=list)
     port: int = 0
+    connections: int = 0
 
     def __post_init__(self) -> None:
         self._changed = trio.Event()
@@ -77,6 +78,7 @@ class HttpSink:
             await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
         done: list[Received] = []
 
         class P:

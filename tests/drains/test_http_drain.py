@@ -54,6 +54,19 @@ async def test_exact_request(fast_router: Router, nursery: trio.Nursery) -> None
     assert req.body.startswith(b"63 <190>1")
 
 
+async def test_batches_reuse_one_kept_alive_connection(fast_router: Router,
+                                                      nursery: trio.Nursery) -> None:
+    # 200 with a body (Content-Length: 2) and 204 without one: both keep the connection.
+    sink = HttpSink(script=[200, 204, 200])
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    for i in range(4):
+        await fast_router.send_tcp(octet(frame(tokens["app"], f"batch {i}")))
+        await sink.wait_requests(i + 1)
+    assert sink.connections == 1
+
+
 async def test_500_then_success_retries_with_the_same_frame_id(fast_router: Router,
                                                               nursery: trio.Nursery) -> None:
     sink = HttpSink(script=[500, 429, 200])
