@@ -29,7 +29,7 @@ from drains.base import Drain
 from logrouter import __version__
 from logrouter.buffer import Loss
 from logrouter.httpclient import HttpClientError, HttpConnection
-from logrouter.protocol.drainfmt import http_body, http_l10
+from logrouter.protocol.drainfmt import http_l10, render_http
 from logrouter.tlsclient import cert_error, open_stream
 
 __all__ = ["HttpDrain"]
@@ -62,10 +62,10 @@ class HttpDrain(Drain):
         self._conn: HttpConnection | None = None
         self._failed_batches = 0
 
-    def request_bytes(self, frames: list[bytes], frame_id: str) -> bytes:
-        body = b"".join(frames)
+    def request_bytes(self, body: bytes, count: int, frame_id: str) -> bytes:
+        """The whole request for a logplex-1 ``body`` of ``count`` frames."""
         return b"%s\r\nLogplex-Msg-Count: %d\r\nLogplex-Frame-Id: %s\r\nContent-Length: %d\r\n\r\n%s" % (
-            self._head, len(frames), frame_id.encode(), len(body), body)
+            self._head, count, frame_id.encode(), len(body), body)
 
     async def deliver_forever(self) -> None:
         try:
@@ -108,13 +108,14 @@ class HttpDrain(Drain):
 
     async def _deliver(self, loss: Loss | None, lines: list[bytes]) -> bool:
         """Deliver one batch with retries; False when it was given up on."""
-        frames, skipped = http_body(lines)
+        body, count, skipped = render_http(lines)
         if loss is not None:
-            frames.insert(0, http_l10(loss.count, loss.since))
-        if not frames:
+            body = http_l10(loss.count, loss.since) + body
+            count += 1
+        if not count:
             return True
         real = len(lines) - skipped
-        data = self.request_bytes(frames, secrets.token_hex(16).upper())
+        data = self.request_bytes(body, count, secrets.token_hex(16).upper())
         outcome = "cancelled"
         try:
             for attempt in range(1, self.options.http_attempts + 1):

@@ -6,13 +6,14 @@
  *   split_octets   framing._split_octets_py    (FrameSplitter's octet-counted fast path)
  *   route_frames   router._route_frames_py     (route_by_token: token -> channel, cooking)
  *   route_to       router._route_to_py         (cooking for frames posted with one token)
- *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering, fast shape only)
+ *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
+ *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
  *
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the
  * GIL and hold no state. Anything unusual (a line that is not in the common RFC 5424
- * shape) goes back to Python: split_octets stops and returns where it stopped,
- * render_syslog calls the `slow` function it is given for that one line.
+ * shape) goes back to Python: split_octets stops and returns where it stopped, the
+ * renderers call the `slow` function they are given for that one line.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -259,20 +260,46 @@ outbuf_put(outbuf *b, const char *s, Py_ssize_t n)
     b->len += n;
 }
 
-/* render_syslog(lines, drain_token, slow) -> (data, rendered, skipped)
- *
- * Render cooked lines for a syslog drain into one bytes object of octet-counted frames:
- * "LEN SP <PRI>1 TIME drain_token APP PROCID - - MSG" plus a newline when MSG lacks one.
- * Lines in the common shape (version 1, no STRUCTURED-DATA) are rendered here; for any
- * other line slow(line) is called and returns the whole frame, or None to skip it. */
-static PyObject *
-render_syslog(PyObject *self, PyObject *args)
+/* Append slow(line)'s frame to b (rendered) or count it skipped (None). 0, or -1 on error. */
+static int
+render_slow(outbuf *b, PyObject *slow, PyObject *line, Py_ssize_t *rendered, Py_ssize_t *skipped)
 {
-    PyObject *lines, *dtoken, *slow;
-    if (!PyArg_ParseTuple(args, "O!SO:render_syslog", &PyList_Type, &lines, &dtoken, &slow))
-        return NULL;
-    const char *dt = PyBytes_AS_STRING(dtoken);
-    Py_ssize_t dtlen = PyBytes_GET_SIZE(dtoken);
+    PyObject *frame = PyObject_CallOneArg(slow, line);
+    if (frame == NULL)
+        return -1;
+    int rc = 0;
+    if (frame == Py_None) {
+        (*skipped)++;
+    } else if (!PyBytes_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "slow() must return bytes or None");
+        rc = -1;
+    } else if ((rc = outbuf_reserve(b, PyBytes_GET_SIZE(frame))) == 0) {
+        outbuf_put(b, PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame));
+        (*rendered)++;
+    }
+    Py_DECREF(frame);
+    return rc;
+}
+
+/* Whether a line has the fast shape, <PRI>1 TIME HOST APP PROCID MSGID - MSG (version 1, no
+ * STRUCTURED-DATA); fills sp with the offsets of its first seven spaces. */
+static inline int
+fast_shape(const char *s, Py_ssize_t n, Py_ssize_t *sp)
+{
+    return find_spaces(s, n, sp, 7) == 7 && sp[6] - sp[5] == 2 && s[sp[5] + 1] == '-'
+           && sp[0] >= 2 && s[0] == '<' && s[sp[0] - 2] == '>' && s[sp[0] - 1] == '1';
+}
+
+/* Render lines into one bytes object of octet-counted frames. With a drain token (syslog):
+ * "<PRI>1 TIME token APP PROCID - - MSG" plus a newline when MSG lacks one. Without (http,
+ * token == NULL): "<PRI>1 TIME host APP PROCID - MSG". Lines not of the fast shape go
+ * through slow(line). Returns (data, rendered, skipped). */
+static PyObject *
+render(PyObject *lines, PyObject *dtoken, PyObject *slow)
+{
+    const char *dt = dtoken ? PyBytes_AS_STRING(dtoken) : "host";
+    Py_ssize_t dtlen = dtoken ? PyBytes_GET_SIZE(dtoken) : 4;
+    int syslog = dtoken != NULL;
     Py_ssize_t count = PyList_GET_SIZE(lines), rendered = 0, skipped = 0;
     outbuf b = {NULL, 0, 0};
     for (Py_ssize_t k = 0; k < count; k++) {
@@ -284,46 +311,29 @@ render_syslog(PyObject *self, PyObject *args)
         const char *s = PyBytes_AS_STRING(line);
         Py_ssize_t n = PyBytes_GET_SIZE(line);
         Py_ssize_t sp[7];
-        /* The fast shape: <PRI>1 TIME HOST APP PROCID MSGID - MSG */
-        if (find_spaces(s, n, sp, 7) == 7 && sp[6] - sp[5] == 2 && s[sp[5] + 1] == '-'
-                && sp[0] >= 2 && s[0] == '<' && s[sp[0] - 2] == '>' && s[sp[0] - 1] == '1') {
-            int newline = s[n - 1] != '\n';
-            /* prefix, token, " APP PROCID", " - - ", MSG, newline */
-            Py_ssize_t body = sp[1] + 1 + dtlen + (sp[4] - sp[2]) + 5 + (n - sp[6] - 1)
-                              + newline;
-            char digits[24];
-            int dlen = snprintf(digits, sizeof digits, "%zd ", body);
-            if (outbuf_reserve(&b, dlen + body) < 0)
+        if (!fast_shape(s, n, sp)) {
+            if (render_slow(&b, slow, line, &rendered, &skipped) < 0)
                 goto fail;
-            outbuf_put(&b, digits, dlen);
-            outbuf_put(&b, s, sp[1] + 1);            /* "<PRI>1 TIME " */
-            outbuf_put(&b, dt, dtlen);               /* drain token */
-            outbuf_put(&b, s + sp[2], sp[4] - sp[2]); /* " APP PROCID" */
-            outbuf_put(&b, " - - ", 5);
-            outbuf_put(&b, s + sp[6] + 1, n - sp[6] - 1); /* MSG */
-            if (newline)
-                outbuf_put(&b, "\n", 1);
-            rendered++;
             continue;
         }
-        PyObject *frame = PyObject_CallOneArg(slow, line);
-        if (frame == NULL)
+        /* "<PRI>1 TIME " host-or-token " APP PROCID" sep MSG [newline] */
+        const char *sep = syslog ? " - - " : " - ";
+        Py_ssize_t seplen = syslog ? 5 : 3;
+        int newline = syslog && s[n - 1] != '\n';
+        Py_ssize_t body = sp[1] + 1 + dtlen + (sp[4] - sp[2]) + seplen + (n - sp[6] - 1) + newline;
+        char digits[24];
+        int dlen = snprintf(digits, sizeof digits, "%zd ", body);
+        if (outbuf_reserve(&b, dlen + body) < 0)
             goto fail;
-        if (frame == Py_None) {
-            skipped++;
-        } else if (!PyBytes_Check(frame)) {
-            Py_DECREF(frame);
-            PyErr_SetString(PyExc_TypeError, "slow() must return bytes or None");
-            goto fail;
-        } else {
-            if (outbuf_reserve(&b, PyBytes_GET_SIZE(frame)) < 0) {
-                Py_DECREF(frame);
-                goto fail;
-            }
-            outbuf_put(&b, PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame));
-            rendered++;
-        }
-        Py_DECREF(frame);
+        outbuf_put(&b, digits, dlen);
+        outbuf_put(&b, s, sp[1] + 1);
+        outbuf_put(&b, dt, dtlen);
+        outbuf_put(&b, s + sp[2], sp[4] - sp[2]);
+        outbuf_put(&b, sep, seplen);
+        outbuf_put(&b, s + sp[6] + 1, n - sp[6] - 1);
+        if (newline)
+            outbuf_put(&b, "\n", 1);
+        rendered++;
     }
     PyObject *data = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
     PyMem_Free(b.data);
@@ -335,11 +345,34 @@ fail:
     return NULL;
 }
 
+/* render_syslog(lines, drain_token, slow) -> (data, rendered, skipped): frames for a syslog
+ * drain (see render). */
+static PyObject *
+render_syslog(PyObject *self, PyObject *args)
+{
+    PyObject *lines, *dtoken, *slow;
+    if (!PyArg_ParseTuple(args, "O!SO:render_syslog", &PyList_Type, &lines, &dtoken, &slow))
+        return NULL;
+    return render(lines, dtoken, slow);
+}
+
+/* render_http(lines, slow) -> (data, rendered, skipped): the logplex-1 body of an HTTP drain
+ * (see render). */
+static PyObject *
+render_http(PyObject *self, PyObject *args)
+{
+    PyObject *lines, *slow;
+    if (!PyArg_ParseTuple(args, "O!O:render_http", &PyList_Type, &lines, &slow))
+        return NULL;
+    return render(lines, NULL, slow);
+}
+
 static PyMethodDef methods[] = {
     {"split_octets", split_octets, METH_VARARGS, "Split well-formed octet-counted frames."},
     {"route_frames", route_frames, METH_VARARGS, "Route frames by token, cooking each."},
     {"route_to", route_to, METH_VARARGS, "Cook frames posted with one token."},
     {"render_syslog", render_syslog, METH_VARARGS, "Render lines for a syslog drain."},
+    {"render_http", render_http, METH_VARARGS, "Render lines as an HTTP drain's body."},
     {NULL, NULL, 0, NULL},
 };
 

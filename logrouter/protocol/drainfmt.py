@@ -19,7 +19,8 @@ from functools import partial
 from logrouter.protocol.speedups import native
 from logrouter.protocol.syslog import format_time, l10_text, parse_line
 
-__all__ = ["L10_PRI", "http_body", "http_l10", "render_syslog", "syslog_frames", "syslog_l10"]
+__all__ = ["L10_PRI", "http_body", "http_l10", "render_http", "render_syslog", "syslog_frames",
+           "syslog_l10"]
 
 #: local5.warning, as Logplex sends L10.
 L10_PRI = 172
@@ -96,13 +97,40 @@ def http_body(lines: list[bytes]) -> tuple[list[bytes], int]:
             line = b"%s %s host %s %s - %s" % (p[0], p[1], p[3], p[4], p[7])
             out.append(b"%d %s" % (len(line), line))
             continue
-        f = parse_line(raw)
-        if f is None:
+        frame = _http_frame(raw)
+        if frame is None:
             skipped += 1
-            continue
-        line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, f.msg)
-        out.append(b"%d %s" % (len(line), line))
+        else:
+            out.append(frame)
     return out, skipped
+
+
+def _http_frame(raw: bytes) -> bytes | None:
+    """One line's logplex-1 frame, any RFC 5424 shape; None when it is not RFC 5424."""
+    f = parse_line(raw)
+    if f is None:
+        return None
+    line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, f.msg)
+    return b"%d %s" % (len(line), line)
+
+
+def _render_http_py(lines: list[bytes], slow: Callable[[bytes], bytes | None],
+                    ) -> tuple[bytes, int, int]:
+    frames, skipped = http_body(lines)
+    return b"".join(frames), len(frames), skipped
+
+
+_render_http: Callable[[list[bytes], Callable[[bytes], bytes | None]], tuple[bytes, int, int]] = (
+    native.render_http if native is not None else _render_http_py)
+
+
+def render_http(lines: list[bytes]) -> tuple[bytes, int, int]:
+    """Render cooked lines as an HTTP drain's logplex-1 body.
+
+    Returns ``(body, frames rendered, lines skipped)``; ``body`` is the concatenation of
+    :func:`http_body`'s frames.
+    """
+    return _render_http(lines, _http_frame)
 
 
 def http_l10(lost: int, since: float, now: float | None = None) -> bytes:

@@ -124,6 +124,16 @@ def test_render_syslog_matches_python(lines_: list[bytes], token: bytes) -> None
     assert got == (b"".join(frames), len(frames), skipped)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(lines(), max_size=30))
+def test_render_http_matches_python(lines_: list[bytes]) -> None:
+    assert native is not None
+    got = native.render_http(lines_, drainfmt._http_frame)
+    assert got == drainfmt._render_http_py(lines_, drainfmt._http_frame)
+    frames, skipped = drainfmt.http_body(lines_)
+    assert got == (b"".join(frames), len(frames), skipped)
+
+
 def test_wrong_types_raise_instead_of_crashing() -> None:
     assert native is not None
     with pytest.raises(TypeError):
@@ -136,6 +146,8 @@ def test_wrong_types_raise_instead_of_crashing() -> None:
         native.render_syslog([b"x"], b"d.1", lambda line: "not bytes")
     with pytest.raises(ZeroDivisionError):
         native.render_syslog([b"x"], b"d.1", lambda line: 1 // 0)
+    with pytest.raises(TypeError):
+        native.render_http([b"x", 3], lambda line: None)
 
 
 def test_no_memory_is_leaked() -> None:
@@ -151,6 +163,7 @@ def test_no_memory_is_leaked() -> None:
         native.route_frames(frames, KNOWN, groups)
         native.route_to(frames, b"t.a", b"web")
         native.render_syslog([*frames, b"<13>1 - h a p m [sd] with sd"], b"d.1", slow)
+        native.render_http([*frames, b"<13>1 - h a p m [sd] with sd"], drainfmt._http_frame)
         for bad in (lambda: native.route_to([1], b"t", b"x"),
                     lambda: native.render_syslog([b"x"], b"d", lambda line: 1 // 0)):
             try:
