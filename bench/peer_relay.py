@@ -57,7 +57,7 @@ def main() -> None:
     if args.workers > 1:
         env["LOGROUTER_REDIS_URL"] = start_redis(args.workdir)
     router = run.Router(env)
-    tokens = run.provision(router, args.apps, f"syslog://127.0.0.1:{args.sink_port}")
+    tokens, _drains = run.provision(router, args.apps, f"syslog://127.0.0.1:{args.sink_port}")
     router.stop()
     os.environ.update({"LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": args.in_port,
                        "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0",
