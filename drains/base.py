@@ -38,6 +38,9 @@ class DrainOptions:
     """Delivery settings shared by all drains of a node (see logrouter.settings)."""
 
     buffer_lines: int = 1024
+    degraded_lines: int = 10
+    syslog_shrink_after: int = 10
+    http_shrink_after: float = 300.0
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
     max_connection_age: float = 18000.0
@@ -70,12 +73,15 @@ class Drain:
         self.token = record.token.encode()
         self.options = options
         self.buffer = buffer if buffer is not None else BoundedBuffer(options.buffer_lines)
+        if self.buffer.capacity != options.buffer_lines:  # taken over from a degraded drain
+            self.buffer.resize(options.buffer_lines)
         self.inject = inject
         self.delivered = 0
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.connected = False
+        self.degraded = False
         self._wakeup = trio.Event()
         self._wake_at = 1  # buffered lines that wake the delivery task (raised while lingering)
         self._idle = trio.Event()  # set while nothing is buffered or in flight
@@ -121,6 +127,27 @@ class Drain:
     def succeeded(self, lines: int) -> None:
         self.delivered += lines
         self.last_success = time.time()
+        if self.degraded:
+            self.restore()
+
+    def degrade(self) -> None:
+        """Logplex's degraded mode: a drain failing for long keeps only its newest
+        ``degraded_lines`` lines; the excess counts as lost and the next L10 reports it."""
+        if not self.degraded:
+            self.degraded = True
+            before = len(self.buffer)
+            self.buffer.resize(self.options.degraded_lines)
+            log.warning("at=drain_degraded drain_id=%s channel_id=%s dest=%s lost=%d",
+                        self.record.id, self.record.channel_id, self.url.host,
+                        max(0, before - self.options.degraded_lines))
+
+    def restore(self) -> None:
+        """Leave degraded mode: the buffer holds ``buffer_lines`` again."""
+        if self.degraded:
+            self.degraded = False
+            self.buffer.resize(self.options.buffer_lines)
+            log.info("at=drain_restored drain_id=%s channel_id=%s", self.record.id,
+                     self.record.channel_id)
 
     def failed(self, error: str, lost_lines: int = 0, loss: Loss | None = None) -> None:
         """Record a delivery failure; ``lost_lines`` (and a carried ``loss``) are given up on
@@ -144,6 +171,7 @@ class Drain:
         return {
             "delivered": self.delivered, "dropped": stats.lost, "buffered": stats.buffered,
             "pending_loss": stats.pending_loss, "connected": self.connected,
+            "degraded": self.degraded,
             "last_success": iso(self.last_success), "last_error": self.last_error,
             "last_error_at": iso(self.last_error_at),
         }

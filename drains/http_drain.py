@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from urllib.parse import unquote, urlsplit
 
 import trio
@@ -77,6 +78,9 @@ class HttpDrain(Drain):
                     self._failed_batches = 0
                 else:
                     self._failed_batches += 1
+                    last = self.last_success
+                    if last is not None and time.time() - last > self.options.http_shrink_after:
+                        self.degrade()  # Logplex §7.3: failing long after its last success
                     await trio.sleep(reconnect_delay(self._failed_batches,
                                                      self.options.backoff_initial,
                                                      self.options.backoff_max))

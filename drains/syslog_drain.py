@@ -108,11 +108,16 @@ class SyslogDrain(Drain):
             except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
                 failures += 1
                 self._connect_failed(exc)
+                buffer = self.buffer
+                if (failures > self.options.syslog_shrink_after and buffer.has_loss
+                        and len(buffer) >= buffer.capacity):
+                    self.degrade()  # Logplex §7.4: a full, losing buffer after many failures
                 await trio.sleep(reconnect_delay(failures, self.options.backoff_initial,
                                                  self.options.backoff_max))
                 continue
             failures = 0
             self.connected = True
+            self.restore()
             log.info("at=drain_connected drain_id=%s dest=%s:%s", self.record.id,
                      self.url.host, self.url.port)
             try:

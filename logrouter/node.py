@@ -52,7 +52,9 @@ SESSION_SWEEP_INTERVAL = 60.0
 def drain_options(s: Settings) -> DrainOptions:
     """The drain settings of ``s``."""
     return DrainOptions(
-        buffer_lines=s.drain_buffer_lines, backoff_initial=s.drain_backoff_initial,
+        buffer_lines=s.drain_buffer_lines, degraded_lines=s.drain_degraded_lines,
+        syslog_shrink_after=s.syslog_drain_shrink_after, http_shrink_after=s.http_drain_shrink_after,
+        backoff_initial=s.drain_backoff_initial,
         backoff_max=s.drain_backoff_max, max_connection_age=s.drain_max_connection_age,
         syslog_send_timeout=s.syslog_drain_send_timeout,
         syslog_idle_timeout=s.syslog_drain_idle_timeout,

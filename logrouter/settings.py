@@ -70,16 +70,21 @@ class Settings:
     account_email: str = _opt("admin@logrouter.invalid", "owner e-mail shown by the Platform API")
     shutdown_timeout: float = _opt(5.0, "seconds in-flight work gets after SIGTERM")
     drain_buffer_lines: int = _opt(1024, "lines buffered per drain before the oldest drop (L10)")
+    drain_degraded_lines: int = _opt(10, "buffer of a drain failing for long (degraded mode)")
     drain_backoff_initial: float = _opt(1.0, "first reconnect delay of a failing drain; doubles")
     drain_backoff_max: float = _opt(300.0, "longest reconnect delay of a failing drain")
     drain_max_connection_age: float = _opt(18000.0, "seconds before a drain connection is renewed")
     syslog_drain_send_timeout: float = _opt(4.0, "syslog drain connect and write timeout")
     syslog_drain_idle_timeout: float = _opt(240.0, "idle seconds before a syslog drain disconnects")
     syslog_drain_linger: float = _opt(0.002, "seconds a syslog drain waits to fill a write")
+    syslog_drain_shrink_after: int = _opt(
+        10, "failed connects after which a full, losing syslog drain is degraded")
     http_drain_connect_timeout: float = _opt(3.0, "HTTP drain connect timeout")
     http_drain_response_timeout: float = _opt(5.0, "HTTP drain response timeout")
     http_drain_attempts: int = _opt(3, "tries per HTTP drain batch (same Logplex-Frame-Id)")
     http_drain_batch_bytes: int = _opt(102400, "target body size of an HTTP drain batch")
+    http_drain_shrink_after: float = _opt(
+        300.0, "seconds since its last success after which a failing HTTP drain is degraded")
     tls_ca_file: str = _opt("", "CA bundle for syslog+tls/https drains; empty = system store")
     redis_url: str = _opt("", "cluster mode: redis://host:port/db, or redis+cluster://host:port")
     workers: int = _opt(1, "node processes sharing the ports (more than 1 needs redis_url)")
@@ -150,7 +155,8 @@ def _validate(values: dict[str, Any]) -> None:
             raise ConfigError(f"{port} must be 0..65535, got {values[port]}")
     for positive in ("history_lines", "tail_buffer_lines", "max_frame_bytes", "max_body_bytes",
                      "max_api_body_bytes", "max_connections", "max_drains_per_channel",
-                     "drain_buffer_lines", "http_drain_attempts", "http_drain_batch_bytes"):
+                     "drain_buffer_lines", "drain_degraded_lines", "http_drain_attempts",
+                     "http_drain_batch_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
     if values["workers"] < 1:

@@ -200,3 +200,36 @@ async def test_dead_drain_does_not_slow_another_drain(tmp_path: Path, sinks: tri
         frames = await good.wait_frames(n)
         assert [f.rsplit(b" ", 1)[1] for f in frames] == [f"n{i}\n".encode() for i in range(n)]
         node.request_stop()
+
+
+async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_path: Path,
+                                                                       sinks: trio.Nursery) -> None:
+    node = Node(make_settings(tmp_path, drain_buffer_lines=50, drain_degraded_lines=5,
+                              http_drain_shrink_after=0.0, **FAST), announce=lambda line: None)
+    sink = HttpSink(script=[200, 500])
+    port = await sinks.start(sink.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        drain = await add_drain(router, cid, f"http://127.0.0.1:{port}/")
+        path = f"/v3/channels/{cid}/drains/{drain['id']}"
+        await router.send_tcp(octet(frame(tokens["app"], "first")))
+        await sink.wait_requests(1)
+        await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(30))))
+        with trio.fail_after(5):  # three 500s: the batch is given up on and the drain degraded
+            while not (status := (await router.api("GET", path)).json()["status"])["degraded"]:
+                await trio.sleep(0.02)
+        assert status["dropped"] == 30 and len(sink.requests) == 4
+        sink.script = [*sink.script[:4], 200]
+        await router.send_tcp(octet(*(frame(tokens["app"], f"n{i}") for i in range(20))))
+        reqs = await sink.wait_requests(5)
+        frames = split_body(reqs[4].body)
+        m = L10.fullmatch(frames[0])
+        assert m and int(m.group(1)) == 45  # 30 given up on + 15 displaced by the 5-line buffer
+        assert [f.rsplit(b" ", 1)[1] for f in frames[1:]] == [f"n{i}".encode() for i in range(15, 20)]
+        status = (await router.api("GET", path)).json()["status"]
+        assert status["degraded"] is False
+        assert node.drains is not None
+        assert node.drains.running[int(str(drain["id"]))].drain.buffer.capacity == 50
+        node.request_stop()

@@ -149,3 +149,41 @@ async def test_url_change_takes_effect_without_restart(fast_router: Router, nurs
     await fast_router.send_tcp(octet(frame(token, "to b")))
     frames = await b.wait_frames(1)
     assert frames[0].endswith(b"to b\n") and len(a.frames) == 1
+
+
+async def drain_status(router: Router, cid: str, drain_id: object) -> dict[str, object]:
+    status: dict[str, object] = (await router.api(
+        "GET", f"/v3/channels/{cid}/drains/{drain_id}")).json()["status"]
+    return status
+
+
+async def test_failing_syslog_drain_degrades_then_recovers(tmp_path: Path, sinks: trio.Nursery) -> None:
+    node = Node(make_settings(tmp_path, drain_buffer_lines=50, drain_degraded_lines=5,
+                              syslog_drain_shrink_after=2, **FAST), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        probe = trio.socket.socket()
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # refused until the sink starts
+        drain = await add_drain(router, cid, f"syslog://127.0.0.1:{port}")
+        await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(60))))
+        with trio.fail_after(5):  # full (50 of 60 kept) and losing: degraded after 3 refusals
+            while not (status := await drain_status(router, cid, drain["id"]))["degraded"]:
+                await trio.sleep(0.02)
+        assert status["buffered"] == 5 and status["dropped"] == 55
+        sink = SyslogSink()
+        sinks.start_soon(lambda: sink.run(port=port))
+        frames = await sink.wait_frames(6)
+        m = L10.match(frames[0])
+        assert m and int(m.group(1)) == 55
+        assert [f.rsplit(b" ", 1)[1] for f in frames[1:]] == [f"m{i}\n".encode() for i in range(55, 60)]
+        status = await drain_status(router, cid, drain["id"])
+        assert status["degraded"] is False
+        # the whole buffer is back: 40 lines sent at once all arrive, with no L10
+        await router.send_tcp(octet(*(frame(tokens["app"], f"n{i}") for i in range(40))))
+        frames = await sink.wait_frames(46)
+        assert [f.rsplit(b" ", 1)[1] for f in frames[6:]] == [f"n{i}\n".encode() for i in range(40)]
+        node.request_stop()
