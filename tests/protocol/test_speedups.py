@@ -21,7 +21,7 @@ from logrouter.router import _route_frames_py, _route_to_py
 if os.environ.get("LOGROUTER_EXPECT_SPEEDUPS") == "1":
     assert native is not None, "the C speed-ups were expected to be built (LOGROUTER_EXPECT_SPEEDUPS=1)"
 
-pytestmark = pytest.mark.skipif(native is None, reason="C speed-ups not built")
+needs_native = pytest.mark.skipif(native is None, reason="C speed-ups not built")
 
 TOKENS = [b"t.a", b"t.b", b"t.c", b"t.unknown", b"app", b"", b"t."]
 KNOWN = {b"t.a": ("ch-a", b"web"), b"t.b": ("ch-b", b"worker-long-name"), b"t.c": ("ch-a", b"")}
@@ -62,6 +62,7 @@ def streams(draw: st.DrawFn) -> bytes:
     return b"".join(chunks)
 
 
+@needs_native
 @settings(max_examples=400, deadline=None)
 @given(streams(), st.integers(min_value=0, max_value=30), st.integers(min_value=0, max_value=300))
 def test_split_octets_matches_python(buf: bytes, pos: int, max_frame: int) -> None:
@@ -73,6 +74,7 @@ def test_split_octets_matches_python(buf: bytes, pos: int, max_frame: int) -> No
     assert out_c == out_py
 
 
+@needs_native
 @settings(max_examples=400, deadline=None)
 @given(streams(), st.lists(st.integers(min_value=1, max_value=40), max_size=8))
 def test_frame_splitter_gives_the_same_frames_either_way(data: bytes, cuts: list[int]) -> None:
@@ -94,6 +96,7 @@ def test_frame_splitter_gives_the_same_frames_either_way(data: bytes, cuts: list
     assert run(native.split_octets) == run(framing._split_octets_py)
 
 
+@needs_native
 @settings(max_examples=400, deadline=None)
 @given(st.lists(lines(), max_size=30))
 def test_route_frames_matches_python(frames: list[bytes]) -> None:
@@ -106,6 +109,7 @@ def test_route_frames_matches_python(frames: list[bytes]) -> None:
     assert list(groups_c) == list(groups_py)  # channels in first-seen order
 
 
+@needs_native
 @settings(max_examples=300, deadline=None)
 @given(st.lists(lines(), max_size=30), st.sampled_from(TOKENS), st.sampled_from([b"web", b"", b"x" * 50]))
 def test_route_to_matches_python(frames: list[bytes], token: bytes, name: bytes) -> None:
@@ -113,6 +117,7 @@ def test_route_to_matches_python(frames: list[bytes], token: bytes, name: bytes)
     assert native.route_to(frames, token, name) == _route_to_py(frames, token, name)
 
 
+@needs_native
 @settings(max_examples=400, deadline=None)
 @given(st.lists(lines(), max_size=30), st.sampled_from([b"d.1234", b"", b"d." + b"x" * 60]))
 def test_render_syslog_matches_python(lines_: list[bytes], token: bytes) -> None:
@@ -124,6 +129,7 @@ def test_render_syslog_matches_python(lines_: list[bytes], token: bytes) -> None
     assert got == (b"".join(frames), len(frames), skipped)
 
 
+@needs_native
 @settings(max_examples=400, deadline=None)
 @given(st.lists(lines(), max_size=30))
 def test_render_http_matches_python(lines_: list[bytes]) -> None:
@@ -134,6 +140,7 @@ def test_render_http_matches_python(lines_: list[bytes]) -> None:
     assert got == (b"".join(frames), len(frames), skipped)
 
 
+@needs_native
 def test_wrong_types_raise_instead_of_crashing() -> None:
     assert native is not None
     with pytest.raises(TypeError):
@@ -150,6 +157,7 @@ def test_wrong_types_raise_instead_of_crashing() -> None:
         native.render_http([b"x", 3], lambda line: None)
 
 
+@needs_native
 def test_no_memory_is_leaked() -> None:
     assert native is not None
     frames = [b"<190>1 2026-11-26T10:00:00Z host t.a web.1 - - hello %d" % i for i in range(100)]
@@ -184,6 +192,7 @@ def test_no_memory_is_leaked() -> None:
     assert grown < 64 * 1024  # 2,000 rounds of ~400 objects each: any per-call leak shows
 
 
+@needs_native
 def test_equal_channels_share_one_group_as_in_python() -> None:
     assert native is not None
     a1, a2 = "".join(["ch", "-a"]), "".join(["ch-", "a"])  # equal, not the same object
@@ -195,3 +204,27 @@ def test_equal_channels_share_one_group_as_in_python() -> None:
     assert native.route_frames(frames, tokens, groups_c) == _route_frames_py(frames, tokens, groups_py)
     assert groups_c == groups_py
     assert len(groups_c["ch-a"]) == 4
+
+
+def test_pure_python_switch_selects_the_python_twins() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from logrouter.protocol import drainfmt, framing, speedups\n"
+        "from logrouter import router\n"
+        "assert speedups.native is None\n"
+        "assert framing.split_octets is framing._split_octets_py\n"
+        "assert router._route_frames is router._route_frames_py\n"
+        "assert router._route_to is router._route_to_py\n"
+        "assert drainfmt._render_syslog is drainfmt._render_syslog_py\n"
+        "assert drainfmt._render_http is drainfmt._render_http_py\n"
+        "f = b'<13>1 - h t.a p - - hi'\n"
+        "frames = framing.FrameSplitter().feed(b'%d %s' % (len(f), f))\n"
+        "r = router.route_by_token(frames, {b't.a': ('c', b'app')})\n"
+        "assert r.groups == {'c': [b'<13>1 - h app p - - hi']}, r.groups\n"
+        "assert drainfmt.render_syslog(r.groups['c'], b'd.1')[0] == b'25 <13>1 - d.1 app p - - hi\\n'\n"
+    )
+    env = {**os.environ, "LOGROUTER_PURE_PYTHON": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
