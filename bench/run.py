@@ -13,6 +13,11 @@ per line (utime+stime from /proc), peak RSS (VmHWM), p50/p99 send→delivery lat
 lost = sent - delivered, and the losses the router reported as L10. Drain scenarios first send
 one line per app and wait until each drain delivered it (drains connect on their first line),
 so the run measures the relay, not 100 handshakes; ``--cold`` skips that.
+
+The router gets this process's environment, so any setting can be given as its ``LOGROUTER_*``
+variable (e.g. ``LOGROUTER_REDIS_URL=redis://127.0.0.1:6379 python bench/run.py S1`` for cluster
+mode, ``LOGROUTER_PURE_PYTHON=1`` for the pure-Python hot path); the runner itself sets only the
+ports, bind address, data directory, API key and log level.
 """
 
 from __future__ import annotations
