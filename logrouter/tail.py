@@ -30,11 +30,12 @@ __all__ = ["TailCursor", "TailHub"]
 
 
 class _Batch:
-    __slots__ = ("first_seq", "lines", "sse", "text")
+    __slots__ = ("content_ids", "first_seq", "lines", "sse", "text")
 
-    def __init__(self, first_seq: int, lines: list[bytes]) -> None:
+    def __init__(self, first_seq: int, lines: list[bytes], content_ids: bool) -> None:
         self.first_seq = first_seq
         self.lines = lines
+        self.content_ids = content_ids
         self.text: bytes | None = None
         self.sse: bytes | None = None
 
@@ -45,7 +46,8 @@ class _Batch:
     def rendered(self, sse: bool) -> bytes:
         if sse:
             if self.sse is None:
-                self.sse = render_lines(self.lines, TailFilter(), True, self.first_seq)
+                self.sse = render_lines(self.lines, TailFilter(), True, self.first_seq,
+                                        self.content_ids)
             return self.sse
         if self.text is None:
             self.text = render_lines(self.lines, TailFilter(), False)
@@ -58,10 +60,13 @@ class TailHub:
     Args:
         capacity: lines held; a tail further behind than this loses lines (L11).
         last_seq: the channel's newest line number when the hub is created.
+        content_ids: SSE events carry ids derived from each line (cluster mode: the
+            line numbers here are this node's own and mean nothing to another node).
     """
 
-    def __init__(self, capacity: int, last_seq: int) -> None:
+    def __init__(self, capacity: int, last_seq: int, content_ids: bool = False) -> None:
         self.capacity = capacity
+        self.content_ids = content_ids
         self.next_seq = last_seq + 1
         self._batches: deque[_Batch] = deque()
         self._held = 0
@@ -78,7 +83,7 @@ class TailHub:
             skipped = len(lines) - self.capacity
             self.next_seq += skipped
             lines = lines[skipped:]
-        self._batches.append(_Batch(self.next_seq, lines))
+        self._batches.append(_Batch(self.next_seq, lines, self.content_ids))
         self.next_seq += len(lines)
         self._held += len(lines)
         while self._held > self.capacity:
@@ -107,13 +112,14 @@ class TailHub:
                 continue
             if batch.first_seq > after:
                 if filt.active:
-                    chunks.append(render_lines(batch.lines, filt, sse, batch.first_seq if sse else None))
+                    chunks.append(render_lines(batch.lines, filt, sse,
+                                               batch.first_seq if sse else None, self.content_ids))
                 else:
                     chunks.append(batch.rendered(sse))
             else:  # a batch partly seen (a resume inside it)
                 start = after + 1 - batch.first_seq
                 chunks.append(render_lines(batch.lines[start:], filt, sse,
-                                           after + 1 if sse else None))
+                                           after + 1 if sse else None, self.content_ids))
         return skipped, b"".join(chunks), self.next_seq - 1
 
 

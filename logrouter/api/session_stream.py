@@ -27,6 +27,7 @@ from logrouter.protocol.syslog import format_time, l11_text, parse_line
 from logrouter.protocol.tailfmt import (
     SSE_KEEPALIVE,
     TailFilter,
+    line_id,
     render_lines,
     render_text,
     sse_event,
@@ -103,8 +104,9 @@ class SessionStreamer:
         self.shutting_down = False
         self.active_tails = 0
         self._hubs: dict[str, TailHub] = {}
-        #: Cluster mode: reads a channel's shared history (oldest first). The backlog then
-        #: carries no SSE ids and ``Last-Event-ID`` is not used: line numbers are per node.
+        #: Cluster mode: reads a channel's shared history (oldest first). Line numbers are
+        #: per node, so SSE ids are then derived from each line's bytes (``line_id``), the same
+        #: on every node: a client resumes after its ``Last-Event-ID`` on any node.
         self.history_source: Callable[[Channel], Awaitable[list[bytes]]] | None = None
         #: Cluster mode: told when this node starts / stops tailing a channel.
         self.on_tail_change: Callable[[str, bool], Awaitable[None]] | None = None
@@ -125,7 +127,8 @@ class SessionStreamer:
         hub = self._hubs.get(channel.id)
         new = hub is None or hub.closed
         if hub is None or hub.closed:
-            hub = self._hubs[channel.id] = TailHub(self.tail_buffer_lines, channel.history.seq)
+            hub = self._hubs[channel.id] = TailHub(self.tail_buffer_lines, channel.history.seq,
+                                                   content_ids=self.history_source is not None)
             channel.add_consumer(hub)
         cursor = TailCursor(hub, filt, sse, channel.history.seq)
         hub.cursors.add(cursor)
@@ -146,8 +149,14 @@ class SessionStreamer:
                     last_event_id: str) -> bytes:
         if self.history_source is not None:
             lines = await self.history_source(channel)
+            wanted = last_event_id.strip().encode("latin-1", "replace")
+            if sse and wanted.startswith(b"c"):
+                # after the oldest line with that id (a repeat rather than a gap if two match)
+                for i, raw in enumerate(lines):
+                    if line_id(raw) == wanted:
+                        return render_lines(lines[i + 1:], filt, True, content_ids=True)
             items = backlog_of(lines, 1, session.num, filt)
-            return b"".join(render_lines([raw], filt, sse) for _, raw in items)
+            return b"".join(render_lines([raw], filt, sse, content_ids=True) for _, raw in items)
         resume = last_event_id.strip()
         since = channel.history.after(int(resume)) if sse and resume.isdigit() else None
         if since is not None:

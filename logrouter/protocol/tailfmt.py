@@ -7,7 +7,9 @@ A session stream shows each log line as ``TIME SOURCE[PS]: MSG`` (Logplex's
 * SSE (``text/event-stream``): one event per log line. A line break inside a
   message becomes a new ``data:`` field (SSE joins them with LF again), CR is
   removed, so no byte of a message can end an event early. Events may carry
-  ``id:`` so a reconnecting client can resume (``Last-Event-ID``).
+  ``id:`` so a reconnecting client can resume (``Last-Event-ID``): the line's
+  number in its channel (one node), or in cluster mode :func:`line_id`, which
+  every node derives from the line's bytes alone.
 
 Lines that are not RFC 5424 shaped cannot be rendered and are skipped, as in
 Logplex.
@@ -15,13 +17,15 @@ Logplex.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 from logrouter.protocol.syslog import SyslogLine, parse_line
 
 __all__ = [
-    "SSE_KEEPALIVE", "TailFilter", "render_lines", "render_text", "sse_event", "sse_preamble",
+    "SSE_KEEPALIVE", "TailFilter", "line_id", "render_lines", "render_text", "sse_event",
+    "sse_preamble",
 ]
 
 #: An SSE comment: keeps proxies and the Heroku CLI's 300 s body timeout happy.
@@ -67,17 +71,26 @@ def render_text(line: SyslogLine) -> bytes:
     return b"%s %s[%s]: %s%s" % (line.time, line.app, line.procid, msg, end)
 
 
-def sse_event(text: bytes, event_id: int | None = None) -> bytes:
+def line_id(raw: bytes) -> bytes:
+    """A cooked line's SSE id in cluster mode, the same on every node: ``c`` and 16 hex
+    digits of its BLAKE2b hash (lines carry microsecond timestamps, so equal ids mean equal
+    lines in all but contrived cases)."""
+    return b"c" + hashlib.blake2b(raw, digest_size=8).hexdigest().encode()
+
+
+def sse_event(text: bytes, event_id: int | bytes | None = None) -> bytes:
     """One SSE event carrying ``text`` (a rendered line)."""
     parts = _LINE_BREAKS.split(text.rstrip(b"\r\n"))
     out = b"".join([b"data: " + p + b"\n" for p in parts])
-    if event_id is not None:
+    if isinstance(event_id, bytes):
+        out += b"id: %s\n" % event_id
+    elif event_id is not None:
         out += b"id: %d\n" % event_id
     return out + b"\n"
 
 
 def render_lines(lines: list[bytes], filt: TailFilter, sse: bool,
-                 first_id: int | None = None) -> bytes:
+                 first_id: int | None = None, content_ids: bool = False) -> bytes:
     """Render cooked syslog ``lines`` that pass ``filt`` in one encoding.
 
     Args:
@@ -86,6 +99,7 @@ def render_lines(lines: list[bytes], filt: TailFilter, sse: bool,
         sse: SSE events instead of text lines.
         first_id: sequence number of ``lines[0]``; when given, SSE events carry
             ``id:`` (the line's sequence number).
+        content_ids: SSE events carry :func:`line_id` instead (cluster mode).
     """
     out: list[bytes] = []
     for i, raw in enumerate(lines):
@@ -94,7 +108,9 @@ def render_lines(lines: list[bytes], filt: TailFilter, sse: bool,
             continue
         text = render_text(line)
         if sse:
-            out.append(sse_event(text, None if first_id is None else first_id + i))
+            event_id: int | bytes | None = (
+                line_id(raw) if content_ids else None if first_id is None else first_id + i)
+            out.append(sse_event(text, event_id))
         else:
             out.append(text)
     return b"".join(out)

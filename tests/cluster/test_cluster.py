@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import trio
 
 from tests.cluster.conftest import Nodes
@@ -77,6 +79,50 @@ async def test_tail_on_b_sees_lines_sent_to_a_quickly(cluster: Nodes) -> None:
     delays.sort()
     # within 100 ms (the median; one slow sample on a loaded CI machine is tolerated up to 0.5 s)
     assert delays[3] < 0.1 and delays[-1] < 0.5, delays
+
+
+def events(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(message, id) of each SSE event with an id."""
+    return re.findall(rb"data: \S+ app\[web\.1\]: (.+)\nid: (\S+)\n", data)
+
+
+async def test_sse_resumes_after_last_event_id_on_another_node(cluster: Nodes) -> None:
+    a, b = await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel()
+    await eventually(lambda: _has(b, cid))
+    await a.send_tcp(octet(*(frame(tokens["app"], f"line {i}") for i in range(4))))
+
+    async def flushed() -> bool:
+        return (await b.api("GET", f"/v3/channels/{cid}/logs?num=10")).body.count(b"\n") == 4
+
+    await eventually(flushed)
+    path = await a.session(cid, num="10", tail=True)
+    on_b = await open_request(b.api_port, "GET", path, headers=SSE)
+    seen = events(await on_b.read_until(b"line 3"))
+    assert [m for m, _ in seen] == [b"line 0", b"line 1", b"line 2", b"line 3"]
+    assert len({i for _, i in seen}) == 4
+    await trio.sleep(1.0)  # A learns that B tails the channel
+    await a.send_tcp(octet(frame(tokens["app"], "line 4")))  # reaches B's tail over pub/sub
+    seen = events(await on_b.read_until(b"line 4"))
+    await on_b.aclose()
+    assert seen[-1][0] == b"line 4"
+    await a.send_tcp(octet(frame(tokens["app"], "line 5")))  # sent while no one listens
+    await eventually(lambda: _count_logs(b, cid, 6))
+    # The client reconnects to the other node with the id of the last line it saw.
+    on_a = await open_request(a.api_port, "GET", path,
+                              headers={**SSE, "Last-Event-ID": seen[-1][1].decode()})
+    resumed = events(await on_a.read_until(b"line 5"))
+    await on_a.aclose()
+    assert [m for m, _ in resumed] == [b"line 5"]
+    # Ids are the same whichever node renders a line; an unknown id gets the whole backlog.
+    on_a = await open_request(a.api_port, "GET", path, headers={**SSE, "Last-Event-ID": "c0"})
+    again = events(await on_a.read_until(b"line 5"))
+    await on_a.aclose()
+    assert again[:5] == seen and [m for m, _ in again] == [f"line {i}".encode() for i in range(6)]
+
+
+async def _count_logs(router: Router, cid: str, n: int) -> bool:
+    return (await router.api("GET", f"/v3/channels/{cid}/logs?num=20")).body.count(b"\n") == n
 
 
 async def _has(router: Router, cid: str) -> bool:

@@ -37,3 +37,15 @@ def test_sse_event_strips_cr_and_splits_lf() -> None:
 def test_render_lines_sse_ids_follow_sequence_numbers() -> None:
     out = render_lines([L1, b"garbage", L3], TailFilter(), sse=True, first_id=10)
     assert b"id: 10\n" in out and b"id: 12\n" in out and b"id: 11\n" not in out
+
+
+def test_content_ids_depend_only_on_the_line() -> None:
+    from logrouter.protocol.tailfmt import TailFilter, line_id, render_lines
+
+    a = b"<190>1 2026-11-26T10:00:00.000001+00:00 host app web.1 - - one"
+    b = b"<190>1 2026-11-26T10:00:00.000002+00:00 host app web.1 - - one"
+    out = render_lines([a, b, a], TailFilter(), True, first_id=7, content_ids=True)
+    ids = [line.split(b": ")[1] for line in out.split(b"\n") if line.startswith(b"id: ")]
+    assert ids == [line_id(a), line_id(b), line_id(a)]
+    assert ids[0] != ids[1] and len(ids[0]) == 17 and ids[0].startswith(b"c")
+    int(ids[0][1:], 16)
