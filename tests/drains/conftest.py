@@ -34,3 +34,10 @@ async def add_drain(router: Router, cid: str, url: str) -> dict[str, object]:
     assert resp.status == 201, resp.body
     data: dict[str, object] = resp.json()
     return data
+
+
+async def drain_status(router: Router, cid: str, drain_id: object) -> dict[str, object]:
+    """The ``status`` object of a drain, from the API."""
+    status: dict[str, object] = (await router.api(
+        "GET", f"/v3/channels/{cid}/drains/{drain_id}")).json()["status"]
+    return status

@@ -13,7 +13,7 @@ import trustme
 from logrouter import __version__
 from logrouter.node import Node
 from tests.conftest import Router, make_settings
-from tests.drains.conftest import FAST, add_drain
+from tests.drains.conftest import FAST, add_drain, drain_status
 from tests.drains.sinks import HttpSink, SyslogSink
 from tests.helpers import frame, octet
 
@@ -213,12 +213,11 @@ async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_pat
         router = Router(node)
         cid, tokens = await router.create_channel()
         drain = await add_drain(router, cid, f"http://127.0.0.1:{port}/")
-        path = f"/v3/channels/{cid}/drains/{drain['id']}"
         await router.send_tcp(octet(frame(tokens["app"], "first")))
         await sink.wait_requests(1)
         await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(30))))
         with trio.fail_after(5):  # three 500s: the batch is given up on and the drain degraded
-            while not (status := (await router.api("GET", path)).json()["status"])["degraded"]:
+            while not (status := await drain_status(router, cid, drain["id"]))["degraded"]:
                 await trio.sleep(0.02)
         assert status["dropped"] == 30 and len(sink.requests) == 4
         sink.script = [*sink.script[:4], 200]
@@ -228,8 +227,7 @@ async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_pat
         m = L10.fullmatch(frames[0])
         assert m and int(m.group(1)) == 45  # 30 given up on + 15 displaced by the 5-line buffer
         assert [f.rsplit(b" ", 1)[1] for f in frames[1:]] == [f"n{i}".encode() for i in range(15, 20)]
-        status = (await router.api("GET", path)).json()["status"]
-        assert status["degraded"] is False
+        assert (await drain_status(router, cid, drain["id"]))["degraded"] is False
         assert node.drains is not None
         assert node.drains.running[int(str(drain["id"]))].drain.buffer.capacity == 50
         node.request_stop()

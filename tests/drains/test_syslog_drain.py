@@ -10,9 +10,10 @@ import trustme
 
 from logrouter.node import Node
 from tests.conftest import Router, make_settings
-from tests.drains.conftest import FAST, add_drain
+from tests.drains.conftest import FAST, add_drain, drain_status
 from tests.drains.sinks import SyslogSink
 from tests.helpers import frame, octet
+from tests.procs import free_port
 
 L10 = re.compile(rb"^<172>1 \S+ d\.[0-9a-f-]+ heroku logplex - - Error L10 \(output buffer overflow\): "
                  rb"(\d+) messages dropped since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\.\n$")
@@ -47,10 +48,7 @@ async def test_receiver_down_then_up_gets_l10_and_newest_lines(tmp_path: Path,
         await nursery.start(node.run)
         router = Router(node)
         cid, tokens = await router.create_channel()
-        probe = trio.socket.socket()
-        await probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()  # nothing listens there yet
+        port = free_port()  # nothing listens there yet
         drain = await add_drain(router, cid, f"syslog://127.0.0.1:{port}")
         await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(25))))
         await router.wait_history(cid, 25)
@@ -151,12 +149,6 @@ async def test_url_change_takes_effect_without_restart(fast_router: Router, nurs
     assert frames[0].endswith(b"to b\n") and len(a.frames) == 1
 
 
-async def drain_status(router: Router, cid: str, drain_id: object) -> dict[str, object]:
-    status: dict[str, object] = (await router.api(
-        "GET", f"/v3/channels/{cid}/drains/{drain_id}")).json()["status"]
-    return status
-
-
 async def test_failing_syslog_drain_degrades_then_recovers(tmp_path: Path, sinks: trio.Nursery) -> None:
     node = Node(make_settings(tmp_path, drain_buffer_lines=50, drain_degraded_lines=5,
                               syslog_drain_shrink_after=2, **FAST), announce=lambda line: None)
@@ -164,10 +156,7 @@ async def test_failing_syslog_drain_degrades_then_recovers(tmp_path: Path, sinks
         await nursery.start(node.run)
         router = Router(node)
         cid, tokens = await router.create_channel()
-        probe = trio.socket.socket()
-        await probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()  # refused until the sink starts
+        port = free_port()  # refused until the sink starts
         drain = await add_drain(router, cid, f"syslog://127.0.0.1:{port}")
         await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(60))))
         with trio.fail_after(5):  # full (50 of 60 kept) and losing: degraded after 3 refusals
