@@ -114,8 +114,8 @@ route_frames(PyObject *self, PyObject *args)
     Py_ssize_t not_syslog = 0, no_token = 0, unknown_token = 0;
     /* The last channel's group, kept (with a reference) for runs of frames of one channel. */
     PyObject *last_channel = NULL, *last_group = NULL;
-    Py_ssize_t count = PyList_GET_SIZE(frames);
-    for (Py_ssize_t k = 0; k < count; k++) {
+    /* The size is read each round: a channel's __eq__ (Python) could change the list. */
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(frames); k++) {
         PyObject *frame = PyList_GET_ITEM(frames, k);
         if (!PyBytes_Check(frame)) {
             PyErr_SetString(PyExc_TypeError, "frames must be bytes");
@@ -300,9 +300,10 @@ render(PyObject *lines, PyObject *dtoken, PyObject *slow)
     const char *dt = dtoken ? PyBytes_AS_STRING(dtoken) : "host";
     Py_ssize_t dtlen = dtoken ? PyBytes_GET_SIZE(dtoken) : 4;
     int syslog = dtoken != NULL;
-    Py_ssize_t count = PyList_GET_SIZE(lines), rendered = 0, skipped = 0;
+    Py_ssize_t rendered = 0, skipped = 0;
     outbuf b = {NULL, 0, 0};
-    for (Py_ssize_t k = 0; k < count; k++) {
+    /* The size is read each round: slow() is Python and could change the list. */
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lines); k++) {
         PyObject *line = PyList_GET_ITEM(lines, k);
         if (!PyBytes_Check(line)) {
             PyErr_SetString(PyExc_TypeError, "lines must be bytes");
@@ -312,7 +313,10 @@ render(PyObject *lines, PyObject *dtoken, PyObject *slow)
         Py_ssize_t n = PyBytes_GET_SIZE(line);
         Py_ssize_t sp[7];
         if (!fast_shape(s, n, sp)) {
-            if (render_slow(&b, slow, line, &rendered, &skipped) < 0)
+            Py_INCREF(line); /* ours while slow() runs */
+            int rc = render_slow(&b, slow, line, &rendered, &skipped);
+            Py_DECREF(line);
+            if (rc < 0)
                 goto fail;
             continue;
         }

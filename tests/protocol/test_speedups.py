@@ -228,3 +228,33 @@ def test_pure_python_switch_selects_the_python_twins() -> None:
     env = {**os.environ, "LOGROUTER_PURE_PYTHON": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@needs_native
+def test_python_callbacks_that_change_the_input_do_not_crash() -> None:
+    assert native is not None
+    lines = [b"not syslog %d" % i for i in range(50)]
+
+    def slow(line: bytes) -> bytes | None:
+        lines.clear()  # the list shrinks under the renderer
+        return b"5 " + line[:3]
+
+    data, rendered, skipped = native.render_http(lines, slow)
+    assert (data, rendered, skipped) == (b"5 not", 1, 0)
+
+    class Sly:
+        def __init__(self, frames: list[bytes]) -> None:
+            self.frames = frames
+
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            self.frames.clear()
+            return False
+
+    frames = [b"<1>1 - h t.%d p - - m" % (i % 2) for i in range(40)]
+    groups: dict[object, list[bytes]] = {}
+    tokens = {b"t.0": (Sly(frames), b"a"), b"t.1": (Sly(frames), b"b")}
+    native.route_frames(frames, tokens, groups)  # must simply stop where the list ends
+    assert sum(len(g) for g in groups.values()) <= 40
