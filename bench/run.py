@@ -7,6 +7,7 @@ Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
   S2  HTTP ingest: 16 keep-alive connections, 100 lines per POST, history on, no drains
   S3  TCP in → HTTPS drain out (100 apps, one HTTPS drain each, local CA)
   S4  tail fan-out: 1 app, 100 live SSE tails, 4 TCP connections in
+  S1-tls  S1 with syslog+tls drains (local CA)
 
 Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
 per line (utime+stime from /proc), peak RSS (VmHWM), p50/p99 send→delivery latency (sampled),
@@ -196,6 +197,10 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         ca, cert, key = tls_files(workdir)
         env["LOGROUTER_TLS_CA_FILE"] = ca
         sink, sink_port = start_sink(n, http=True, tls=(cert, key), warm=warm)
+    elif name == "S1-tls":
+        ca, cert, key = tls_files(workdir)
+        env["LOGROUTER_TLS_CA_FILE"] = ca
+        sink, sink_port = start_sink(n, tls=(cert, key), max_rate=sink_rate, warm=warm)
     else:
         raise SystemExit(f"unknown scenario {name}")
     router = Router(env)
@@ -205,6 +210,8 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
             drain = f"syslog://127.0.0.1:{sink_port}"
         elif name == "S3":
             drain = f"https://127.0.0.1:{sink_port}/logs"
+        elif name == "S1-tls":
+            drain = f"syslog+tls://127.0.0.1:{sink_port}"
         tokens, drains = provision(router, apps, drain)
         if drains and not cold:
             warm_up(router, tokens, drains)
@@ -267,7 +274,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=["S1", "S2", "S3", "S4"])
+    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4"])
     p.add_argument("-n", type=int, default=1_000_000)
     p.add_argument("-s", type=int, default=150)
     p.add_argument("--rate", type=float, default=0.0, help="paced lines/s (0 = flat out)")
