@@ -250,6 +250,8 @@ class Node:
 
         api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
                          s.account_email)
+        if cluster is not None:
+            api.refresh_channel = cluster.reload
         self._servers = [
             SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
             HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,

@@ -8,6 +8,7 @@ and ``GET /sessions/<id>`` (the id is the capability) do not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from logrouter.api.logplex_routes import LogplexRoutes
 from logrouter.api.platform_routes import PlatformRoutes, platform_error
@@ -37,6 +38,11 @@ class ApiHandler:
         self.streamer = streamer
         self.metrics = metrics
         self.key = auth_key.encode()
+        #: Cluster mode: reloads a channel from the shared store. A request can reach this node
+        #: before the config message that announces a channel (created a moment ago on another
+        #: node behind the same load balancer) does; a channel id the node does not know is
+        #: looked up there before the request is answered.
+        self.refresh_channel: Callable[[str], Awaitable[None]] | None = None
         self.router = Router()
         r = self.router
         r.add("GET", r"/healthcheck", self.healthcheck)
@@ -57,6 +63,9 @@ class ApiHandler:
                 return platform_error(401, "unauthorized", "Invalid credentials provided.")
             return text_response(401, "Not Authorized", headers=list(_UNAUTHORIZED))
         try:
+            if (self.refresh_channel is not None and params and route.handler != self.stream_session
+                    and self.control.table.get(params[0]) is None):
+                await self.refresh_channel(params[0])
             return await route.handler(Call(request, params))
         except BadJson as exc:
             return json_response(400, {"error": str(exc)})
@@ -78,8 +87,13 @@ class ApiHandler:
     async def stream_session(self, call: Call) -> Response:
         sessions = self.control.sessions
         session = await sessions.lookup(call.params[0])
-        channel = self.control.table.get(session.channel_id) if session is not None else None
-        if session is None or channel is None:
+        if session is None:
+            return text_response(404, "Not found")
+        channel = self.control.table.get(session.channel_id)
+        if channel is None and self.refresh_channel is not None:
+            await self.refresh_channel(session.channel_id)
+            channel = self.control.table.get(session.channel_id)
+        if channel is None:
             return text_response(404, "Not found")
         session = await sessions.open(session)
         request = call.request

@@ -6,6 +6,8 @@ import re
 
 import trio
 
+from logrouter.models import ChannelRecord, TokenRecord
+from logrouter.store.redis import RedisStore, connect
 from tests.cluster.conftest import Nodes
 from tests.conftest import Router
 from tests.helpers import frame, octet, open_request
@@ -119,6 +121,31 @@ async def test_sse_resumes_after_last_event_id_on_another_node(cluster: Nodes) -
     again = events(await on_a.read_until(b"line 5"))
     await on_a.aclose()
     assert again[:5] == seen and [m for m, _ in again] == [f"line {i}".encode() for i in range(6)]
+
+
+async def test_a_node_that_missed_the_config_message_reads_the_channel_from_redis(
+        cluster: Nodes) -> None:
+    b = await cluster.start()
+    # Another node's write whose pub/sub message never arrived (or has not yet).
+    client = await connect(cluster.redis.url)
+    try:
+        writer = RedisStore(client, history_lines=1500)
+
+        async def no_publish(channel_id: str) -> None:
+            return None
+
+        writer.publish = no_publish  # type: ignore[method-assign]
+        await writer.put_channel(ChannelRecord("quiet", "quiet", 0.0),
+                                 [TokenRecord("t.quiet", "quiet", "app")])
+    finally:
+        await client.close()
+    assert b.node.table.get("quiet") is None
+    got = await b.api("GET", "/v3/channels/quiet")
+    assert got.status == 200 and got.json()["tokens"] == {"app": "t.quiet"}
+    drain = await b.api("POST", "/v3/channels/quiet/drains", {"url": "syslog://logs.example.com:514"})
+    assert drain.status == 201, drain.body
+    assert (await b.api("GET", "/apps/quiet")).status == 200
+    assert (await b.api("GET", "/v3/channels/nowhere")).status == 404
 
 
 async def _count_logs(router: Router, cid: str, n: int) -> bool:
