@@ -14,34 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run
-
-
-def start_redis(workdir: str) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    binary = shutil.which("redis-server") or "redis-server"
-    subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no", "--dir", workdir],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
 
 
 def main() -> None:
@@ -55,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     env: dict[str, str] = {}
     if args.workers > 1:
-        env["LOGROUTER_REDIS_URL"] = start_redis(args.workdir)
+        _redis, env["LOGROUTER_REDIS_URL"] = run.start_redis(args.workdir)
     router = run.Router(env)
     tokens, _drains = run.provision(router, args.apps, f"syslog://127.0.0.1:{args.sink_port}")
     router.stop()

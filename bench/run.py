@@ -7,10 +7,12 @@ Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
   S2  HTTP ingest: 16 keep-alive connections, 100 lines per POST, history on, no drains
   S3  TCP in → HTTPS drain out (100 apps, one HTTPS drain each, local CA)
   S4  tail fan-out: 1 app, 100 live SSE tails, 4 TCP connections in
+  S5  S1 with --workers 2 on its own redis-server (drains cold: each worker has its own)
   S1-tls  S1 with syslog+tls drains (local CA)
 
 Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
-per line (utime+stime from /proc), peak RSS (VmHWM), p50/p99 send→delivery latency (sampled),
+per line (utime+stime from /proc, summed over the router's process tree and, for S5, Redis),
+peak RSS (VmHWM, summed the same way), p50/p99 send→delivery latency (sampled),
 lost = sent - delivered, and the losses the router reported as L10. Drain scenarios first send
 one line per app and wait until each drain delivered it (drains connect on their first line),
 so the run measures the relay, not 100 handshakes; ``--cold`` skips that.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,6 +56,35 @@ def peak_rss_kb(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (``--workers`` children)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += process_tree(int(child))
+    return pids
+
+
+def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away redis-server on a free loopback port; returns it and its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    binary = shutil.which("redis-server") or "redis-server"
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", workdir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("redis-server did not start")
 
 
 class Router:
@@ -185,8 +217,13 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
     env: dict[str, str] = {}
     http_lines, k, apps, tails = 0, 4, 100, None
     sink = None
+    redis: subprocess.Popen[bytes] | None = None
+    if name == "S5":  # each worker has its own drains: a warm-up through one would warm half
+        cold = True
+        redis, env["LOGROUTER_REDIS_URL"] = start_redis(workdir)
+        env["LOGROUTER_WORKERS"] = "2"
     warm = 0 if cold else apps  # warm-up lines the sink gets before the run
-    if name in ("S1", "S4"):
+    if name in ("S1", "S5", "S4"):
         if name == "S4":
             apps = 1
         else:
@@ -206,7 +243,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
     router = Router(env)
     try:
         drain = None
-        if name == "S1":
+        if name in ("S1", "S5"):
             drain = f"syslog://127.0.0.1:{sink_port}"
         elif name == "S3":
             drain = f"https://127.0.0.1:{sink_port}/logs"
@@ -220,8 +257,9 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         if name == "S4":
             tails = SseTails(router, "bench0", 100)
             time.sleep(0.5)
-        pid = router.proc.pid
-        cpu0 = cpu_seconds(pid)
+        # The router's process tree (the workers, for S5) and Redis count as the router.
+        pids = process_tree(router.proc.pid) + ([redis.pid] if redis is not None else [])
+        cpu0 = sum(cpu_seconds(p) for p in pids)
         port = router.ports["logs"] if http_lines else router.ports["syslog"]
         gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate)
         result: dict[str, Any] = {"scenario": name, "n": n, "rate": rate or None, "warm": not cold,
@@ -259,22 +297,26 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
             elapsed = time.time() - gen["start"]
             delivered = hist
             result.update(delivered=hist, lost=n - hist, http_errors=gen["errors"])
-        cpu = cpu_seconds(pid) - cpu0
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu0
         result.update(lines_per_s=round(delivered / elapsed),
                       ingest_s=round(gen["end"] - gen["start"], 2),
                       mb_per_s=round(gen["bytes"] / elapsed / 1e6, 1),
                       cpu_us_per_line=round(cpu / n * 1e6, 2), router_cpu_s=round(cpu, 2),
-                      peak_rss_mb=round(peak_rss_kb(pid) / 1024, 1), seconds=round(elapsed, 2))
+                      peak_rss_mb=round(sum(peak_rss_kb(p) for p in pids) / 1024, 1),
+                      seconds=round(elapsed, 2))
         return result
     finally:
         router.stop()
         if sink is not None and sink.poll() is None:
             sink.kill()
+        if redis is not None:
+            redis.kill()
+            redis.wait()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4"])
+    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4", "S5"])
     p.add_argument("-n", type=int, default=1_000_000)
     p.add_argument("-s", type=int, default=150)
     p.add_argument("--rate", type=float, default=0.0, help="paced lines/s (0 = flat out)")
