@@ -11,9 +11,11 @@ Theory of operation
   them every ``FLUSH_INTERVAL`` as one pipelined batch (LPUSH + LTRIM per
   channel). Pending lines are bounded; past the bound, and while Redis is
   down, batches are dropped, counted and logged.
-* **Tails.** A node with a live tail on a channel subscribes to ``lr:tail:<id>``
-  and announces it in ``lr:tails``; nodes publish a channel's batches (one
-  msgpack message per channel per flush) only while some *other* node tails it.
+* **Tails.** A node with a live tail on a channel subscribes to ``lr:tail:<id>``,
+  announces it in ``lr:tails`` and says so on ``lr:tails:started`` (so other
+  nodes relay at once, not at their next refresh of ``lr:tails``); nodes publish
+  a channel's batches (one msgpack message per channel per flush) only while
+  some *other* node tails it.
   Received batches go straight into the local tail hub.
 * Drains stay local: every node delivers what it ingested (Logplex's model).
 
@@ -37,7 +39,14 @@ from logrouter.channels import Channel, ChannelTable
 from logrouter.control import Control
 from logrouter.errors import StoreUnavailable
 from logrouter.metrics import Metrics
-from logrouter.store.redis import CONFIG_CHANNEL, Client, RedisStore, connect, tail_channel
+from logrouter.store.redis import (
+    CONFIG_CHANNEL,
+    TAIL_STARTED_CHANNEL,
+    Client,
+    RedisStore,
+    connect,
+    tail_channel,
+)
 from logrouter.tail import TailHub
 
 __all__ = ["Cluster"]
@@ -139,7 +148,7 @@ class Cluster:
             self.attach(channel)
         self._sub = await connect(self.url, pubsub=True)
         try:
-            await self._sub.subscribe({CONFIG_CHANNEL}, timeout_ms=2000)
+            await self._sub.subscribe({CONFIG_CHANNEL, TAIL_STARTED_CHANNEL}, timeout_ms=2000)
         except GlideError as exc:
             raise StoreUnavailable(f"cannot subscribe: {exc}") from None
         # A change published between the node's initial load and this subscription would be
@@ -167,6 +176,16 @@ class Cluster:
                 await self.reload(message.decode() if isinstance(message, bytes) else str(message))
             elif channel.startswith("lr:tail:"):
                 self._remote_lines(channel[len("lr:tail:"):], msg.message)
+            elif channel == TAIL_STARTED_CHANNEL:
+                self._tail_started_elsewhere(msg.message)
+
+    def _tail_started_elsewhere(self, payload: object) -> None:
+        """Another node started tailing a channel: relay its lines from the next flush on,
+        rather than from the next registry refresh (up to ``TAIL_REFRESH`` later)."""
+        text = payload.decode() if isinstance(payload, bytes) else str(payload)
+        node, _, channel_id = text.partition(" ")
+        if node != self.node_id and channel_id:
+            self._remote_tailed.add(channel_id)
 
     def _remote_lines(self, channel_id: str, payload: object) -> None:
         try:
@@ -257,6 +276,7 @@ class Cluster:
             assert self._sub is not None
             await self._sub.subscribe({tail_channel(channel_id)}, timeout_ms=2000)
             await self.store.announce_tails(self.node_id, [channel_id], TAIL_ANNOUNCE_TTL)
+            await self.store.publish_tail_started(self.node_id, channel_id)
         except (GlideError, StoreUnavailable) as exc:
             log.warning("at=tail_subscribe_failed channel_id=%s error=%r", channel_id, str(exc))
 

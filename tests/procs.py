@@ -24,13 +24,14 @@ def free_port() -> int:
 class RouterProcess:
     """`logrouter serve` on fixed loopback ports, restartable with the same data dir."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = env or {}  # more LOGROUTER_* settings (cluster mode, workers)
         self.ports = {"syslog": free_port(), "logs": free_port(), "api": free_port()}
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_AUTH_KEY": AUTH_KEY,
+        env = {**os.environ, **self.env, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_AUTH_KEY": AUTH_KEY,
                "LOGROUTER_DATA_DIR": str(self.data_dir),
                "LOGROUTER_SYSLOG_PORT": str(self.ports["syslog"]),
                "LOGROUTER_LOGS_PORT": str(self.ports["logs"]),

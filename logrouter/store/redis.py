@@ -18,6 +18,7 @@ key                                type     content
 ``lr:config``                      pub/sub  a channel id whose config changed
 ``lr:tail:<id>``                   pub/sub  msgpack ``[node, lines]`` for remote tails
 ``lr:tails``                       hash     ``<channel>|<node>`` → expiry (who tails what)
+``lr:tails:started``               pub/sub  ``<node> <channel>``: a tail just started there
 =================================  =======  ==============================================
 
 Every config write is followed by a publish on ``lr:config``; nodes reload that channel.
@@ -51,7 +52,8 @@ from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
 from logrouter.store.base import ConfigSnapshot
 
-__all__ = ["CONFIG_CHANNEL", "RedisStore", "StoreUnavailable", "connect", "tail_channel"]
+__all__ = ["CONFIG_CHANNEL", "TAIL_STARTED_CHANNEL", "RedisStore", "StoreUnavailable", "connect",
+           "tail_channel"]
 
 CONFIG_CHANNEL = "lr:config"
 # History is kept in chunks, one per flush per channel: a string key holding a msgpack array of
@@ -83,6 +85,7 @@ return total"""
 #: How long a channel's history outlives its last write (Logplex's redis_buffer_expiry).
 HISTORY_TTL = 7 * 24 * 3600
 TAILS_KEY = "lr:tails"
+TAIL_STARTED_CHANNEL = "lr:tails:started"
 REQUEST_TIMEOUT_MS = 2000
 
 
@@ -323,6 +326,9 @@ class RedisStore:
         return lines[-self.history_lines:]
 
     # tails ----------------------------------------------------------------------------------------
+
+    async def publish_tail_started(self, node: str, channel_id: str) -> None:
+        await self._call(self.client.publish(f"{node} {channel_id}", TAIL_STARTED_CHANNEL))
 
     async def publish_tail(self, channel_id: str, payload: bytes) -> None:
         await self._call(self.client.publish(payload, tail_channel(channel_id)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import trio
 
 from logrouter.models import ChannelRecord, TokenRecord
@@ -150,6 +151,27 @@ async def test_a_node_that_missed_the_config_message_reads_the_channel_from_redi
 
 async def _count_logs(router: Router, cid: str, n: int) -> bool:
     return (await router.api("GET", f"/v3/channels/{cid}/logs?num=20")).body.count(b"\n") == n
+
+
+async def test_a_new_tail_is_relayed_to_at_once_not_at_the_next_refresh(
+        cluster: Nodes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logrouter.cluster
+
+    monkeypatch.setattr(logrouter.cluster, "TAIL_REFRESH", 60.0)  # only the notice can tell A
+    a, b = await cluster.start(), await cluster.start()
+    cid, tokens = await a.create_channel()
+    await eventually(lambda: _has(b, cid))
+    assert a.node.cluster is not None
+    tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
+
+    async def a_knows() -> bool:
+        assert a.node.cluster is not None
+        return cid in a.node.cluster._remote_tailed
+
+    await eventually(a_knows)
+    await a.send_tcp(octet(frame(tokens["app"], "first line after the tail started")))
+    await tail.read_until(b"first line after the tail started", timeout=2)
+    await tail.aclose()
 
 
 async def _has(router: Router, cid: str) -> bool:

@@ -6,9 +6,11 @@ import os
 import select
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from tests.cluster.conftest import RedisServer
 from tests.e2e.conftest import LINE, Heroku
 from tests.procs import RouterProcess
 
@@ -100,6 +102,38 @@ def test_logs_tail_live_lines_and_restart(heroku: Heroku, router_proc: RouterPro
     finally:
         tail.send_signal(signal.SIGINT)
         tail.wait(timeout=10)
+
+
+def test_logs_tail_resumes_across_a_cluster_restart(heroku_bin: Path, tmp_path: Path) -> None:
+    """`--workers 2` on Redis: history comes from Redis and SSE ids from the lines, so the CLI's
+    reconnect after every worker restarted resumes after the last line it showed."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    router = RouterProcess(tmp_path / "data", {"LOGROUTER_REDIS_URL": redis.url, "LOGROUTER_WORKERS": "2"})
+    router.start()
+    work = tmp_path / "work"
+    work.mkdir()
+    heroku = Heroku(heroku_bin, router, work)
+    tail = None
+    try:
+        token = make_app(heroku, router)
+        router.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "backlog")])
+        tail = heroku.popen("logs", "--tail", "-a", "demo", "-n", "1")
+        read_until(tail, "backlog", 20)
+        router.post_lines(token, [("web.1", "2026-11-26T10:00:01.000000+00:00", "live one")])
+        read_until(tail, "live one", 5)
+        assert router.stop() == 0
+        router.start()
+        router.post_lines(token, [("web.2", "2026-11-26T10:00:02.000000+00:00", "after restart")])
+        out = read_until(tail, "after restart", 20)
+        assert "backlog" not in out and "live one" not in out  # resumed, not repeated
+    finally:
+        if tail is not None:
+            tail.send_signal(signal.SIGINT)
+            tail.wait(timeout=10)
+        if router.proc is not None:
+            router.stop()
+        redis.stop()
 
 
 def test_drains_add_list_remove(heroku: Heroku, router_proc: RouterProcess) -> None:
