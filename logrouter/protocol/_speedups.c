@@ -8,6 +8,7 @@
  *   route_to       router._route_to_py         (cooking for frames posted with one token)
  *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
  *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
+ *   render_tail    tailfmt._render_lines_py    (session rendering: text or SSE)
  *
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the
@@ -256,8 +257,10 @@ outbuf_reserve(outbuf *b, Py_ssize_t more)
 static inline void
 outbuf_put(outbuf *b, const char *s, Py_ssize_t n)
 {
-    memcpy(b->data + b->len, s, (size_t)n);
-    b->len += n;
+    if (n > 0) { /* nothing reserved yet (data NULL) when all so far was empty */
+        memcpy(b->data + b->len, s, (size_t)n);
+        b->len += n;
+    }
 }
 
 /* Append slow(line)'s frame to b (rendered) or count it skipped (None). 0, or -1 on error. */
@@ -371,12 +374,198 @@ render_http(PyObject *self, PyObject *args)
     return render(lines, NULL, slow);
 }
 
+/* Append `text` (already CR/LF-stripped at its end) as the data: fields of one SSE event:
+ * every line break (CRLF, CR or LF) starts a new field. */
+static void
+put_sse_data(outbuf *b, const char *t, Py_ssize_t len)
+{
+    outbuf_put(b, "data: ", 6);
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char c = t[i];
+        if (c == '\r' || c == '\n') {
+            outbuf_put(b, t + start, i - start);
+            outbuf_put(b, "\ndata: ", 7);
+            if (c == '\r' && i + 1 < len && t[i + 1] == '\n')
+                i++;
+            start = i + 1;
+        }
+    }
+    outbuf_put(b, t + start, len - start);
+    outbuf_put(b, "\n", 1);
+}
+
+/* render_tail(lines, sse, first_id, idfunc, ps, source, slow) -> bytes
+ *
+ * Session rendering (tailfmt._render_lines_py): for each cooked line that passes the ps and
+ * source filters, "TIME APP[PROCID]: MSG" plus a newline when MSG lacks one (text), or that as
+ * one SSE event whose data: fields split it at line breaks, with "id: first_id + k" or
+ * "id: idfunc(line)" when given. Lines not of the fast shape go to slow(line, k), which returns
+ * their rendering (b"" to skip). */
+static PyObject *
+render_tail(PyObject *self, PyObject *args)
+{
+    PyObject *lines, *first_obj, *idfunc, *ps_obj, *source_obj, *slow;
+    int sse;
+    if (!PyArg_ParseTuple(args, "O!pOOOOO:render_tail", &PyList_Type, &lines, &sse, &first_obj,
+                          &idfunc, &ps_obj, &source_obj, &slow))
+        return NULL;
+    long long first_id = 0;
+    int numbered = first_obj != Py_None;
+    if (numbered && (first_id = PyLong_AsLongLong(first_obj)) == -1 && PyErr_Occurred())
+        return NULL;
+    if (idfunc == Py_None)
+        idfunc = NULL;
+    if ((ps_obj != Py_None && !PyBytes_Check(ps_obj))
+            || (source_obj != Py_None && !PyBytes_Check(source_obj))) {
+        PyErr_SetString(PyExc_TypeError, "ps and source must be bytes or None");
+        return NULL;
+    }
+    const char *ps = ps_obj != Py_None ? PyBytes_AS_STRING(ps_obj) : NULL;
+    Py_ssize_t pslen = ps ? PyBytes_GET_SIZE(ps_obj) : 0;
+    const char *src = source_obj != Py_None ? PyBytes_AS_STRING(source_obj) : NULL;
+    Py_ssize_t srclen = src ? PyBytes_GET_SIZE(source_obj) : 0;
+    outbuf b = {NULL, 0, 0};
+    char *text = NULL;
+    Py_ssize_t textcap = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lines); k++) {
+        PyObject *line = PyList_GET_ITEM(lines, k);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "lines must be bytes");
+            goto fail;
+        }
+        Py_INCREF(line); /* ours while Python code (slow, idfunc) may run */
+        const char *s = PyBytes_AS_STRING(line);
+        Py_ssize_t n = PyBytes_GET_SIZE(line);
+        Py_ssize_t sp[7];
+        Py_ssize_t gt = 1;
+        int fast = find_spaces(s, n, sp, 7) == 7 && s[0] == '<';
+        if (fast) { /* <PRI>VERSION: digits, '>', digits; STRUCTURED-DATA "-" then a space */
+            while (gt < sp[0] && s[gt] >= '0' && s[gt] <= '9')
+                gt++;
+            fast = gt >= 2 && gt < sp[0] - 1 && s[gt] == '>' && sp[6] == sp[5] + 2
+                   && s[sp[5] + 1] == '-';
+            for (Py_ssize_t i = gt + 1; fast && i < sp[0]; i++)
+                fast = s[i] >= '0' && s[i] <= '9';
+        }
+        if (!fast) {
+            PyObject *r = PyObject_CallFunction(slow, "On", line, k);
+            Py_DECREF(line);
+            if (r == NULL)
+                goto fail;
+            if (!PyBytes_Check(r)) {
+                Py_DECREF(r);
+                PyErr_SetString(PyExc_TypeError, "slow() must return bytes");
+                goto fail;
+            }
+            if (outbuf_reserve(&b, PyBytes_GET_SIZE(r)) < 0) {
+                Py_DECREF(r);
+                goto fail;
+            }
+            outbuf_put(&b, PyBytes_AS_STRING(r), PyBytes_GET_SIZE(r));
+            Py_DECREF(r);
+            continue;
+        }
+        const char *time = s + sp[0] + 1, *app = s + sp[2] + 1, *procid = s + sp[3] + 1;
+        Py_ssize_t timelen = sp[1] - sp[0] - 1, applen = sp[3] - sp[2] - 1;
+        Py_ssize_t procidlen = sp[4] - sp[3] - 1;
+        const char *msg = s + sp[6] + 1;
+        Py_ssize_t msglen = n - sp[6] - 1;
+        if ((src && (applen != srclen || memcmp(app, src, (size_t)srclen) != 0))
+                || (ps && !(procidlen >= pslen && memcmp(procid, ps, (size_t)pslen) == 0
+                            && (procidlen == pslen || procid[pslen] == '.')))) {
+            Py_DECREF(line);
+            continue;
+        }
+        /* text = "TIME APP[PROCID]: MSG" (+ "\n" when MSG lacks one) */
+        Py_ssize_t textlen = timelen + applen + procidlen + msglen + 6;
+        if (textlen > textcap) {
+            char *grown = PyMem_Realloc(text, (size_t)textlen);
+            if (grown == NULL) {
+                Py_DECREF(line);
+                PyErr_NoMemory();
+                goto fail;
+            }
+            text = grown;
+            textcap = textlen;
+        }
+        Py_ssize_t t = 0;
+        memcpy(text + t, time, (size_t)timelen);
+        t += timelen;
+        text[t++] = ' ';
+        memcpy(text + t, app, (size_t)applen);
+        t += applen;
+        text[t++] = '[';
+        memcpy(text + t, procid, (size_t)procidlen);
+        t += procidlen;
+        text[t++] = ']';
+        text[t++] = ':';
+        text[t++] = ' ';
+        memcpy(text + t, msg, (size_t)msglen);
+        t += msglen;
+        if (msglen == 0 || msg[msglen - 1] != '\n')
+            text[t++] = '\n';
+        if (!sse) {
+            Py_DECREF(line);
+            if (outbuf_reserve(&b, t) < 0)
+                goto fail;
+            outbuf_put(&b, text, t);
+            continue;
+        }
+        while (t > 0 && (text[t - 1] == '\n' || text[t - 1] == '\r'))
+            t--;
+        PyObject *id = NULL;
+        char digits[32];
+        int dlen = 0;
+        if (idfunc != NULL) {
+            id = PyObject_CallOneArg(idfunc, line);
+            if (id == NULL) {
+                Py_DECREF(line);
+                goto fail;
+            }
+            if (!PyBytes_Check(id)) {
+                Py_DECREF(id);
+                Py_DECREF(line);
+                PyErr_SetString(PyExc_TypeError, "idfunc() must return bytes");
+                goto fail;
+            }
+        } else if (numbered) {
+            dlen = snprintf(digits, sizeof digits, "%lld", first_id + (long long)k);
+        }
+        Py_DECREF(line);
+        int has_id = id != NULL || numbered;
+        Py_ssize_t idlen = id ? PyBytes_GET_SIZE(id) : dlen;
+        /* worst case: every byte a line break, each adding "\ndata: " */
+        if (outbuf_reserve(&b, 6 + t * 7 + 1 + 5 + idlen + 1) < 0) {
+            Py_XDECREF(id);
+            goto fail;
+        }
+        put_sse_data(&b, text, t);
+        if (has_id) {
+            outbuf_put(&b, "id: ", 4);
+            outbuf_put(&b, id ? PyBytes_AS_STRING(id) : digits, idlen);
+            outbuf_put(&b, "\n", 1);
+        }
+        Py_XDECREF(id);
+        outbuf_put(&b, "\n", 1);
+    }
+    PyMem_Free(text);
+    PyObject *data = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
+    PyMem_Free(b.data);
+    return data;
+fail:
+    PyMem_Free(text);
+    PyMem_Free(b.data);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"split_octets", split_octets, METH_VARARGS, "Split well-formed octet-counted frames."},
     {"route_frames", route_frames, METH_VARARGS, "Route frames by token, cooking each."},
     {"route_to", route_to, METH_VARARGS, "Cook frames posted with one token."},
     {"render_syslog", render_syslog, METH_VARARGS, "Render lines for a syslog drain."},
     {"render_http", render_http, METH_VARARGS, "Render lines as an HTTP drain's body."},
+    {"render_tail", render_tail, METH_VARARGS, "Render lines for a session (text or SSE)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,6 +21,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from logrouter.protocol.speedups import native
 from logrouter.protocol.syslog import SyslogLine, parse_line
 
 __all__ = [
@@ -101,6 +102,21 @@ def render_lines(lines: list[bytes], filt: TailFilter, sse: bool,
             ``id:`` (the line's sequence number).
         content_ids: SSE events carry :func:`line_id` instead (cluster mode).
     """
+    if native is None:
+        return _render_lines_py(lines, filt, sse, first_id, content_ids)
+
+    def slow(raw: bytes, index: int) -> bytes:
+        return _render_lines_py([raw], filt, sse, None if first_id is None else first_id + index,
+                                content_ids)
+
+    rendered: bytes = native.render_tail(lines, sse, first_id, line_id if content_ids else None,
+                                         filt.ps, filt.source, slow)
+    return rendered
+
+
+def _render_lines_py(lines: list[bytes], filt: TailFilter, sse: bool,
+                     first_id: int | None = None, content_ids: bool = False) -> bytes:
+    """:func:`render_lines` in Python: the definition the C version is tested against."""
     out: list[bytes] = []
     for i, raw in enumerate(lines):
         line = parse_line(raw)

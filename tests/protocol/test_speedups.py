@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logrouter.protocol import drainfmt, framing
+from logrouter.protocol import drainfmt, framing, tailfmt
 from logrouter.protocol.speedups import native
 from logrouter.router import _route_frames_py, _route_to_py
 
@@ -172,6 +172,9 @@ def test_no_memory_is_leaked() -> None:
         native.route_to(frames, b"t.a", b"web")
         native.render_syslog([*frames, b"<13>1 - h a p m [sd] with sd"], b"d.1", slow)
         native.render_http([*frames, b"<13>1 - h a p m [sd] with sd"], drainfmt._http_frame)
+        native.render_tail([*frames, b"<13>1 - h a p m [sd] x"], True, 5, tailfmt.line_id, b"web",
+                           None, lambda raw, k: b"x")
+        native.render_tail(frames, False, None, None, None, b"app", lambda raw, k: b"")
         for bad in (lambda: native.route_to([1], b"t", b"x"),
                     lambda: native.render_syslog([b"x"], b"d", lambda line: 1 // 0)):
             try:
@@ -242,6 +245,14 @@ def test_python_callbacks_that_change_the_input_do_not_crash() -> None:
     data, rendered, skipped = native.render_http(lines, slow)
     assert (data, rendered, skipped) == (b"5 not", 1, 0)
 
+    lines = [b"not syslog %d" % i for i in range(50)]
+
+    def slow_tail(line: bytes, index: int) -> bytes:
+        lines.clear()
+        return line[:3]
+
+    assert native.render_tail(lines, True, 1, None, None, None, slow_tail) == b"not"
+
     class Sly:
         def __init__(self, frames: list[bytes]) -> None:
             self.frames = frames
@@ -258,3 +269,23 @@ def test_python_callbacks_that_change_the_input_do_not_crash() -> None:
     tokens = {b"t.0": (Sly(frames), b"a"), b"t.1": (Sly(frames), b"b")}
     native.route_frames(frames, tokens, groups)  # must simply stop where the list ends
     assert sum(len(g) for g in groups.values()) <= 40
+
+
+tail_lines = st.one_of(lines(), st.builds(
+    lambda pri, ver, sdsep, msg: b"<%s>%s 2026-11-26T10:00:00Z h app web.1 - %s%s" % (pri, ver, sdsep, msg),
+    st.sampled_from([b"190", b"1", b"", b"x", b"19>0"]), st.sampled_from([b"1", b"12", b"", b"1a"]),
+    st.sampled_from([b"- ", b"-", b"[a b=\"c\"] ", b"-x"]),
+    st.binary(max_size=30) | st.sampled_from([b"a\r\nb\rc\nd", b"\r\n", b"x\n\n", b"\n", b""]),
+))
+
+
+@needs_native
+@settings(max_examples=500, deadline=None)
+@given(st.lists(tail_lines, max_size=20), st.booleans(), st.none() | st.integers(0, 2**40),
+       st.booleans(), st.none() | st.sampled_from([b"web", b"web.1", b"", b"w"]),
+       st.none() | st.sampled_from([b"app", b"", b"t.a", b"x"]))
+def test_render_tail_matches_python(lines_: list[bytes], sse: bool, first_id: int | None,
+                                    content_ids: bool, ps: bytes | None, source: bytes | None) -> None:
+    filt = tailfmt.TailFilter(ps, source)
+    assert tailfmt.render_lines(lines_, filt, sse, first_id, content_ids) == tailfmt._render_lines_py(
+        lines_, filt, sse, first_id, content_ids)
