@@ -1,6 +1,6 @@
 """The optional C versions of the relay path's per-line loops, and the switch that turns them off.
 
-``logrouter.protocol._speedups`` is built from ``_speedups.c`` when the package is installed
+``logrouter.protocol._speedups`` is built from ``csrc/*.c`` when the package is installed
 with a C compiler at hand; without one the install still succeeds and every caller uses the
 pure-Python twin of each function, which defines the behaviour (the tests check both give the
 same results). Setting ``LOGROUTER_PURE_PYTHON=1`` forces the pure-Python versions.

@@ -1,0 +1,55 @@
+/*
+ * logrouter.protocol._speedups: C versions of the per-line loops of the relay path.
+ *
+ * module.c (method table), split_route.c (framing, routing, cooking), render.c (drain and
+ * session renderings); speedups.h holds what they share.
+ *
+ * Each function here has a pure-Python twin that defines its behaviour:
+ *
+ *   split_octets   framing._split_octets_py    (FrameSplitter's octet-counted fast path)
+ *   route_frames   router._route_frames_py     (route_by_token: token -> channel, cooking)
+ *   route_to       router._route_to_py         (cooking for frames posted with one token)
+ *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
+ *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
+ *   render_tail    tailfmt._render_lines_py    (session rendering: text or SSE)
+ *
+ * tests/protocol/test_speedups.py checks each pair gives the same result on generated
+ * input. The functions only slice and splice bytes; they never block, never release the
+ * GIL and hold no state. Anything unusual (a line that is not in the common RFC 5424
+ * shape) goes back to Python: split_octets stops and returns where it stopped, the
+ * renderers call the `slow` function they are given for that one line.
+ */
+#ifndef LOGROUTER_SPEEDUPS_H
+#define LOGROUTER_SPEEDUPS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* Seven digits cover any octet count up to 9,999,999 (framing._MAX_LEN_DIGITS). */
+#define MAX_LEN_DIGITS 7
+
+/* Offsets of the first `want` spaces of s[0:n]; returns how many were found. */
+static inline int
+find_spaces(const char *s, Py_ssize_t n, Py_ssize_t *sp, int want)
+{
+    const char *p = s, *e = s + n;
+    int found = 0;
+    while (found < want) {
+        const char *q = memchr(p, ' ', (size_t)(e - p));
+        if (q == NULL)
+            break;
+        sp[found++] = q - s;
+        p = q + 1;
+    }
+    return found;
+}
+
+PyObject *lr_split_octets(PyObject *self, PyObject *args);
+PyObject *lr_route_frames(PyObject *self, PyObject *args);
+PyObject *lr_route_to(PyObject *self, PyObject *args);
+PyObject *lr_render_syslog(PyObject *self, PyObject *args);
+PyObject *lr_render_http(PyObject *self, PyObject *args);
+PyObject *lr_render_tail(PyObject *self, PyObject *args);
+
+#endif

@@ -1,0 +1,194 @@
+/* Framing, routing and cooking: twins of framing._split_octets_py, router._route_frames_py
+ * and router._route_to_py. */
+#include "speedups.h"
+
+/* split_octets(buf, pos, max_frame, out) -> int
+ *
+ * Append to `out` every well-formed octet-counted frame ("LEN SP MSG", LEN without a
+ * leading zero, at most max_frame bytes) from buf[pos:], and return the position after
+ * the last one: len(buf) when all was consumed, the start of the first frame that is not
+ * of that shape, or -(pos + 1) when the frame at pos is of that shape but incomplete. */
+PyObject *
+lr_split_octets(PyObject *self, PyObject *args)
+{
+    PyObject *buf, *out;
+    Py_ssize_t pos, max_frame;
+    if (!PyArg_ParseTuple(args, "SnnO!:split_octets", &buf, &pos, &max_frame, &PyList_Type, &out))
+        return NULL;
+    const char *s = PyBytes_AS_STRING(buf);
+    Py_ssize_t n = PyBytes_GET_SIZE(buf);
+    if (pos < 0)
+        pos = 0;
+    while (pos < n) {
+        Py_ssize_t limit = pos + MAX_LEN_DIGITS + 1;
+        if (limit > n)
+            limit = n;
+        if (s[pos] < '1' || s[pos] > '9')
+            break;
+        Py_ssize_t length = 0, i = pos;
+        while (i < limit && s[i] >= '0' && s[i] <= '9') {
+            length = length * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i >= limit || s[i] != ' ' || length > max_frame)
+            break;
+        Py_ssize_t end = i + 1 + length;
+        if (end > n)
+            return PyLong_FromSsize_t(-(pos + 1));
+        PyObject *frame = PyBytes_FromStringAndSize(s + i + 1, length);
+        if (frame == NULL)
+            return NULL;
+        int rc = PyList_Append(out, frame);
+        Py_DECREF(frame);
+        if (rc < 0)
+            return NULL;
+        pos = end;
+    }
+    return PyLong_FromSsize_t(pos);
+}
+
+/* A copy of `frame` with s[a:b] replaced by `name`. */
+static PyObject *
+splice(const char *s, Py_ssize_t n, Py_ssize_t a, Py_ssize_t b, PyObject *name)
+{
+    Py_ssize_t name_len = PyBytes_GET_SIZE(name);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n - (b - a) + name_len);
+    if (out == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    memcpy(o, s, (size_t)a);
+    memcpy(o + a, PyBytes_AS_STRING(name), (size_t)name_len);
+    memcpy(o + a + name_len, s + b, (size_t)(n - b));
+    return out;
+}
+
+/* route_frames(frames, tokens, groups) -> (not_syslog, no_token, unknown_token)
+ *
+ * For each frame, look up its APP-NAME (the fourth space-separated field) in `tokens`
+ * (a dict of token -> (channel, name)); append the frame with APP-NAME replaced by name
+ * to groups[channel] (a list, created on first use). Frames with fewer than five fields,
+ * or whose APP-NAME is not a known token, are counted and left out. */
+PyObject *
+lr_route_frames(PyObject *self, PyObject *args)
+{
+    PyObject *frames, *tokens, *groups;
+    if (!PyArg_ParseTuple(args, "O!O!O!:route_frames", &PyList_Type, &frames, &PyDict_Type,
+                          &tokens, &PyDict_Type, &groups))
+        return NULL;
+    Py_ssize_t not_syslog = 0, no_token = 0, unknown_token = 0;
+    /* The last channel's group, kept (with a reference) for runs of frames of one channel. */
+    PyObject *last_channel = NULL, *last_group = NULL;
+    /* The size is read each round: a channel's __eq__ (Python) could change the list. */
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(frames); k++) {
+        PyObject *frame = PyList_GET_ITEM(frames, k);
+        if (!PyBytes_Check(frame)) {
+            PyErr_SetString(PyExc_TypeError, "frames must be bytes");
+            goto fail;
+        }
+        const char *s = PyBytes_AS_STRING(frame);
+        Py_ssize_t n = PyBytes_GET_SIZE(frame);
+        Py_ssize_t sp[4];
+        if (find_spaces(s, n, sp, 4) < 4) {
+            not_syslog++;
+            continue;
+        }
+        PyObject *token = PyBytes_FromStringAndSize(s + sp[2] + 1, sp[3] - sp[2] - 1);
+        if (token == NULL)
+            goto fail;
+        PyObject *entry = PyDict_GetItemWithError(tokens, token);
+        Py_DECREF(token);
+        if (entry == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            if (sp[3] - sp[2] - 1 >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
+                unknown_token++;
+            else
+                no_token++;
+            continue;
+        }
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+                || !PyBytes_Check(PyTuple_GET_ITEM(entry, 1))) {
+            PyErr_SetString(PyExc_TypeError, "tokens values must be (channel, bytes name)");
+            goto fail;
+        }
+        Py_INCREF(entry); /* a channel's __eq__ below could change `tokens` */
+        PyObject *channel = PyTuple_GET_ITEM(entry, 0);
+        PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(entry, 1));
+        if (cooked == NULL) {
+            Py_DECREF(entry);
+            goto fail;
+        }
+        if (channel != last_channel) {
+            PyObject *group = PyDict_GetItemWithError(groups, channel);
+            if (group == NULL) {
+                if (PyErr_Occurred() || (group = PyList_New(0)) == NULL
+                        || PyDict_SetItem(groups, channel, group) < 0) {
+                    Py_XDECREF(group);
+                    Py_DECREF(cooked);
+                    Py_DECREF(entry);
+                    goto fail;
+                }
+            } else {
+                Py_INCREF(group);
+            }
+            Py_XDECREF(last_group);
+            Py_XDECREF(last_channel);
+            Py_INCREF(channel);
+            last_channel = channel;
+            last_group = group;
+        }
+        Py_DECREF(entry);
+        int rc = PyList_Append(last_group, cooked);
+        Py_DECREF(cooked);
+        if (rc < 0)
+            goto fail;
+    }
+    Py_XDECREF(last_group);
+    Py_XDECREF(last_channel);
+    return Py_BuildValue("nnn", not_syslog, no_token, unknown_token);
+fail:
+    Py_XDECREF(last_group);
+    Py_XDECREF(last_channel);
+    return NULL;
+}
+
+/* route_to(frames, token, name) -> list: frames whose APP-NAME equals token get name
+ * instead; every other frame is kept as it is. */
+PyObject *
+lr_route_to(PyObject *self, PyObject *args)
+{
+    PyObject *frames, *token, *name;
+    if (!PyArg_ParseTuple(args, "O!SS:route_to", &PyList_Type, &frames, &token, &name))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(frames);
+    const char *t = PyBytes_AS_STRING(token);
+    Py_ssize_t tlen = PyBytes_GET_SIZE(token);
+    PyObject *out = PyList_New(count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *frame = PyList_GET_ITEM(frames, k);
+        if (!PyBytes_Check(frame)) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_TypeError, "frames must be bytes");
+            return NULL;
+        }
+        const char *s = PyBytes_AS_STRING(frame);
+        Py_ssize_t n = PyBytes_GET_SIZE(frame);
+        Py_ssize_t sp[4];
+        PyObject *item;
+        if (find_spaces(s, n, sp, 4) == 4 && sp[3] - sp[2] - 1 == tlen
+                && memcmp(s + sp[2] + 1, t, (size_t)tlen) == 0) {
+            item = splice(s, n, sp[2] + 1, sp[3], name);
+            if (item == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        } else {
+            Py_INCREF(frame);
+            item = frame;
+        }
+        PyList_SET_ITEM(out, k, item);
+    }
+    return out;
+}
