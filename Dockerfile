@@ -1,7 +1,7 @@
 # Build the wheels (with the C speed-ups) where a compiler is, run them where none is.
 FROM python:3.11 AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md MANIFEST.in ./
 COPY logrouter ./logrouter
 COPY drains ./drains
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
