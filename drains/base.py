@@ -133,7 +133,7 @@ class Drain:
     def degrade(self) -> None:
         """Logplex's degraded mode: a drain failing for long keeps only its newest
         ``degraded_lines`` lines; the excess counts as lost and the next L10 reports it."""
-        if not self.degraded:
+        if self.buffer.capacity != self.options.degraded_lines:
             self.degraded = True
             before = len(self.buffer)
             self.buffer.resize(self.options.degraded_lines)
@@ -145,7 +145,8 @@ class Drain:
         """Leave degraded mode: the buffer holds ``buffer_lines`` again."""
         if self.degraded:
             self.degraded = False
-            self.buffer.resize(self.options.buffer_lines)
+            if self.buffer.capacity != self.options.buffer_lines:
+                self.buffer.resize(self.options.buffer_lines)
             log.info("at=drain_restored drain_id=%s channel_id=%s", self.record.id,
                      self.record.channel_id)
 

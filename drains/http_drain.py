@@ -79,7 +79,9 @@ class HttpDrain(Drain):
                 else:
                     self._failed_batches += 1
                     last = self.last_success
-                    if last is not None and time.time() - last > self.options.http_shrink_after:
+                    if last is None:
+                        self.degraded = True  # Logplex §7.3: flagged, but never shrunk
+                    elif time.time() - last > self.options.http_shrink_after:
                         self.degrade()  # Logplex §7.3: failing long after its last success
                     await trio.sleep(reconnect_delay(self._failed_batches,
                                                      self.options.backoff_initial,

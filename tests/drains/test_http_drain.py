@@ -231,3 +231,30 @@ async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_pat
         assert node.drains is not None
         assert node.drains.running[int(str(drain["id"]))].drain.buffer.capacity == 50
         node.request_stop()
+
+
+async def test_http_drain_that_never_succeeded_is_flagged_but_keeps_its_buffer(
+        tmp_path: Path, sinks: trio.Nursery) -> None:
+    node = Node(make_settings(tmp_path, drain_buffer_lines=50, drain_degraded_lines=5,
+                              http_drain_shrink_after=0.0, **FAST), announce=lambda line: None)
+    sink = HttpSink(script=[500])
+    port = await sinks.start(sink.run)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        drain = await add_drain(router, cid, f"http://127.0.0.1:{port}/")
+        await router.send_tcp(octet(frame(tokens["app"], "doomed")))
+        with trio.fail_after(5):  # its first batch fails three times: flagged degraded
+            while not (await drain_status(router, cid, drain["id"]))["degraded"]:
+                await trio.sleep(0.02)
+        tried = len(sink.requests)
+        sink.script = [*sink.script[:tried], 200]
+        await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(30))))
+        reqs = await sink.wait_requests(tried + 1)
+        frames = split_body(reqs[tried].body)
+        m = L10.fullmatch(frames[0])
+        assert m and int(m.group(1)) == 1  # only "doomed" was lost: the buffer was not shrunk
+        assert [f.rsplit(b" ", 1)[1] for f in frames[1:]] == [f"m{i}".encode() for i in range(30)]
+        assert (await drain_status(router, cid, drain["id"]))["degraded"] is False
+        node.request_stop()
