@@ -8,9 +8,9 @@ Theory of operation
   and whenever the subscription comes back, so a missed message costs at most
   that long.
 * **History.** A tap on every channel collects posted lines; a writer flushes
-  them every ``FLUSH_INTERVAL`` as one pipelined batch (LPUSH + LTRIM per
-  channel). Pending lines are bounded; past the bound, and while Redis is
-  down, batches are dropped, counted and logged.
+  them every ``FLUSH_INTERVAL`` as one pipelined batch (one history chunk per
+  channel, see ``RedisStore.append_history``). Pending lines are bounded; past
+  the bound, and while Redis is down, batches are dropped, counted and logged.
 * **Tails.** A node with a live tail on a channel subscribes to ``lr:tail:<id>``,
   announces it in ``lr:tails`` and says so on ``lr:tails:started`` (so other
   nodes relay at once, not at their next refresh of ``lr:tails``); nodes publish

@@ -30,12 +30,11 @@ __all__ = ["TailCursor", "TailHub"]
 
 
 class _Batch:
-    __slots__ = ("content_ids", "first_seq", "lines", "sse", "text")
+    __slots__ = ("first_seq", "lines", "sse", "text")
 
-    def __init__(self, first_seq: int, lines: list[bytes], content_ids: bool) -> None:
+    def __init__(self, first_seq: int, lines: list[bytes]) -> None:
         self.first_seq = first_seq
         self.lines = lines
-        self.content_ids = content_ids
         self.text: bytes | None = None
         self.sse: bytes | None = None
 
@@ -43,11 +42,11 @@ class _Batch:
     def end_seq(self) -> int:
         return self.first_seq + len(self.lines)
 
-    def rendered(self, sse: bool) -> bytes:
+    def rendered(self, sse: bool, content_ids: bool) -> bytes:
         if sse:
             if self.sse is None:
                 self.sse = render_lines(self.lines, TailFilter(), True, self.first_seq,
-                                        self.content_ids)
+                                        content_ids)
             return self.sse
         if self.text is None:
             self.text = render_lines(self.lines, TailFilter(), False)
@@ -83,7 +82,7 @@ class TailHub:
             skipped = len(lines) - self.capacity
             self.next_seq += skipped
             lines = lines[skipped:]
-        self._batches.append(_Batch(self.next_seq, lines, self.content_ids))
+        self._batches.append(_Batch(self.next_seq, lines))
         self.next_seq += len(lines)
         self._held += len(lines)
         while self._held > self.capacity:
@@ -115,7 +114,7 @@ class TailHub:
                     chunks.append(render_lines(batch.lines, filt, sse,
                                                batch.first_seq if sse else None, self.content_ids))
                 else:
-                    chunks.append(batch.rendered(sse))
+                    chunks.append(batch.rendered(sse, self.content_ids))
             else:  # a batch partly seen (a resume inside it)
                 start = after + 1 - batch.first_seq
                 chunks.append(render_lines(batch.lines[start:], filt, sse,

@@ -156,7 +156,7 @@ class SessionStreamer:
                     if line_id(raw) == wanted:
                         return render_lines(lines[i + 1:], filt, True, content_ids=True)
             items = backlog_of(lines, 1, session.num, filt)
-            return b"".join(render_lines([raw], filt, sse, content_ids=True) for _, raw in items)
+            return render_lines([raw for _, raw in items], filt, sse, content_ids=True)
         resume = last_event_id.strip()
         since = channel.history.after(int(resume)) if sse and resume.isdigit() else None
         if since is not None:
