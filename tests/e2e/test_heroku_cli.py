@@ -84,24 +84,31 @@ def read_until(proc, needle: str, timeout: float) -> str:  # type: ignore[no-unt
     return out
 
 
-def test_logs_tail_live_lines_and_restart(heroku: Heroku, router_proc: RouterProcess) -> None:
-    token = make_app(heroku, router_proc)
-    router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "backlog")])
+def tail_through_a_restart(heroku: Heroku, router: RouterProcess, live_within: float,
+                           resume_within: float) -> None:
+    """`heroku logs --tail` shows a live line within ``live_within`` s, then, after the router
+    restarts, resumes after the last line it showed instead of repeating the backlog."""
+    token = make_app(heroku, router)
+    router.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "backlog")])
     tail = heroku.popen("logs", "--tail", "-a", "demo", "-n", "1")
     try:
         read_until(tail, "backlog", 20)
         sent = time.monotonic()
-        router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:01.000000+00:00", "live one")])
-        read_until(tail, "live one", 1.0)
-        assert time.monotonic() - sent < 1.0
-        assert router_proc.stop() == 0
-        router_proc.start()
-        router_proc.post_lines(token, [("web.2", "2026-11-26T10:00:02.000000+00:00", "after restart")])
-        out = read_until(tail, "after restart", 15)
+        router.post_lines(token, [("web.1", "2026-11-26T10:00:01.000000+00:00", "live one")])
+        read_until(tail, "live one", live_within)
+        assert time.monotonic() - sent < live_within
+        assert router.stop() == 0
+        router.start()
+        router.post_lines(token, [("web.2", "2026-11-26T10:00:02.000000+00:00", "after restart")])
+        out = read_until(tail, "after restart", resume_within)
         assert "backlog" not in out and "live one" not in out  # resumed, not repeated
     finally:
         tail.send_signal(signal.SIGINT)
         tail.wait(timeout=10)
+
+
+def test_logs_tail_live_lines_and_restart(heroku: Heroku, router_proc: RouterProcess) -> None:
+    tail_through_a_restart(heroku, router_proc, live_within=1.0, resume_within=15)
 
 
 def test_logs_tail_resumes_across_a_cluster_restart(heroku_bin: Path, tmp_path: Path) -> None:
@@ -113,24 +120,10 @@ def test_logs_tail_resumes_across_a_cluster_restart(heroku_bin: Path, tmp_path: 
     router.start()
     work = tmp_path / "work"
     work.mkdir()
-    heroku = Heroku(heroku_bin, router, work)
-    tail = None
     try:
-        token = make_app(heroku, router)
-        router.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "backlog")])
-        tail = heroku.popen("logs", "--tail", "-a", "demo", "-n", "1")
-        read_until(tail, "backlog", 20)
-        router.post_lines(token, [("web.1", "2026-11-26T10:00:01.000000+00:00", "live one")])
-        read_until(tail, "live one", 5)
-        assert router.stop() == 0
-        router.start()
-        router.post_lines(token, [("web.2", "2026-11-26T10:00:02.000000+00:00", "after restart")])
-        out = read_until(tail, "after restart", 20)
-        assert "backlog" not in out and "live one" not in out  # resumed, not repeated
+        tail_through_a_restart(Heroku(heroku_bin, router, work), router, live_within=5.0,
+                               resume_within=20)
     finally:
-        if tail is not None:
-            tail.send_signal(signal.SIGINT)
-            tail.wait(timeout=10)
         if router.proc is not None:
             router.stop()
         redis.stop()
