@@ -49,9 +49,10 @@ class History:
         return self.seq - n + 1, lines
 
     def after(self, seq: int) -> tuple[int, list[bytes]] | None:
-        """Lines numbered above ``seq`` that are still held, and the number of the first;
-        None when ``seq`` is not a number this history gave out (it is in the future)."""
-        if seq > self.seq:
+        """Lines numbered above ``seq`` and the number of the first; None when that cannot
+        be answered without a gap or a guess: ``seq`` is in the future, or lines after it
+        are no longer held."""
+        if seq > self.seq or seq < self.seq - len(self._lines):
             return None
         return self.last(self.seq - seq)
 

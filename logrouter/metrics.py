@@ -89,6 +89,10 @@ class Metrics:
         self.connections_total = Counter("logrouter_connections_accepted",
                                          "Connections accepted per listener", ["listener"],
                                          registry=r)
+        self.connection_errors = Counter(
+            "logrouter_connection_errors", "Connections ended by their client's behaviour or an "
+            "error, per listener and reason (client_gone, send_timeout, header_timeout, "
+            "body_timeout, evicted, bad_request, error)", ["listener", "reason"], registry=r)
         self.tail_lost = Counter("logrouter_tail_lines_dropped",
                                  "Lines a slow tail client lost (reported as L11)", registry=r)
         self.sessions_opened = Counter("logrouter_sessions_streamed",

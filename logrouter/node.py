@@ -255,9 +255,9 @@ class Node:
         self._servers = [
             SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
             HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,
-                       s.idle_timeout),
+                       s.idle_timeout, logs.inspect, s.http_header_timeout, s.http_body_timeout),
             HttpServer("api", api_l, metrics, s.max_connections, api, s.max_api_body_bytes,
-                       s.idle_timeout),
+                       s.idle_timeout, api.inspect, s.http_header_timeout, s.http_body_timeout),
         ]
         kinds = {"syslog": "tcp", "logs": "http", "api": "http"}
         if show_key:

@@ -1,39 +1,70 @@
-"""Listening servers: a bounded accept loop, and HTTP/1.1 on top of it.
+"""Listening servers: a fair accept loop, and HTTP/1.1 on top of it.
 
+Theory of operation
+-------------------
 :class:`StreamServer` accepts TCP connections on its listeners and runs one
-handler task per connection, at most ``max_connections`` at a time (further
-clients wait in the kernel's backlog). :meth:`StreamServer.run` reports the
-bound addresses through ``task_status``; :meth:`StreamServer.stop_accepting`
-closes the doors while open connections finish.
+handler task per connection. Each task is a **firewall**: whatever its client
+does (hangs up mid-stream, resets, stops reading, sends garbage) ends that
+connection only; the failure is counted in
+``logrouter_connection_errors_total{listener,reason}`` and unexpected errors are
+logged at most once a second per reason. Nothing a client does can reach the
+listener's nursery.
+
+**Slots.** At most ``max_connections`` connections are served per listener.
+When a new client arrives at a full listener, the connection that has been
+idle the longest (no byte received or sent for at least ``EVICT_MIN_IDLE``
+seconds) is closed to admit it (counted as ``evicted``); when every connection
+is busy, the new one waits until a slot frees or one goes idle. So idle or
+stalled connections can never lock senders out, and busy ones are never
+displaced.
 
 :class:`HttpServer` speaks HTTP/1.1 (keep-alive, pipelining, chunked
-streaming) over :mod:`logrouter.protocol.http1` and hands each request to an
-async handler that returns a :class:`Response`. A streaming response runs
-beside a reader that discards what the client sends and ends the stream when
-the client goes away, so dead tail clients are noticed without writing.
+streaming) over :mod:`logrouter.protocol.http1` with deadlines a trickle cannot
+extend: a request's head must be complete within ``header_timeout`` of its
+first byte, its body within ``body_timeout`` of the head, and a kept-alive
+connection waits ``idle_timeout`` for the next request. Each request head is
+shown to ``inspect`` before its body is read, so unauthenticated or unroutable
+requests are answered (and the connection closed) without buffering a body.
+A streaming response runs beside a reader that discards what the client sends
+and ends the stream when the client goes away.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import math
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
-from logrouter.errors import PeerError
 from logrouter.metrics import Metrics
-from logrouter.protocol.http1 import Request, RequestParser, chunk, response_head, simple_response
+from logrouter.protocol.http1 import (
+    BODY,
+    HEAD,
+    Request,
+    RequestParser,
+    chunk,
+    response_head,
+    simple_response,
+)
 
-__all__ = ["HttpServer", "Response", "SendChunk", "StreamServer", "open_listeners"]
+__all__ = ["EVICT_MIN_IDLE", "HttpServer", "Response", "SendChunk", "Slot", "StreamServer",
+           "open_listeners"]
 
 log = logging.getLogger("logrouter.serving")
 
 RECEIVE_SIZE = 65536
+#: A full listener closes a connection to admit a new one only if it was idle this long.
+EVICT_MIN_IDLE = 1.0
 # accept() errors that mean "out of resources, try again shortly" (trio's list).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+#: ``logrouter_connection_errors_total`` reasons.
+CONNECTION_ERROR_REASONS = ("client_gone", "send_timeout", "header_timeout", "body_timeout",
+                            "evicted", "bad_request", "error")
 
 SendChunk = Callable[[bytes], Awaitable[None]]
 
@@ -58,6 +89,16 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: Sees a request's head (body empty) before its body is read; a Response answers it at once.
+Inspector = Callable[[Request], Response | None]
+
+
+class ConnectionAborted(Exception):
+    """The connection ends because of its client; ``reason`` is the metric label."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 async def open_listeners(host: str, port: int, reuse_port: bool = False) -> list[trio.SocketListener]:
@@ -80,29 +121,71 @@ def _address(listener: trio.SocketListener) -> tuple[str, int]:
     return host, port
 
 
+class Slot:
+    """One served connection: its cancel scope and when it last moved a byte."""
+
+    __slots__ = ("active_at", "evicted", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.active_at = trio.current_time()
+        self.evicted = False
+
+    def touch(self) -> None:
+        """A byte moved (call once per read or write, never per message)."""
+        self.active_at = trio.current_time()
+
+
+class _ErrorLog:
+    """Logs unexpected connection errors at most once per second per reason."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def error(self, listener: str, reason: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last.get(reason, -math.inf) < 1.0:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        log.error("at=connection_error listener=%s reason=%s suppressed=%d", listener, reason,
+                  self._suppressed.pop(reason, 0), exc_info=exc)
+
+
 class StreamServer:
-    """Accept loop with a connection limit. Subclasses implement :meth:`handle`.
+    """Accept loop with fair connection slots. Subclasses implement :meth:`handle`.
 
     Args:
         name: listener name for metrics and logs (``syslog``, ``logs``, ``api``).
         listeners: bound listeners (see :func:`open_listeners`).
-        max_connections: open connections at most.
+        max_connections: connections served at once (see the module docstring).
     """
 
-    def __init__(self, name: str, listeners: list[trio.SocketListener], metrics: Metrics,
-                 max_connections: int) -> None:
+    def __init__(self, name: str, listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+                 metrics: Metrics, max_connections: int) -> None:
         self.name = name
         self.listeners = listeners
         self.metrics = metrics
-        self._slots = trio.Semaphore(max_connections)
+        self.max_connections = max_connections
+        self.slots: dict[Slot, None] = {}  # insertion-ordered
+        self._freed = trio.Event()
         self._accept_scope = trio.CancelScope()
         self._conn_scope = trio.CancelScope()
         self._gauge = metrics.connections.labels(name)
         self._accepted = metrics.connections_total.labels(name)
+        self._errors = {r: metrics.connection_errors.labels(name, r)
+                        for r in CONNECTION_ERROR_REASONS}
+        self._error_log = _ErrorLog()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        return [_address(lst) for lst in self.listeners]
+        out = []
+        for lst in self.listeners:
+            inner = getattr(lst, "transport_listener", lst)
+            assert isinstance(inner, trio.SocketListener)
+            out.append(_address(inner))
+        return out
 
     async def run(self, *, task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
                   ) -> None:
@@ -122,37 +205,67 @@ class StreamServer:
         self._accept_scope.cancel()
         self._conn_scope.deadline = min(self._conn_scope.deadline, trio.current_time() + grace)
 
-    async def _accept_loop(self, listener: trio.SocketListener, conns: trio.Nursery) -> None:
+    async def _make_room(self) -> None:
+        """Return once a new connection may be served: a slot is free, or the idlest
+        connection (idle at least ``EVICT_MIN_IDLE``) was told to close."""
+        while len(self.slots) >= self.max_connections:
+            idlest = min(self.slots, key=lambda s: s.active_at)
+            idle_for = trio.current_time() - idlest.active_at
+            if idle_for >= EVICT_MIN_IDLE and not idlest.evicted:
+                idlest.evicted = True
+                idlest.scope.cancel()
+                self._errors["evicted"].inc()
+                del self.slots[idlest]  # its task ends at its next checkpoint
+                return
+            with trio.move_on_after(max(0.01, EVICT_MIN_IDLE - idle_for)):
+                await self._freed.wait()
+
+    async def _accept_loop(self, listener: trio.abc.Listener[trio.abc.Stream],
+                           conns: trio.Nursery) -> None:
         while True:
-            await self._slots.acquire()
             try:
                 stream = await listener.accept()
             except OSError as exc:
-                self._slots.release()
                 if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
                     log.error("at=accept_error listener=%s errno=%s", self.name, exc.errno)
                     await trio.sleep(0.1)
                     continue
                 raise
+            try:
+                await self._make_room()
             except BaseException:
-                self._slots.release()
+                await trio.aclose_forcefully(stream)
                 raise
-            conns.start_soon(self._run_connection, stream)
+            slot = Slot()
+            self.slots[slot] = None
+            conns.start_soon(self._run_connection, stream, slot)
 
-    async def _run_connection(self, stream: trio.SocketStream) -> None:
+    async def _run_connection(self, stream: trio.abc.Stream, slot: Slot) -> None:
         self._gauge.inc()
         self._accepted.inc()
         try:
-            await self.handle(stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, ConnectionError):
-            pass
+            with slot.scope:
+                await self.handle(stream, slot)
+        except* ConnectionAborted as group:
+            first = group.exceptions[0]
+            self._errors[first.reason if isinstance(first, ConnectionAborted) else "error"].inc()
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            self._errors["client_gone"].inc()
+        except* trio.TooSlowError:
+            self._errors["send_timeout"].inc()
+        except* Exception as group:
+            self._errors["error"].inc()
+            self._error_log.error(self.name, "error", group)
         finally:
             self._gauge.dec()
-            self._slots.release()
+            self.slots.pop(slot, None)
+            self._freed.set()
+            self._freed = trio.Event()
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+                await trio.aclose_forcefully(stream)
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream, slot: Slot) -> None:
+        """Serve one connection; call ``slot.touch()`` once per read or write."""
         raise NotImplementedError
 
 
@@ -163,18 +276,26 @@ class HttpServer(StreamServer):
         handler: async function ``Request -> Response``. An exception becomes a
             logged 500 and closes the connection.
         max_body_bytes: request body limit (413 past it).
-        idle_timeout: seconds to wait for the next request on a kept-alive
-            connection (and for the rest of a started one).
+        idle_timeout: seconds a kept-alive connection waits for its next request.
+        inspect: sees each request head before its body is read; a Response it
+            returns is sent at once and the connection closed (see the module docstring).
+        header_timeout: seconds from a request's first byte to the end of its head.
+        body_timeout: seconds from the end of the head to the end of the body.
         send_timeout: seconds a write may block before the client is dropped.
     """
 
-    def __init__(self, name: str, listeners: list[trio.SocketListener], metrics: Metrics,
-                 max_connections: int, handler: Handler, max_body_bytes: int,
-                 idle_timeout: float, send_timeout: float = 60.0) -> None:
+    def __init__(self, name: str, listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+                 metrics: Metrics, max_connections: int, handler: Handler, max_body_bytes: int,
+                 idle_timeout: float, inspect: Inspector | None = None,
+                 header_timeout: float = 10.0, body_timeout: float = 60.0,
+                 send_timeout: float = 60.0) -> None:
         super().__init__(name, listeners, metrics, max_connections)
         self.handler = handler
+        self.inspect = inspect
         self.max_body_bytes = max_body_bytes
         self.idle_timeout = idle_timeout
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
         self.send_timeout = send_timeout
         self._idle_waits: set[trio.CancelScope] = set()
         self._stopping = False
@@ -186,15 +307,22 @@ class HttpServer(StreamServer):
         for scope in list(self._idle_waits):
             scope.cancel()
 
-    async def _send(self, stream: trio.SocketStream, data: bytes) -> None:
-        with trio.fail_after(self.send_timeout):
-            await stream.send_all(data)
+    async def _send(self, stream: trio.abc.Stream, slot: Slot, data: bytes) -> None:
+        try:
+            with trio.fail_after(self.send_timeout):
+                await stream.send_all(data)
+        except trio.TooSlowError:
+            raise ConnectionAborted("send_timeout") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+            raise ConnectionAborted("client_gone") from None
+        slot.touch()
 
-    async def handle(self, stream: trio.SocketStream) -> None:
-        parser = RequestParser(max_body_bytes=self.max_body_bytes)
+    async def handle(self, stream: trio.abc.Stream, slot: Slot) -> None:
+        parser = RequestParser(max_body_bytes=self.max_body_bytes, inspect=self.inspect)
+        state, begun = parser.state, parser.begun
+        deadline = trio.current_time() + self.idle_timeout
         while True:
-            data = b""
-            with trio.move_on_after(self.idle_timeout) as waiting:
+            with trio.CancelScope(deadline=deadline) as waiting:
                 if parser.idle:
                     if self._stopping:
                         return
@@ -203,61 +331,87 @@ class HttpServer(StreamServer):
                     data = await stream.receive_some(RECEIVE_SIZE)
                 finally:
                     self._idle_waits.discard(waiting)
+            if waiting.cancelled_caught:
+                if parser.state == HEAD:
+                    raise ConnectionAborted("header_timeout")
+                if parser.state == BODY:
+                    raise ConnectionAborted("body_timeout")
+                return  # idle keep-alive connection, or shutting down
             if not data:
-                return  # EOF or idle timeout
-            try:
-                requests = parser.feed(data)
-            except PeerError as exc:
-                await self._send(stream, simple_response(
-                    exc.status, exc.text.encode(), reason=exc.text, close=True))
-                return
+                return  # EOF
+            slot.touch()
+            requests = parser.feed(bytes(data))
             for request in requests:
-                if not await self._respond(stream, request):
+                if not await self._respond(stream, slot, request):
                     return
+            if parser.rejected is not None:
+                request, verdict = parser.rejected
+                assert isinstance(verdict, Response)
+                verdict.close = True
+                await self._respond(stream, slot, request, verdict)
+                return
+            if parser.error is not None:
+                exc = parser.error
+                await self._send(stream, slot, simple_response(
+                    exc.status, exc.text.encode(), reason=exc.text, close=True))
+                raise ConnectionAborted("bad_request")
+            now = trio.current_time()
+            if parser.state != state or parser.begun != begun or requests:
+                state, begun = parser.state, parser.begun
+                deadline = now + (self.idle_timeout if parser.idle else
+                                  self.header_timeout if state == HEAD else self.body_timeout)
 
-    async def _respond(self, stream: trio.SocketStream, request: Request) -> bool:
+    async def _respond(self, stream: trio.abc.Stream, slot: Slot, request: Request,
+                       response: Response | None = None) -> bool:
         """Answer one request; return whether the connection stays open."""
-        try:
-            response = await self.handler(request)
-        except Exception:
-            log.exception("at=handler_error listener=%s method=%s path=%s",
-                          self.name, request.method, request.path)
-            await self._send(stream, simple_response(500, b"Internal Server Error", close=True))
-            return False
+        if response is None:
+            try:
+                response = await self.handler(request)
+            except Exception:
+                log.exception("at=handler_error listener=%s method=%s path=%s",
+                              self.name, request.method, request.path)
+                await self._send(stream, slot, simple_response(500, b"Internal Server Error",
+                                                               close=True))
+                return False
         keep = request.keep_alive and not response.close
-        if response.stream is None:
+        if response.stream is None or request.method == "HEAD":
             headers = list(response.headers)
             if not keep:
                 headers.append(("Connection", "close"))
             body = response.body if request.method != "HEAD" else b""
-            head = response_head(response.status, [
-                *(() if response.status == 204 else (("Content-Type", response.content_type),
-                                                     ("Content-Length", str(len(response.body))))),
-                *headers], response.reason)
-            await self._send(stream, head + body)
+            if response.stream is not None:
+                framing: tuple[tuple[str, str], ...] = (
+                    ("Content-Type", response.content_type), ("Transfer-Encoding", "chunked"))
+            elif response.status == 204:
+                framing = ()
+            else:
+                framing = (("Content-Type", response.content_type),
+                           ("Content-Length", str(len(response.body))))
+            head = response_head(response.status, [*framing, *headers], response.reason)
+            await self._send(stream, slot, head + body)
             return keep
-        await self._stream(stream, response)
+        await self._stream(stream, slot, response)
         return False
 
-    async def _stream(self, stream: trio.SocketStream, response: Response) -> None:
+    async def _stream(self, stream: trio.abc.Stream, slot: Slot, response: Response) -> None:
         headers = [("Content-Type", response.content_type), ("Transfer-Encoding", "chunked"),
                    ("Cache-Control", "no-cache"), ("Connection", "close"), *response.headers]
-        await self._send(stream, response_head(response.status, headers, response.reason))
+        await self._send(stream, slot, response_head(response.status, headers, response.reason))
         producer = response.stream
         assert producer is not None
 
         async def send(data: bytes) -> None:
             if data:
-                await self._send(stream, chunk(data))
+                await self._send(stream, slot, chunk(data))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_peer, stream, nursery.cancel_scope)
             await producer(send)
-            await self._send(stream, chunk(b""))
+            await self._send(stream, slot, chunk(b""))
             nursery.cancel_scope.cancel()
 
     @staticmethod
-    async def _watch_peer(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _watch_peer(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
         """Discard what the client sends during a stream; end the stream at its EOF."""
         try:
             while await stream.receive_some(RECEIVE_SIZE):

@@ -61,6 +61,8 @@ class Settings:
     max_api_body_bytes: int = _opt(1024 * 1024, "largest control API request body")
     max_connections: int = _opt(1024, "open connections per listener")
     idle_timeout: float = _opt(300.0, "seconds an idle HTTP keep-alive connection is kept")
+    http_header_timeout: float = _opt(10.0, "seconds from a request's first byte to its last header")
+    http_body_timeout: float = _opt(60.0, "seconds from a request's headers to the end of its body")
     max_drains_per_channel: int = _opt(6, "drains with a URL per channel")
     session_expiry: float = _opt(360.0, "seconds an unopened session stays valid")
     session_lifetime: float = _opt(3600.0, "seconds a session stays valid after first opened")

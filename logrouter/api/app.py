@@ -52,8 +52,10 @@ class ApiHandler:
         LogplexRoutes(control, public_url, streamer.history_source).register(r)
         PlatformRoutes(control, public_url, account_email).register(r)
 
-    async def __call__(self, request: Request) -> Response:
-        route, params, known = self.router.match(request.method, request.path)
+    def inspect(self, request: Request) -> Response | None:
+        """Answer from the head alone: unknown routes (404/405) and missing or wrong
+        credentials (401) are refused before any body is read."""
+        route, _params, known = self.router.match(request.method, request.path)
         if route is None:
             if known:
                 return text_response(405, "Method Not Allowed")
@@ -62,6 +64,14 @@ class ApiHandler:
             if request.path.startswith(_PLATFORM_PREFIXES):
                 return platform_error(401, "unauthorized", "Invalid credentials provided.")
             return text_response(401, "Not Authorized", headers=list(_UNAUTHORIZED))
+        return None
+
+    async def __call__(self, request: Request) -> Response:
+        refused = self.inspect(request)
+        if refused is not None:
+            return refused
+        route, params, _known = self.router.match(request.method, request.path)
+        assert route is not None
         try:
             if (self.refresh_channel is not None and params and route.handler != self.stream_session
                     and self.control.table.get(params[0]) is None):
@@ -95,7 +105,11 @@ class ApiHandler:
             channel = self.control.table.get(session.channel_id)
         if channel is None:
             return text_response(404, "Not found")
-        session = await sessions.open(session)
         request = call.request
+        if request.method == "HEAD":  # what a GET would answer, without opening the session
+            sse = "text/event-stream" in request.header("accept")
+            return Response(200, content_type="text/event-stream; charset=utf-8" if sse
+                            else "text/plain; charset=utf-8")
+        session = await sessions.open(session)
         return await self.streamer.respond(session, channel, request.header("accept"),
                                            request.header("last-event-id"))

@@ -158,7 +158,9 @@ class SessionStreamer:
             items = backlog_of(lines, 1, session.num, filt)
             return render_lines([raw for _, raw in items], filt, sse, content_ids=True)
         resume = last_event_id.strip()
-        since = channel.history.after(int(resume)) if sse and resume.isdigit() else None
+        since = None
+        if sse and resume.isascii() and resume.isdigit() and len(resume) <= 20:
+            since = channel.history.after(int(resume))
         if since is not None:
             return render_lines(since[1], filt, True, since[0])
         return _render_numbered(backlog(channel, session.num, filt), sse)

@@ -47,22 +47,18 @@ class LogsHandler:
         self._status = {s: metrics.http_requests.labels(str(s))
                         for s in (204, 400, 401, 403, 404, 405, 413, 415, 503)}
 
-    async def __call__(self, request: Request) -> Response:
-        if request.path == "/healthcheck":
-            if request.method not in ("GET", "HEAD"):
-                return _error(405, "Method Not Allowed")
-            if not self.ready:
-                return Response(503, b"SYSTEM BOOTING", "text/plain", reason="SYSTEM BOOTING")
-            return Response(200, b"OK", "text/plain")
-        if request.path != "/logs":
-            return Response(404, b"Not found", "text/plain")
-        response = self._post_logs(request)
-        counter = self._status.get(response.status)
-        if counter is not None:
-            counter.inc()
-        return response
+    def inspect(self, request: Request) -> Response | None:
+        """Answer from the head alone when the body would be refused anyway (wrong path or
+        method, bad credentials, wrong content type), so no body is read for it."""
+        if request.path not in ("/logs", "/logs/"):
+            return None if request.path == "/healthcheck" else Response(404, b"Not found",
+                                                                         "text/plain")
+        early = self._check_head(request)
+        if early is not None:
+            self._count(early)
+        return early
 
-    def _post_logs(self, request: Request) -> Response:
+    def _check_head(self, request: Request) -> Response | None:
         if request.method != "POST":
             return _error(405, "Method Not Allowed")
         if not self.ready:
@@ -70,12 +66,39 @@ class LogsHandler:
         auth = parse_auth(request.header("authorization"))
         if auth is None:
             return _error(401, "Unauthorized")
-        entry = None
         if auth.kind == "token":
-            entry = self.table.route.get(auth.secret.encode())
-            if entry is None:
+            if auth.secret.encode() not in self.table.route:
                 return _error(401, "Unauthorized")
         elif not hmac.compare_digest(auth.secret.encode(), self.auth_key):
+            return _error(401, "Unauthorized")
+        return None
+
+    def _count(self, response: Response) -> None:
+        counter = self._status.get(response.status)
+        if counter is not None:
+            counter.inc()
+
+    async def __call__(self, request: Request) -> Response:
+        if request.path == "/healthcheck":
+            if request.method not in ("GET", "HEAD"):
+                return _error(405, "Method Not Allowed")
+            if not self.ready:
+                return Response(503, b"SYSTEM BOOTING", "text/plain", reason="SYSTEM BOOTING")
+            return Response(200, b"OK", "text/plain")
+        if request.path not in ("/logs", "/logs/"):
+            return Response(404, b"Not found", "text/plain")
+        response = self._post_logs(request)
+        self._count(response)
+        return response
+
+    def _post_logs(self, request: Request) -> Response:
+        refused = self._check_head(request)
+        if refused is not None:
+            return refused
+        auth = parse_auth(request.header("authorization"))
+        assert auth is not None
+        entry = self.table.route.get(auth.secret.encode()) if auth.kind == "token" else None
+        if auth.kind == "token" and entry is None:  # the token was deleted meanwhile
             return _error(401, "Unauthorized")
         try:
             body = decode_body(request.body, request.header("content-encoding"),

@@ -8,42 +8,51 @@ its good frames carry on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import trio
 
 from logrouter.ingest.pipeline import Ingest
 from logrouter.metrics import Metrics
 from logrouter.protocol.framing import FrameSplitter
-from logrouter.serving import StreamServer
+from logrouter.serving import Slot, StreamServer
 
-__all__ = ["SyslogServer"]
+__all__ = ["SyslogServer", "peer_name"]
 
 # One read is one batch: bigger reads mean fewer, fuller batches per channel and drain.
 SYSLOG_RECEIVE_SIZE = 256 * 1024
 
 
+def peer_name(stream: trio.abc.Stream) -> str:
+    """``host:port`` of the client (through TLS too), for logs."""
+    inner = getattr(stream, "transport_stream", stream)
+    try:
+        host, port = inner.socket.getpeername()[:2]  # type: ignore[union-attr]
+    except (AttributeError, OSError):
+        return "?"
+    return f"{host}:{port}"
+
+
 class SyslogServer(StreamServer):
     """The syslog TCP listener."""
 
-    def __init__(self, listeners: list[trio.SocketListener], metrics: Metrics, ingest: Ingest,
-                 max_connections: int, max_frame_bytes: int) -> None:
+    def __init__(self, listeners: Sequence[trio.abc.Listener[trio.abc.Stream]], metrics: Metrics,
+                 ingest: Ingest, max_connections: int, max_frame_bytes: int) -> None:
         super().__init__("syslog", listeners, metrics, max_connections)
         self.ingest = ingest
         self.max_frame_bytes = max_frame_bytes
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream, slot: Slot) -> None:
         splitter = FrameSplitter(self.max_frame_bytes)
         ingest = self.ingest
         received = self.metrics.received_tcp
-        try:
-            host, port = stream.socket.getpeername()[:2]
-            peer = f"{host}:{port}"
-        except OSError:
-            peer = "?"
+        peer = peer_name(stream)
         receive = stream.receive_some
         while True:
-            data = await receive(SYSLOG_RECEIVE_SIZE)
+            data = bytes(await receive(SYSLOG_RECEIVE_SIZE))
             if not data:
                 break
+            slot.touch()
             frames = splitter.feed(data)
             if frames:
                 ingest.frames(frames, received, peer)

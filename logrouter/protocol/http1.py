@@ -2,9 +2,12 @@
 
 :class:`RequestParser` is fed the bytes of one connection and returns complete
 :class:`Request` objects (pipelining works: one feed may finish several). It
-enforces limits on the header block and the body while parsing, so a peer can
-never make it hold more than ``max_body_bytes`` plus one read. Errors raise
-:class:`~logrouter.errors.PeerError` with the status to answer (400, 413, 431).
+enforces limits on the header block (counting a head that has not ended yet) and
+the body while parsing, so a peer can never make it hold more than the limits
+plus one read. A caller-supplied ``inspect`` sees each request as soon as its
+head is complete, so credentials and routes are checked before a body is read.
+A protocol error is kept as a :class:`~logrouter.errors.PeerError` with the
+status to answer (400, 413, 431), after the requests completed before it.
 
 Paths are kept *raw* (still percent-encoded): the control API routes on the raw
 path and decodes one segment at a time, so an encoded ``%2F`` inside a drain URL
@@ -13,13 +16,15 @@ never splits a route.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httptools
 
 from logrouter.errors import PeerError
 
-__all__ = ["REASONS", "Request", "RequestParser", "chunk", "response_head", "simple_response"]
+__all__ = ["BODY", "HEAD", "IDLE", "REASONS", "Request", "RequestParser", "chunk", "response_head",
+           "simple_response"]
 
 REASONS = {
     200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
@@ -63,7 +68,9 @@ class _Callbacks:
         self.body_bytes = 0
 
     def on_message_begin(self) -> None:
-        self.owner.idle = False
+        owner = self.owner
+        owner.state = HEAD
+        owner.begun += 1
         self.url = b""
         self.headers = {}
         self.body = []
@@ -81,69 +88,126 @@ class _Callbacks:
     def _count(self, n: int) -> None:
         self.header_bytes += n
         if self.header_bytes > self.owner.max_header_bytes:
-            self.owner.error = PeerError(431, "Request header fields too large")
+            raise PeerError(431, "Request header fields too large")
+
+    def _request(self, body: bytes) -> Request:
+        raw = self.url.decode("latin-1")
+        path, _, query = raw.partition("?")
+        parser = self.owner.parser
+        return Request(
+            method=parser.get_method().decode("ascii", "replace"), path=path, query=query,
+            headers=self.headers, body=body, keep_alive=parser.should_keep_alive(),
+            version=parser.get_http_version())
 
     def on_headers_complete(self) -> None:
+        owner = self.owner
+        owner.state = BODY
+        owner.head_bytes = 0
         declared = self.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.owner.max_body_bytes:
-            self.owner.error = PeerError(413, "Request body too large")
+        if declared.isascii() and declared.isdigit() and int(declared) > owner.max_body_bytes:
+            raise PeerError(413, "Request body too large")
+        if owner.inspect is not None:
+            verdict = owner.inspect(self._request(b""))
+            if verdict is not None:
+                raise _Rejected(self._request(b""), verdict)
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
         if self.body_bytes > self.owner.max_body_bytes:
-            self.owner.error = PeerError(413, "Request body too large")
-            self.body = []
-        elif self.owner.error is None:
-            self.body.append(body)
+            raise PeerError(413, "Request body too large")
+        self.body.append(body)
 
     def on_message_complete(self) -> None:
         owner = self.owner
-        owner.idle = True
-        if owner.error is not None:
-            return
-        raw = self.url.decode("latin-1")
-        path, _, query = raw.partition("?")
-        parser = owner.parser
-        owner.ready.append(Request(
-            method=parser.get_method().decode("ascii", "replace"), path=path, query=query,
-            headers=self.headers, body=b"".join(self.body),
-            keep_alive=parser.should_keep_alive(), version=parser.get_http_version()))
+        owner.state = IDLE
+        owner.head_bytes = 0
+        owner.ready.append(self._request(b"".join(self.body)))
+        self.body = []
+
+
+class _Rejected(Exception):
+    def __init__(self, request: Request, verdict: object) -> None:
+        super().__init__("rejected on its head")
+        self.request = request
+        self.verdict = verdict
+
+
+#: Parser states: between requests, inside a request's head, inside its body.
+IDLE, HEAD, BODY = "idle", "head", "body"
+
+Inspect = Callable[[Request], object]
 
 
 class RequestParser:
     """Incremental request parser for one connection.
 
     Args:
-        max_header_bytes: request line plus headers; above it, 431.
+        max_header_bytes: request line plus headers; above it, 431. Bytes of a head that
+            has not ended yet count too (httptools holds an unfinished header without
+            calling back), so a peer can make the parser hold at most this plus one read.
         max_body_bytes: decoded body (after chunked transfer coding); above it, 413.
+        inspect: called with each request as soon as its head is complete (the body still
+            empty); a non-None answer stops parsing: :attr:`rejected` holds the request and
+            the answer, which the caller sends instead of reading the body (auth, 404, …).
+
+    Attributes:
+        state: :data:`IDLE`, :data:`HEAD` or :data:`BODY` — where the next byte belongs.
+        begun: requests begun so far (tells a caller that a new request started).
+        error: the :class:`PeerError` that ended parsing, once one did.
+        rejected: ``(request, answer)`` once ``inspect`` refused a request.
     """
 
     def __init__(self, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, inspect: Inspect | None = None,
+                 ) -> None:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
+        self.inspect = inspect
         self.error: PeerError | None = None
+        self.rejected: tuple[Request, object] | None = None
         self.ready: list[Request] = []
-        #: True between requests: no byte of a next request has arrived.
-        self.idle = True
+        self.state = IDLE
+        self.begun = 0
+        self.head_bytes = 0
         self.parser = httptools.HttpRequestParser(_Callbacks(self))
+
+    @property
+    def idle(self) -> bool:
+        """No byte of a next request has arrived."""
+        return self.state == IDLE
+
+    @property
+    def stopped(self) -> bool:
+        """Parsing ended (an error or a rejection); the connection must close."""
+        return self.error is not None or self.rejected is not None
 
     def feed(self, data: bytes) -> list[Request]:
         """Parse ``data``; return the requests it completed.
 
-        Raises:
-            PeerError: the stream is not valid HTTP/1.x or broke a limit; the
-                connection must answer with ``status`` and close.
+        After a protocol error or a rejection the requests completed before it are still
+        returned (answer them first); :attr:`error` or :attr:`rejected` is then set and
+        further data is ignored.
         """
+        if self.stopped:
+            return []
+        if self.state != BODY:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            raise PeerError(400, "Protocol upgrade not supported") from None
-        except httptools.HttpParserError as exc:
-            if self.error is None:
-                raise PeerError(400, "Bad request") from exc
-        if self.error is not None:
-            raise self.error
+            self.error = PeerError(400, "Protocol upgrade not supported")
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Rejected):
+                self.rejected = (cause.request, cause.verdict)
+            elif isinstance(cause, PeerError):
+                self.error = cause
+            else:
+                raise
+        except httptools.HttpParserError:
+            self.error = PeerError(400, "Bad request")
+        if not self.stopped and self.state != BODY and self.head_bytes > self.max_header_bytes:
+            self.error = PeerError(431, "Request header fields too large")
         ready, self.ready = self.ready, []
         return ready
 
