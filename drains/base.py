@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
 from logrouter.buffer import BoundedBuffer, Loss
+from logrouter.destinations import DestinationPolicy
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url
 from logrouter.protocol.syslog import format_time
 
@@ -52,6 +53,7 @@ class DrainOptions:
     http_batch_bytes: int = 102400
     tls_ca_file: str = ""
     linger: float = 0.002
+    destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
 
 
 class Drain:

@@ -29,6 +29,7 @@ from drains.backoff import reconnect_delay
 from drains.base import Drain
 from logrouter import __version__
 from logrouter.buffer import Loss
+from logrouter.errors import DestinationRefused
 from logrouter.httpclient import HttpClientError, HttpConnection
 from logrouter.protocol.drainfmt import http_l10, render_http
 from logrouter.tlsclient import cert_error, open_stream
@@ -48,7 +49,7 @@ class HttpDrain(Drain):
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        host = parts.hostname or ""
+        host = self.url.host
         if ":" in host:
             host = f"[{host}]"
         if parts.port is not None:
@@ -101,7 +102,8 @@ class HttpDrain(Drain):
         self._conn = None
         with trio.fail_after(self.options.http_connect_timeout):
             stream = await open_stream(self.url.host, self.url.port, self.url.tls,
-                                       self.url.insecure, self.options.tls_ca_file)
+                                       self.url.insecure, self.options.tls_ca_file,
+                                       self.options.destinations)
         self._conn = HttpConnection(stream)
         self.connected = True
         return self._conn
@@ -149,6 +151,9 @@ class HttpDrain(Drain):
             conn = await self._connection()
             with trio.fail_after(self.options.http_response_timeout):
                 result = await conn.request(data)
+        except DestinationRefused as exc:
+            await self._drop_connection()
+            return f"refused: {exc}", 0.0
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
                 HttpClientError) as exc:
             await self._drop_connection()

@@ -23,6 +23,7 @@ from drains.http_drain import HttpDrain
 from drains.syslog_drain import SyslogDrain
 from drains.syslog_writer import SyslogWriter
 from logrouter.channels import Channel, ChannelTable
+from logrouter.errors import ValidationError
 from logrouter.metrics import Metrics
 from logrouter.models import DrainRecord, parse_drain_url
 
@@ -32,7 +33,8 @@ log = logging.getLogger("logrouter.drains")
 
 #: drain kind (``DrainUrl.kind``) → implementation, Logplex's type → module table.
 KINDS: dict[str, type[Drain]] = {"syslog": SyslogDrain, "http": HttpDrain}
-_RESTART_PAUSE = 1.0
+_RESTART_PAUSE = 1.0  # after a drain task fails unexpectedly; doubles up to the max
+_RESTART_PAUSE_MAX = 60.0
 
 
 @dataclass(slots=True)
@@ -49,6 +51,9 @@ class DrainSupervisor:
         self.table = table
         self.options = options
         self.running: dict[int, _Running] = {}
+        #: Drains whose stored config cannot run (e.g. a URL stored before validation was
+        #: tightened): drain id → the reason, shown in their status. The node starts anyway.
+        self.unstartable: dict[int, str] = {}
         self._nursery: trio.Nursery | None = None
         self.syslog_writer = SyslogWriter(options.linger)
         metrics.drains.source = self._metric_rows
@@ -76,6 +81,9 @@ class DrainSupervisor:
             elif record.url != run.drain.record.url:
                 self._stop(drain_id)
                 self._start(record, channel, run.drain)
+        for drain_id in [i for i in self.unstartable if i not in wanted
+                         and self.table.drains.get(i) is None]:
+            del self.unstartable[drain_id]
         for drain_id, record in wanted.items():
             if drain_id not in self.running:
                 self._start(record, channel, None)
@@ -83,7 +91,14 @@ class DrainSupervisor:
     def _start(self, record: DrainRecord, channel: Channel, previous: Drain | None) -> None:
         if self._nursery is None:
             return
-        kind = KINDS[parse_drain_url(record.url or "").kind]
+        self.unstartable.pop(record.id, None)
+        try:
+            kind = KINDS[parse_drain_url(record.url or "").kind]
+        except ValidationError as exc:
+            self.unstartable[record.id] = str(exc)
+            log.error("at=drain_unstartable drain_id=%s channel_id=%s error=%r", record.id,
+                      channel.id, str(exc))
+            return
 
         def inject(lines: list[bytes]) -> None:
             if "heroku" in channel.tokens.values():
@@ -101,19 +116,24 @@ class DrainSupervisor:
                  channel.id, record.url and parse_drain_url(record.url).scheme, drain.url.host)
 
     def _stop(self, drain_id: int) -> None:
+        self.unstartable.pop(drain_id, None)
         run = self.running.pop(drain_id)
         run.channel.remove_consumer(run.drain)
         run.scope.cancel()
         log.info("at=drain_stop drain_id=%s channel_id=%s", drain_id, run.channel.id)
 
     async def _supervise(self, drain: Drain, scope: trio.CancelScope) -> None:
+        pause = _RESTART_PAUSE
         with scope:
             while True:
                 try:
                     await drain.run()
-                except Exception:
-                    log.exception("at=drain_crash drain_id=%s", drain.record.id)
-                    await trio.sleep(_RESTART_PAUSE)
+                except Exception as exc:
+                    log.exception("at=drain_crash drain_id=%s restart_in_s=%s", drain.record.id,
+                                  pause)
+                    drain.failed(f"crashed: {type(exc).__name__}: {exc}")
+                    await trio.sleep(pause)
+                    pause = min(pause * 2, _RESTART_PAUSE_MAX)
 
     async def flush(self, timeout: float) -> None:
         """Give drains up to ``timeout`` seconds to deliver what they hold (shutdown)."""
@@ -123,7 +143,14 @@ class DrainSupervisor:
 
     def status(self, drain_id: int) -> dict[str, Any] | None:
         run = self.running.get(drain_id)
-        return run.drain.statistics() if run is not None else None
+        if run is not None:
+            return run.drain.statistics()
+        problem = self.unstartable.get(drain_id)
+        if problem is not None:
+            return {"delivered": 0, "dropped": 0, "buffered": 0, "pending_loss": 0,
+                    "connected": False, "degraded": False, "last_success": None,
+                    "last_error": f"cannot start: {problem}", "last_error_at": None}
+        return None
 
     def _metric_rows(self) -> list[tuple[str, int, int, int]]:
         return [(str(i), r.drain.delivered, r.drain.dropped, len(r.drain.buffer))

@@ -28,6 +28,7 @@ from drains.backoff import reconnect_delay
 from drains.base import Drain, log
 from drains.syslog_writer import SyslogWriter
 from logrouter.buffer import Loss
+from logrouter.errors import DestinationRefused
 from logrouter.protocol.drainfmt import render_syslog, syslog_l10
 from logrouter.protocol.syslog import format_time, l14_text
 from logrouter.tlsclient import cert_error, open_stream
@@ -104,8 +105,9 @@ class SyslogDrain(Drain):
             try:
                 with trio.fail_after(self.options.syslog_send_timeout):
                     stream = await open_stream(self.url.host, self.url.port, self.url.tls,
-                                               self.url.insecure, self.options.tls_ca_file)
-            except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                                               self.url.insecure, self.options.tls_ca_file,
+                                               self.options.destinations)
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError, DestinationRefused) as exc:
                 failures += 1
                 self._connect_failed(exc)
                 buffer = self.buffer
@@ -135,6 +137,9 @@ class SyslogDrain(Drain):
                 line = b"<%d>1 %s %s heroku logplex - - %s" % (
                     _L14_PRI, format_time(), self.token, l14_text(problem, uri))
                 self.inject([line])
+            return
+        if isinstance(exc, DestinationRefused):
+            self.failed(f"refused: {exc}")
             return
         self.failed(f"connect: {type(exc).__name__}: {exc}".rstrip(": "))
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import trio
+
 from logrouter.channels import Channel, ChannelTable
+from logrouter.destinations import DestinationPolicy
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import (
     ChannelRecord,
@@ -28,7 +32,7 @@ from logrouter.models import (
 from logrouter.sessions import SessionTable
 from logrouter.store.base import ConfigStore
 
-__all__ = ["Control"]
+__all__ = ["Control", "Limits"]
 
 _MAX_NAME = 256
 
@@ -36,8 +40,19 @@ _MAX_NAME = 256
 def _check_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not name or len(name) > _MAX_NAME or any(
             c.isspace() or not c.isprintable() for c in name):
-        raise ValidationError(f"{what} must be a non-empty string without spaces")
+        raise ValidationError(f"{what} must be a string of 1 to {_MAX_NAME} characters "
+                              "without spaces")
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on what the control API may create (settings ``max_*``)."""
+
+    drains_per_channel: int = 6
+    channels: int = 100_000
+    tokens_per_channel: int = 100
+    reserved_drains_per_channel: int = 20
 
 
 class Control:
@@ -47,15 +62,18 @@ class Control:
         store: durable config.
         table: the node's in-memory channels.
         sessions: the node's sessions.
-        max_drains_per_channel: drains with a URL allowed per channel.
+        limits: caps on channels, tokens and drains.
     """
 
     def __init__(self, store: ConfigStore, table: ChannelTable, sessions: SessionTable,
-                 max_drains_per_channel: int, clock: Callable[[], float] = time.time) -> None:
+                 limits: Limits, clock: Callable[[], float] = time.time,
+                 destinations: DestinationPolicy | None = None) -> None:
         self.store = store
+        self.limits = limits
+        self.destinations = destinations or DestinationPolicy()
         self.table = table
         self.sessions = sessions
-        self.max_drains = max_drains_per_channel
+        self.max_drains = limits.drains_per_channel
         self.clock = clock
         self.drain_listeners: list[Callable[[Channel], None]] = []
         #: Set by the drain supervisor: drain id → delivery status (None when not running).
@@ -87,7 +105,12 @@ class Control:
     async def create_channel(self, name: str | None, token_names: Iterable[str] = (),
                              channel_id: str | None = None) -> Channel:
         """Create a channel (numeric id unless given) with one token per name."""
-        names = [_check_name(n, "token name") for n in token_names]
+        names = self._token_names(token_names, 0)
+        if name and len(name) > _MAX_NAME:
+            raise ValidationError(f"channel name must be at most {_MAX_NAME} characters")
+        if len(self.table.channels) >= self.limits.channels:
+            raise LimitError(f"the router holds its maximum of {self.limits.channels} channels "
+                             "(max_channels)")
         if channel_id is None:
             channel_id = await self.store.next_channel_id()
         elif channel_id in self.table.channels:
@@ -107,7 +130,7 @@ class Control:
         Returns:
             ``(channel, created)``.
         """
-        wanted = {_check_name(n, "token name") for n in token_names}
+        wanted = set(self._token_names(token_names, 0))
         channel = self.table.get(channel_id)
         created = channel is None
         if channel is None:
@@ -117,10 +140,26 @@ class Control:
             if name not in wanted:
                 await self.store.delete_token(token)
                 self.table.remove_token(token)
+                await trio.lowlevel.checkpoint()
         have = set(channel.tokens.values())
         for name in sorted(wanted - have):
             await self.create_token(channel_id, name)
+            await trio.lowlevel.checkpoint()
         return channel, created
+
+    def _token_names(self, names: Iterable[str], have: int) -> list[str]:
+        """Validate token names; at most ``tokens_per_channel`` with the ``have`` existing.
+
+        Raises:
+            ValidationError, LimitError.
+        """
+        out: list[str] = []
+        cap = self.limits.tokens_per_channel
+        for n in names:
+            if len(out) + have >= cap:
+                raise LimitError(f"a channel has at most {cap} tokens (max_tokens_per_channel)")
+            out.append(_check_name(n, "token name"))
+        return out
 
     async def delete_channel(self, channel_id: str) -> None:
         channel = self.channel(channel_id)
@@ -132,7 +171,8 @@ class Control:
     # tokens ---------------------------------------------------------------------
 
     async def create_token(self, channel_id: str, name: str) -> TokenRecord:
-        self.channel(channel_id)
+        channel = self.channel(channel_id)
+        self._token_names([name], len(channel.tokens))
         token = TokenRecord(new_token(), channel_id, _check_name(name, "token name"))
         await self.store.put_token(token)
         self.table.put_token(token)
@@ -148,6 +188,9 @@ class Control:
 
     def _check_drain_url(self, channel: Channel, url: str, replacing: int | None = None) -> str:
         parsed = parse_drain_url(url)
+        refused = self.destinations.check_host(parsed.host, parsed.port)
+        if refused is not None:
+            raise ValidationError(f"Invalid drain destination: {refused}")
         active = [d for d in channel.drains.values() if d.url is not None and d.id != replacing]
         if any(d.url == parsed.url for d in active):
             raise ConflictError("Already exists")
@@ -157,7 +200,11 @@ class Control:
 
     async def reserve_drain(self, channel_id: str) -> DrainRecord:
         """A drain id and token with no URL yet (Logplex's reserved drain)."""
-        self.channel(channel_id)
+        channel = self.channel(channel_id)
+        cap = self.limits.reserved_drains_per_channel
+        if sum(1 for d in channel.drains.values() if d.url is None) >= cap:
+            raise LimitError(f"a channel has at most {cap} reserved drains "
+                             "(max_reserved_drains_per_channel)")
         drain = await self.store.create_drain(channel_id, new_drain_token(), None, self.clock())
         self.table.put_drain(drain)
         return drain

@@ -8,7 +8,7 @@ I/O layer never has to guess.
 from __future__ import annotations
 
 __all__ = [
-    "ConfigError", "ConflictError", "LimitError", "LogrouterError", "NotFoundError",
+    "ConfigError", "ConflictError", "DestinationRefused", "LimitError", "LogrouterError", "NotFoundError",
     "PeerError", "StoreUnavailable", "ValidationError",
 ]
 
@@ -53,3 +53,7 @@ class StoreUnavailable(LogrouterError):
 
 class ValidationError(LogrouterError):
     """A value given to the control plane is invalid (a drain URL, a name)."""
+
+
+class DestinationRefused(LogrouterError):
+    """A drain may not deliver to that address (this router itself, or a denied network)."""

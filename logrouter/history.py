@@ -64,7 +64,8 @@ def save_histories(path: str, histories: dict[str, History]) -> int:
     """Write every history to ``path`` (msgpack, replaced atomically); return lines saved."""
     payload = {cid: (h.seq, h.snapshot()) for cid, h in histories.items() if len(h)}
     tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
         msgpack.pack(payload, fh, use_bin_type=True)
         fh.flush()
         os.fsync(fh.fileno())

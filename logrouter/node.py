@@ -24,7 +24,8 @@ import trio
 from drains import DrainOptions, DrainSupervisor
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.channels import Channel, ChannelTable
-from logrouter.control import Control
+from logrouter.control import Control, Limits
+from logrouter.destinations import DestinationPolicy, parse_networks
 from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.history import History, load_histories, save_histories
 from logrouter.ingest import Ingest, LogsHandler, SyslogServer
@@ -49,9 +50,10 @@ KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
 
 
-def drain_options(s: Settings) -> DrainOptions:
+def drain_options(s: Settings, destinations: DestinationPolicy) -> DrainOptions:
     """The drain settings of ``s``."""
     return DrainOptions(
+        destinations=destinations,
         buffer_lines=s.drain_buffer_lines, degraded_lines=s.drain_degraded_lines,
         syslog_shrink_after=s.syslog_drain_shrink_after, http_shrink_after=s.http_drain_shrink_after,
         backoff_initial=s.drain_backoff_initial,
@@ -62,6 +64,24 @@ def drain_options(s: Settings) -> DrainOptions:
         http_response_timeout=s.http_drain_response_timeout,
         http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
         tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger)
+
+
+def secure_data_dir(path: str) -> None:
+    """Create the data dir readable by this user only (0700) and tighten what is in it to
+    0600: it holds the API key, tokens, drain credentials and log lines.
+
+    Raises:
+        OSError: the directory cannot be created.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    try:
+        os.chmod(path, 0o700)
+        for name in os.listdir(path):
+            full = os.path.join(path, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                os.chmod(full, 0o600)
+    except PermissionError as exc:  # not ours (a mounted volume): say so, carry on
+        log.warning("at=data_dir_permissions path=%s error=%r", path, str(exc))
 
 
 def resolve_auth_key(settings: Settings) -> tuple[str, bool]:
@@ -129,7 +149,7 @@ class Node:
         s = self.settings
         store: ConfigStore
         try:
-            os.makedirs(s.data_dir, exist_ok=True)
+            secure_data_dir(s.data_dir)
             if s.redis_url:
                 store = await self._connect_redis()
                 self.auth_key, show_key = await self._cluster_auth_key(store)
@@ -200,8 +220,16 @@ class Node:
         s = self.settings
         metrics = self.metrics
         sessions = await self._load(store)
-        self.control = control = Control(store, self.table, sessions, s.max_drains_per_channel)
-        self.drains = drains = DrainSupervisor(self.table, drain_options(s), metrics)
+        syslog_l = await self._bind(s.syslog_port)
+        logs_l = await self._bind(s.logs_port)
+        api_l = await self._bind(s.api_port)
+        own_ports = frozenset(lst[0].socket.getsockname()[1] for lst in (syslog_l, logs_l, api_l))
+        destinations = DestinationPolicy(parse_networks(s.drain_deny_networks), own_ports)
+        limits = Limits(s.max_drains_per_channel, s.max_channels, s.max_tokens_per_channel,
+                        s.max_reserved_drains_per_channel)
+        self.control = control = Control(store, self.table, sessions, limits,
+                                         destinations=destinations)
+        self.drains = drains = DrainSupervisor(self.table, drain_options(s, destinations), metrics)
         control.drain_listeners.append(drains.channel_changed)
         control.drain_status_provider = drains.status
         self.streamer = streamer = SessionStreamer(metrics, s.tail_buffer_lines, s.sse_keepalive,
@@ -214,9 +242,6 @@ class Node:
                                lambda: streamer.active_tails)
         metrics.gauge_callback("logrouter_sessions", "Sessions held", lambda: len(sessions))
 
-        syslog_l = await self._bind(s.syslog_port)
-        logs_l = await self._bind(s.logs_port)
-        api_l = await self._bind(s.api_port)
         api_port = api_l[0].socket.getsockname()[1]
         if not self.public_url:
             self.public_url = f"http://127.0.0.1:{api_port}"

@@ -9,6 +9,7 @@ flags. This is the only module that reads ``os.environ`` or a config file;
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -64,6 +65,9 @@ class Settings:
     http_header_timeout: float = _opt(10.0, "seconds from a request's first byte to its last header")
     http_body_timeout: float = _opt(60.0, "seconds from a request's headers to the end of its body")
     max_drains_per_channel: int = _opt(6, "drains with a URL per channel")
+    max_channels: int = _opt(100000, "channels (apps) a router holds")
+    max_tokens_per_channel: int = _opt(100, "tokens per channel")
+    max_reserved_drains_per_channel: int = _opt(20, "drain tokens reserved without a URL, per channel")
     session_expiry: float = _opt(360.0, "seconds an unopened session stays valid")
     session_lifetime: float = _opt(3600.0, "seconds a session stays valid after first opened")
     sse_keepalive: float = _opt(30.0, "seconds between SSE keep-alive comments")
@@ -87,6 +91,8 @@ class Settings:
     http_drain_batch_bytes: int = _opt(102400, "target body size of an HTTP drain batch")
     http_drain_shrink_after: float = _opt(
         300.0, "seconds since its last success after which a failing HTTP drain is degraded")
+    drain_deny_networks: str = _opt(
+        "", "comma-separated CIDRs drains may not connect to (e.g. 127.0.0.0/8,169.254.0.0/16)")
     tls_ca_file: str = _opt("", "CA bundle for syslog+tls/https drains; empty = system store")
     redis_url: str = _opt("", "cluster mode: redis://host:port/db, or redis+cluster://host:port")
     workers: int = _opt(1, "node processes sharing the ports (more than 1 needs redis_url)")
@@ -157,6 +163,7 @@ def _validate(values: dict[str, Any]) -> None:
             raise ConfigError(f"{port} must be 0..65535, got {values[port]}")
     for positive in ("history_lines", "tail_buffer_lines", "max_frame_bytes", "max_body_bytes",
                      "max_api_body_bytes", "max_connections", "max_drains_per_channel",
+                     "max_channels", "max_tokens_per_channel", "max_reserved_drains_per_channel",
                      "drain_buffer_lines", "drain_degraded_lines", "http_drain_attempts",
                      "http_drain_batch_bytes"):
         if values[positive] < 1:
@@ -166,6 +173,12 @@ def _validate(values: dict[str, Any]) -> None:
     if values["workers"] > 1 and not values["redis_url"]:
         raise ConfigError("workers > 1 needs redis_url (LOGROUTER_REDIS_URL or --redis-url): "
                           "worker processes share config, history and tails through Redis")
+    try:
+        for part in str(values["drain_deny_networks"]).split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+    except ValueError as exc:
+        raise ConfigError(f"drain_deny_networks: {exc}") from None
     if values["log_level"] not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"log_level must be debug, info, warn or error, got {values['log_level']!r}")
 

@@ -7,6 +7,8 @@ import ssl
 
 import trio
 
+from logrouter.destinations import DestinationPolicy
+
 __all__ = ["cert_error", "client_context"]
 
 
@@ -34,9 +36,21 @@ def cert_error(exc: BaseException) -> str | None:
 
 
 async def open_stream(host: str, port: int, tls: bool, insecure: bool, ca_file: str,
-                      ) -> trio.abc.Stream:
-    """Connect, and for TLS complete the handshake (SNI and host name checked)."""
-    tcp = await trio.open_tcp_stream(host, port)
+                      policy: DestinationPolicy | None = None) -> trio.abc.Stream:
+    """Connect, and for TLS complete the handshake (SNI and host name checked).
+
+    With a ``policy``, the name is resolved first and only the addresses the policy
+    allows are dialled, in order.
+
+    Raises:
+        OSError: resolution or every connect failed.
+        DestinationRefused: every address of ``host`` is refused by ``policy``.
+        trio.BrokenResourceError: the TLS handshake failed (see :func:`cert_error`).
+    """
+    if policy is None:
+        tcp = await trio.open_tcp_stream(host, port)
+    else:
+        tcp = await _connect_allowed(host, port, policy)
     if not tls:
         return tcp
     stream = trio.SSLStream(tcp, client_context(insecure, ca_file), server_hostname=host)
@@ -46,3 +60,14 @@ async def open_stream(host: str, port: int, tls: bool, insecure: bool, ca_file: 
         await trio.aclose_forcefully(tcp)
         raise
     return stream
+
+
+async def _connect_allowed(host: str, port: int, policy: DestinationPolicy) -> trio.SocketStream:
+    error: OSError | None = None
+    for ip in await policy.resolve(host, port):
+        try:
+            return await trio.open_tcp_stream(ip, port)
+        except OSError as exc:
+            error = exc
+    assert error is not None
+    raise error

@@ -15,7 +15,14 @@ from logrouter.api.platform_routes import PlatformRoutes, platform_error
 from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
 from logrouter.api.session_stream import SessionStreamer
 from logrouter.control import Control
-from logrouter.errors import StoreUnavailable
+from logrouter.errors import (
+    ConflictError,
+    LimitError,
+    LogrouterError,
+    NotFoundError,
+    StoreUnavailable,
+    ValidationError,
+)
 from logrouter.metrics import CONTENT_TYPE, Metrics
 from logrouter.protocol.http1 import Request
 from logrouter.serving import Response
@@ -26,6 +33,24 @@ log = logging.getLogger("logrouter.api")
 
 _UNAUTHORIZED = [("Www-Authenticate", "Basic realm=Logplex")]
 _PLATFORM_PREFIXES = ("/apps", "/account", "/users/", "/teams/")
+
+
+#: The control errors every route may raise → status and Platform API error id. Routes map
+#: the cases where Logplex prescribes another status or text; the rest end here.
+_ERRORS: dict[type[LogrouterError], tuple[int, str]] = {
+    NotFoundError: (404, "not_found"), ValidationError: (422, "invalid_params"),
+    ConflictError: (409, "conflict"), LimitError: (422, "limit_reached"),
+}
+
+
+def error_response(path: str, status: int, ident: str, message: str) -> Response:
+    """An error in the shape of the API ``path`` belongs to: the Platform API's
+    ``{"id", "message"}``, Logplex v2/v3's ``{"error"}``, or v1's plain text."""
+    if path.startswith(_PLATFORM_PREFIXES):
+        return platform_error(status, ident, message)
+    if path.startswith(("/v2/", "/v3/")):
+        return json_response(status, {"error": message})
+    return text_response(status, message)
 
 
 class ApiHandler:
@@ -78,7 +103,10 @@ class ApiHandler:
                 await self.refresh_channel(params[0])
             return await route.handler(Call(request, params))
         except BadJson as exc:
-            return json_response(400, {"error": str(exc)})
+            return error_response(request.path, 400, "bad_request", str(exc))
+        except (NotFoundError, ValidationError, ConflictError, LimitError) as exc:
+            status, ident = _ERRORS[type(exc)]
+            return error_response(request.path, status, ident, str(exc))
         except StoreUnavailable as exc:
             log.warning("at=store_unavailable method=%s path=%s error=%r", request.method,
                         request.path, str(exc))

@@ -20,14 +20,19 @@ from logrouter.serving import Response
 
 __all__ = ["LogplexRoutes"]
 
-_ID = r"(\d+)"
+_ID = r"([0-9]{1,18})"  # ASCII digits only, and an int64
 _SEG = r"([^/]+)"
+MAX_NUM = 1_000_000  # a session's backlog can never be longer than a history
 _V3_MAX_DRAINS = {"error": "maximum number of drains reached"}
 
 
 def channel_id_json(channel_id: str) -> int | str:
     """Numeric channel ids are JSON numbers, as in Logplex."""
-    return int(channel_id) if channel_id.isdigit() else channel_id
+    return int(channel_id) if _is_number(channel_id) else channel_id
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def _drain_json(d: DrainRecord) -> dict[str, Any]:
@@ -48,9 +53,9 @@ def _num(value: Any, default: int = 100) -> int:
     if isinstance(value, bool):
         return default
     if isinstance(value, int):
-        return max(0, value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        return min(max(0, value), MAX_NUM)
+    if isinstance(value, str) and _is_number(value.strip()):
+        return min(int(value.strip()), MAX_NUM)
     return default
 
 

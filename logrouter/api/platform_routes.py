@@ -191,8 +191,9 @@ class PlatformRoutes:
             return platform_error(422, "invalid_params", _BAD_URL)
         try:
             drain = await self.control.add_drain(channel.id, url)
-        except ValidationError:
-            return platform_error(422, "invalid_params", _BAD_URL)
+        except ValidationError as exc:
+            reason = str(exc).removeprefix("Invalid drain destination: ")
+            return platform_error(422, "invalid_params", f"{_BAD_URL} ({reason})")
         except ConflictError:
             return platform_error(422, "invalid_params", "Url has already been taken")
         except LimitError:

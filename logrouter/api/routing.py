@@ -47,6 +47,8 @@ class Call:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise BadJson("invalid JSON body") from None
+        except RecursionError:
+            raise BadJson("JSON body nested too deeply") from None
 
     def json_object(self) -> dict[str, Any]:
         """The JSON body, which must be an object (empty body → ``{}``)."""

@@ -108,6 +108,6 @@ def parse_ingest(content_type: str, msg_count: str | None, body: bytes,
         raise PeerError(400, "Malformed log messages")
     if msg_count is not None:
         count = msg_count.strip()
-        if not count.isdigit() or int(count) != len(frames):
+        if not (count.isascii() and count.isdigit() and len(count) <= 12) or int(count) != len(frames):
             raise PeerError(400, "Message count mismatch")
     return frames

@@ -6,6 +6,7 @@ event loop; WAL mode keeps each commit to about a millisecond.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
@@ -34,6 +35,8 @@ class SqliteStore:
     """:class:`~logrouter.store.base.ConfigStore` on one SQLite file."""
 
     def __init__(self, path: str) -> None:
+        if path != ":memory:":  # only this user may read tokens and drain credentials
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
