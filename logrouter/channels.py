@@ -98,6 +98,7 @@ class ChannelTable:
         self.tokens: dict[str, TokenRecord] = {}
         self.route: dict[bytes, tuple[Channel, bytes]] = {}
         self.drains: dict[int, DrainRecord] = {}
+        self._by_name: dict[str, dict[str, Channel]] = {}  # name → id → channel
         #: Called with each channel this table creates (cluster mode taps it).
         self.channel_listeners: list[Callable[[Channel], None]] = []
 
@@ -107,6 +108,20 @@ class ChannelTable:
     def get(self, channel_id: str) -> Channel | None:
         return self.channels.get(channel_id)
 
+    def named(self, name: str) -> list[Channel]:
+        """The channels called ``name`` (names need not be unique)."""
+        return list(self._by_name.get(name, {}).values())
+
+    def _index(self, channel: Channel, add: bool) -> None:
+        if add:
+            self._by_name.setdefault(channel.name, {})[channel.id] = channel
+            return
+        same = self._by_name.get(channel.name)
+        if same is not None:
+            same.pop(channel.id, None)
+            if not same:
+                del self._by_name[channel.name]
+
     def history_size(self) -> int:
         return sum(len(c.history) for c in self.channels.values())
 
@@ -114,17 +129,21 @@ class ChannelTable:
         channel = self.channels.get(record.id)
         if channel is None:
             channel = self.channels[record.id] = Channel(record, self.history_lines)
+            self._index(channel, True)
             for listener in self.channel_listeners:
                 listener(channel)
         else:
+            self._index(channel, False)
             channel.record = record
             channel.name = record.name
+            self._index(channel, True)
         return channel
 
     def remove_channel(self, channel_id: str) -> Channel | None:
         channel = self.channels.pop(channel_id, None)
         if channel is None:
             return None
+        self._index(channel, False)
         for token in list(channel.tokens):
             self.remove_token(token)
         for drain_id in list(channel.drains):

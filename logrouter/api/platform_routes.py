@@ -3,16 +3,20 @@
 An *app* is a channel. ``POST /apps {"name": "demo"}`` creates channel ``demo``
 with tokens ``app`` and ``heroku``; an app is found by channel id, or by the name
 of a channel created through the Logplex API. Errors are JSON
-``{"id": …, "message": …}`` so the CLI prints them; lists never send
-``Next-Range`` (the CLI would page forever); drains always say ``"addon": null``.
+``{"id": …, "message": …}`` so the CLI prints them; the app list is paged with
+``Range``/``Next-Range`` (1,000 apps per answer), other lists are short and never
+send ``Next-Range``; drains always say ``"addon": null``.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 import uuid
 from typing import Any
+
+import trio
 
 from logrouter.api.routing import BadJson, Call, Router, json_response
 from logrouter.channels import Channel
@@ -30,6 +34,22 @@ _NOT_FOUND_APP = {"id": "not_found", "message": "Couldn't find that app.", "reso
 _NOT_FOUND_DRAIN = {"id": "not_found", "message": "Couldn't find that log drain.",
                     "resource": "log-drain"}
 _BAD_URL = "Url must be a valid syslog://, syslog+tls://, http:// or https:// URL"
+
+
+PAGE_MAX = 1000
+_RANGE = re.compile(r"\s*name\s+(\]?)([^.;]*)\.\.\s*(?:;\s*max=([0-9]{1,7}))?\s*\Z")
+
+
+def parse_range(header: str) -> tuple[str, bool, int] | None:
+    """A Platform API ``Range`` on names → ``(start, start included, page size)``;
+    empty → from the first; None when it is not one."""
+    if not header.strip():
+        return "", True, PAGE_MAX
+    m = _RANGE.match(header)
+    if m is None:
+        return None
+    size = min(int(m.group(3)), PAGE_MAX) if m.group(3) else PAGE_MAX
+    return m.group(2).strip(), not m.group(1), max(size, 1)
 
 
 def platform_error(status: int, ident: str, message: str) -> Response:
@@ -74,7 +94,7 @@ class PlatformRoutes:
         channel = table.get(name)
         if channel is not None:
             return channel
-        named = [c for c in table.channels.values() if c.name == name]
+        named = table.named(name)
         return named[0] if len(named) == 1 else None
 
     def app_json(self, channel: Channel) -> dict[str, Any]:
@@ -109,8 +129,28 @@ class PlatformRoutes:
                                    "name": "logrouter"})
 
     async def list_apps(self, call: Call) -> Response:
-        apps = [self.app_json(c) for c in self.control.table.channels.values()]
-        return json_response(200, sorted(apps, key=lambda a: a["name"]))
+        """Apps sorted by name, paged the Platform API way: at most ``max`` (default and
+        cap :data:`PAGE_MAX`) per answer; a ``206`` with ``Next-Range`` means more follow
+        (the CLI asks again with ``Range:`` set to it)."""
+        wanted = parse_range(call.request.header("range"))
+        if wanted is None:
+            return platform_error(416, "requested_range_not_satisfiable",
+                                  "Range must look like: name ]last-name..; max=1000")
+        start, inclusive, size = wanted
+        keyed = sorted((c.name or c.id, c.id) for c in self.control.table.channels.values())
+        first = bisect.bisect_left(keyed, (start, "")) if inclusive else \
+            bisect.bisect_right(keyed, (start, "\U0010ffff"))
+        page = keyed[first:first + size]
+        apps = []
+        for i, (_, channel_id) in enumerate(page):
+            channel = self.control.table.get(channel_id)
+            if channel is not None:
+                apps.append(self.app_json(channel))
+            if i % 200 == 199:
+                await trio.lowlevel.checkpoint()
+        if first + size < len(keyed):
+            return json_response(206, apps, [("Next-Range", f"name ]{page[-1][0]}..; max={size}")])
+        return json_response(200, apps)
 
     async def create_app(self, call: Call) -> Response:
         try:

@@ -27,9 +27,11 @@ __all__ = ["BODY", "HEAD", "IDLE", "REASONS", "Request", "RequestParser", "chunk
            "simple_response"]
 
 REASONS = {
-    200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+    200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content", 400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
     409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
     422: "Unprocessable Content", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
 }

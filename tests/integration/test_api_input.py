@@ -180,3 +180,27 @@ async def test_data_dir_and_files_are_private(tmp_path: Path) -> None:
     assert {"auth_key", "config.sqlite3", "history.msgpack"} <= set(names)
     for name in names:
         assert stat.S_IMODE(os.stat(data / name).st_mode) == 0o600, name
+
+
+async def test_app_list_is_paged_with_next_range(router: Router) -> None:
+    control = router.node.control
+    assert control is not None
+    for i in range(1005):
+        await control.create_channel(f"app-{i:04d}", ["app"], channel_id=f"app-{i:04d}")
+    resp = await router.api("GET", "/apps")
+    assert resp.status == 206 and len(resp.json()) == 1000
+    assert resp.headers["next-range"] == "name ]app-0999..; max=1000"
+    names: list[str] = []
+    rng = "name ..; max=300"
+    pages = 0
+    while True:  # what the Heroku CLI does: repeat with Range until no Next-Range
+        resp = await router.api("GET", "/apps", headers={"Range": rng})
+        assert resp.status in (200, 206)
+        names += [a["name"] for a in resp.json()]
+        pages += 1
+        if "next-range" not in resp.headers:
+            break
+        rng = resp.headers["next-range"]
+    assert pages == 4 and names == sorted(f"app-{i:04d}" for i in range(1005))
+    bad = await router.api("GET", "/apps", headers={"Range": "bogus"})
+    assert bad.status == 416
