@@ -76,6 +76,7 @@ class Metrics:
         self.received = Counter("logrouter_messages_received", "Messages accepted for a known token",
                                 ["transport"], registry=r)
         self.received_tcp = self.received.labels("syslog_tcp")
+        self.received_tls = self.received.labels("syslog_tls")
         self.received_http = self.received.labels("http")
         malformed = Counter("logrouter_messages_malformed", "Frames dropped as malformed",
                             ["reason"], registry=r)

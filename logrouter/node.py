@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from logrouter.sessions import SessionTable
 from logrouter.settings import Settings
 from logrouter.store.base import ConfigStore
 from logrouter.store.sqlite import SqliteStore
+from logrouter.tlsclient import server_context
 
 if TYPE_CHECKING:  # cluster mode's modules (and the Redis client) load only when it is on
     from logrouter.cluster import Cluster
@@ -223,7 +225,9 @@ class Node:
         syslog_l = await self._bind(s.syslog_port)
         logs_l = await self._bind(s.logs_port)
         api_l = await self._bind(s.api_port)
-        own_ports = frozenset(lst[0].socket.getsockname()[1] for lst in (syslog_l, logs_l, api_l))
+        tls_l = await self._bind(s.syslog_tls_port) if s.syslog_tls_cert else []
+        own_ports = frozenset(lst[0].socket.getsockname()[1]
+                              for lst in (syslog_l, logs_l, api_l, tls_l) if lst)
         destinations = DestinationPolicy(parse_networks(s.drain_deny_networks), own_ports)
         limits = Limits(s.max_drains_per_channel, s.max_channels, s.max_tokens_per_channel,
                         s.max_reserved_drains_per_channel)
@@ -277,14 +281,24 @@ class Node:
                          s.account_email)
         if cluster is not None:
             api.refresh_channel = cluster.reload
+        logs_listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(logs_l)
+        if s.logs_tls_cert:
+            ctx = self._tls_context(s.logs_tls_cert, s.logs_tls_key)
+            logs_listeners = [trio.SSLListener(lst, ctx, https_compatible=True) for lst in logs_l]
         self._servers = [
             SyslogServer(syslog_l, metrics, ingest, s.max_connections, s.max_frame_bytes),
-            HttpServer("logs", logs_l, metrics, s.max_connections, logs, s.max_body_bytes,
+            HttpServer("logs", logs_listeners, metrics, s.max_connections, logs, s.max_body_bytes,
                        s.idle_timeout, logs.inspect, s.http_header_timeout, s.http_body_timeout),
             HttpServer("api", api_l, metrics, s.max_connections, api, s.max_api_body_bytes,
                        s.idle_timeout, api.inspect, s.http_header_timeout, s.http_body_timeout),
         ]
-        kinds = {"syslog": "tcp", "logs": "http", "api": "http"}
+        if tls_l:
+            ctx = self._tls_context(s.syslog_tls_cert, s.syslog_tls_key)
+            self._servers.append(SyslogServer(
+                [trio.SSLListener(lst, ctx) for lst in tls_l], metrics, ingest,
+                s.max_connections, s.max_frame_bytes, name="syslog_tls"))
+        kinds = {"syslog": "tcp", "logs": "https" if s.logs_tls_cert else "http", "api": "http",
+                 "syslog_tls": "tls"}
         if show_key:
             self.announce(f"auth_key {self.auth_key}")
         drain_scope = trio.CancelScope()
@@ -318,7 +332,7 @@ class Node:
             log.info("at=shutdown grace_s=%s", s.shutdown_timeout)
             streamer.close_all()
             for server in self._servers:
-                grace = min(s.shutdown_timeout, 1.0) if server.name == "syslog" \
+                grace = min(s.shutdown_timeout, 1.0) if server.name.startswith("syslog") \
                     else s.shutdown_timeout
                 server.stop_accepting(grace)
             await drains.flush(min(s.shutdown_timeout, 2.0))
@@ -330,6 +344,13 @@ class Node:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
                     await cluster.aclose()
             nursery.cancel_scope.deadline = trio.current_time() + s.shutdown_timeout + 1
+
+    @staticmethod
+    def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+        try:
+            return server_context(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TLS certificate {cert} / key {key}: {exc}") from None
 
     async def _sweep_sessions(self, sessions: SessionTable) -> None:
         while True:

@@ -52,6 +52,12 @@ class Settings:
     syslog_port: int = _opt(6001, "syslog over TCP ingest port (0 = pick a free port)")
     logs_port: int = _opt(8601, "HTTP ingest port: POST /logs, GET /healthcheck")
     api_port: int = _opt(8001, "control API, session streams and /metrics")
+    syslog_tls_port: int = _opt(6514, "syslog over TLS ingest port (RFC 5425); on when "
+                                "syslog_tls_cert and syslog_tls_key are set")
+    syslog_tls_cert: str = _opt("", "PEM certificate (chain) of the syslog TLS listener")
+    syslog_tls_key: str = _opt("", "PEM private key of the syslog TLS listener")
+    logs_tls_cert: str = _opt("", "PEM certificate (chain): the logs port speaks HTTPS when set")
+    logs_tls_key: str = _opt("", "PEM private key of the HTTPS logs port")
     auth_key: str = _opt("", "control API key; empty = generated once, kept in the data dir")
     data_dir: str = _opt("./.logrouter", "config database, saved history, generated key")
     public_url: str = _opt("", "base of session URLs; empty = http://127.0.0.1:<api port>")
@@ -158,7 +164,10 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
 
 
 def _validate(values: dict[str, Any]) -> None:
-    for port in ("syslog_port", "logs_port", "api_port"):
+    for cert, key in (("syslog_tls_cert", "syslog_tls_key"), ("logs_tls_cert", "logs_tls_key")):
+        if bool(values[cert]) != bool(values[key]):
+            raise ConfigError(f"{cert} and {key} go together: set both or neither")
+    for port in ("syslog_port", "logs_port", "api_port", "syslog_tls_port"):
         if not 0 <= values[port] <= 65535:
             raise ConfigError(f"{port} must be 0..65535, got {values[port]}")
     for positive in ("history_lines", "tail_buffer_lines", "max_frame_bytes", "max_body_bytes",

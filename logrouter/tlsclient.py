@@ -9,7 +9,7 @@ import trio
 
 from logrouter.destinations import DestinationPolicy
 
-__all__ = ["cert_error", "client_context"]
+__all__ = ["cert_error", "client_context", "open_stream", "server_context"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -20,6 +20,18 @@ def client_context(insecure: bool, ca_file: str) -> ssl.SSLContext:
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context for TLS ingest (RFC 5425 syslog, HTTPS logs): TLS 1.2+.
+
+    Raises:
+        OSError, ssl.SSLError: the certificate or key cannot be read or do not match.
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
     return ctx
 
 

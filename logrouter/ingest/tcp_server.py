@@ -34,18 +34,21 @@ def peer_name(stream: trio.abc.Stream) -> str:
 
 
 class SyslogServer(StreamServer):
-    """The syslog TCP listener."""
+    """A syslog listener: plain TCP (``syslog``) or TLS (``syslog_tls``, RFC 5425: the same
+    octet-counted frames inside TLS; the listeners are then :class:`trio.SSLListener`)."""
 
     def __init__(self, listeners: Sequence[trio.abc.Listener[trio.abc.Stream]], metrics: Metrics,
-                 ingest: Ingest, max_connections: int, max_frame_bytes: int) -> None:
-        super().__init__("syslog", listeners, metrics, max_connections)
+                 ingest: Ingest, max_connections: int, max_frame_bytes: int,
+                 name: str = "syslog") -> None:
+        super().__init__(name, listeners, metrics, max_connections)
         self.ingest = ingest
         self.max_frame_bytes = max_frame_bytes
 
     async def handle(self, stream: trio.abc.Stream, slot: Slot) -> None:
         splitter = FrameSplitter(self.max_frame_bytes)
         ingest = self.ingest
-        received = self.metrics.received_tcp
+        received = self.metrics.received_tls if self.name == "syslog_tls" else \
+            self.metrics.received_tcp
         peer = peer_name(stream)
         receive = stream.receive_some
         while True:
