@@ -45,8 +45,8 @@ async def test_syslog_over_tls_from_openssl_s_client(tls_router: Router, tmp_pat
     data = octet(*[frame(tokens["app"], f"over tls {i}") for i in range(100)])
     proc = await trio.run_process(
         ["openssl", "s_client", "-quiet", "-no_ign_eof", "-verify_return_error",
-         "-CAfile", str(tmp_path / "ca.pem"), "-connect", f"127.0.0.1:{port}"], stdin=data, capture_stdout=True, capture_stderr=True,
-        check=False)
+         "-CAfile", str(tmp_path / "ca.pem"), "-connect", f"127.0.0.1:{port}"],
+        stdin=data, capture_stdout=True, capture_stderr=True, check=False)
     history = await tls_router.wait_history(cid, 100)
     assert history[-1].endswith(b"over tls 99"), proc.stderr
     metrics = tls_router.node.metrics
