@@ -3,15 +3,29 @@
 Theory of operation
 -------------------
 A drain is a channel consumer. ``push`` (on the ingest path, synchronous)
-appends to the drain's own :class:`~logrouter.buffer.BoundedBuffer` (1,024 lines
-by default, drop-oldest) and wakes the drain's task; it never blocks, so a slow,
-dead or hostile receiver costs ingest, tails and other drains nothing but its
-own bounded buffer.
+appends to the drain's own :class:`~logrouter.buffer.BoundedBuffer` and wakes
+the drain's task; it never blocks. The drain's task (:meth:`Drain.run`) takes
+batches out of the buffer and delivers them.
 
-The drain's task (:meth:`Drain.run`) takes batches out of the buffer and
-delivers them. Delivery is at-most-once: a batch that cannot be delivered is
-counted as lost, and the loss — like lines displaced from a full buffer — is
-reported to the receiver by the L10 line at the head of the next delivery.
+**Bursts are absorbed, not dropped.** While a drain is *absorbing* — its last
+connect or delivery did not fail, not slow, not degraded — its buffer may grow to
+``burst_lines``, and ``push`` returns True once it holds more than
+``buffer_lines``: the ingest connection that fed it then waits (see
+:meth:`wait_room`) before reading more, until the drain is back under
+``buffer_lines``. TCP flow control carries the wait to the sender. So a
+receiver that keeps up on average gets every line of a burst of any size.
+
+**A drain never slows ingest for long.** A wait lasts at most
+``backpressure_max`` seconds; a drain that cannot get back under
+``buffer_lines`` in that time is marked *slow*: its buffer shrinks to
+``buffer_lines`` (the excess counted lost) and it stops pushing back until it
+has caught up (its buffer empty) and a cool-down has passed: 10 s after the
+first time, doubling each time it is found slow again (up to 5 minutes), so a
+receiver that is slower than its input costs ingest at most one
+``backpressure_max`` wait per cool-down. A drain that is not absorbing (down,
+reconnecting, failing, degraded) holds ``buffer_lines`` and drops the oldest,
+as Logplex did. Whatever is lost is counted and reported to the receiver by the
+L10 line at the head of the next delivery.
 """
 
 from __future__ import annotations
@@ -33,6 +47,10 @@ __all__ = ["Drain", "DrainOptions"]
 
 log = logging.getLogger("logrouter.drains")
 
+SLOW_COOLDOWN = 10.0  # seconds a drain found slow stays slow at least (doubling per strike)
+SLOW_COOLDOWN_MAX = 300.0
+SLOW_FORGET = 600.0  # a drain not found slow for this long starts its cool-downs afresh
+
 
 @dataclass(frozen=True, slots=True)
 class DrainOptions:
@@ -53,6 +71,8 @@ class DrainOptions:
     http_batch_bytes: int = 102400
     tls_ca_file: str = ""
     linger: float = 0.002
+    burst_lines: int = 32768
+    backpressure_max: float = 1.0
     destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
 
 
@@ -75,8 +95,6 @@ class Drain:
         self.token = record.token.encode()
         self.options = options
         self.buffer = buffer if buffer is not None else BoundedBuffer(options.buffer_lines)
-        if self.buffer.capacity != options.buffer_lines:  # taken over from a degraded drain
-            self.buffer.resize(options.buffer_lines)
         self.inject = inject
         self.delivered = 0
         self.last_success: float | None = None
@@ -84,23 +102,96 @@ class Drain:
         self.last_error_at: float | None = None
         self.connected = False
         self.degraded = False
+        self.slow = False  # could not catch up within backpressure_max: no push-back for now
+        self._slow_until = 0.0  # trio time before which a slow drain stays slow
+        self._slow_strikes = 0  # times found slow recently (the cool-down doubles)
+        self._failing = False  # the last delivery attempt failed (cleared by a success)
+        self._room = trio.Event()  # set when the buffer falls to buffer_lines
+        self._room_waiters = 0
         self._wakeup = trio.Event()
         self._wake_at = 1  # buffered lines that wake the delivery task (raised while lingering)
         self._idle = trio.Event()  # set while nothing is buffered or in flight
         self._closed = False
+        self._apply_capacity()  # a buffer taken over may have been sized for another state
 
     # consumer side (ingest path) ---------------------------------------------------------
 
-    def push(self, lines: list[bytes]) -> None:
+    def push(self, lines: list[bytes]) -> bool:
+        """Buffer ``lines``; True when the feeder should wait for room (see :meth:`wait_room`)."""
         buffer = self.buffer
         if buffer.push_many(lines) or len(buffer) >= self._wake_at:
             self._wakeup.set()  # enough to do (or a loss to report): wake the delivery task
         if self._idle.is_set():
             self._idle = trio.Event()
+        return len(buffer) > self.options.buffer_lines and self.absorbing
 
     def close(self) -> None:
         self._closed = True
         self._wakeup.set()
+        self._room.set()
+
+    @property
+    def absorbing(self) -> bool:
+        """Bursts beyond ``buffer_lines`` are kept (and pushed back on) rather than dropped:
+        the drain's last attempt did not fail (a drain that is connecting for the first time
+        or after an idle close absorbs too), and it is neither slow nor degraded."""
+        return not (self.slow or self.degraded or self._failing or self._closed)
+
+    def _capacity(self) -> int:
+        opts = self.options
+        if self.degraded:
+            return opts.degraded_lines
+        return max(opts.burst_lines, opts.buffer_lines) if self.absorbing else opts.buffer_lines
+
+    def _apply_capacity(self) -> None:
+        """Size the buffer for the drain's state (the excess counts lost); wake waiters if
+        the drain no longer absorbs."""
+        capacity = self._capacity()
+        if self.buffer.capacity != capacity:
+            self.buffer.resize(capacity)
+        if not self.absorbing or len(self.buffer) <= self.options.buffer_lines:
+            self._signal_room()
+
+    def _signal_room(self) -> None:
+        if self._room_waiters:
+            self._room.set()
+            self._room = trio.Event()
+
+    def set_connected(self, connected: bool, healthy: bool = False) -> None:
+        """Record a connect (``healthy``: the connection itself shows the receiver is back,
+        as for syslog) or a disconnect, and size the buffer for it."""
+        if healthy:
+            self._failing = False
+        if connected != self.connected or healthy:
+            self.connected = connected
+            self._apply_capacity()
+
+    async def wait_room(self, deadline: float) -> None:
+        """Wait (ingest side) until the buffer is back to ``buffer_lines``, the drain stops
+        absorbing, or ``deadline`` passes. Unless it made room by delivering, the drain is
+        then marked slow (see the module docstring)."""
+        limit = self.options.buffer_lines
+        self._room_waiters += 1
+        try:
+            with trio.move_on_at(deadline):
+                while self.absorbing and len(self.buffer) > limit:
+                    await self._room.wait()
+        finally:
+            self._room_waiters -= 1
+        if not self._closed and (len(self.buffer) > limit or not self.absorbing):
+            # it did not make room in time, or failed meanwhile: no more push-back for now
+            now = trio.current_time()
+            if now - self._slow_until > SLOW_FORGET:
+                self._slow_strikes = 0
+            self._slow_strikes += 1
+            self._slow_until = now + min(SLOW_COOLDOWN * 2 ** (self._slow_strikes - 1),
+                                         SLOW_COOLDOWN_MAX)
+            self.slow = True
+            before = len(self.buffer)
+            self._apply_capacity()
+            log.warning("at=drain_slow drain_id=%s channel_id=%s dest=%s buffered=%d lost=%d",
+                        self.record.id, self.record.channel_id, self.url.host, before,
+                        max(0, before - limit))
 
     # delivery side -----------------------------------------------------------------------
 
@@ -131,6 +222,13 @@ class Drain:
         self.last_success = time.time()
         if self.degraded:
             self.restore()
+        if self._failing or (self.slow and not len(self.buffer)
+                             and trio.current_time() >= self._slow_until):
+            self._failing = False
+            self.slow = False  # caught up: absorb bursts again
+            self._apply_capacity()
+        elif len(self.buffer) <= self.options.buffer_lines:
+            self._signal_room()
 
     def degrade(self) -> None:
         """Logplex's degraded mode: a drain failing for long keeps only its newest
@@ -138,7 +236,7 @@ class Drain:
         if self.buffer.capacity != self.options.degraded_lines:
             self.degraded = True
             before = len(self.buffer)
-            self.buffer.resize(self.options.degraded_lines)
+            self._apply_capacity()
             log.warning("at=drain_degraded drain_id=%s channel_id=%s dest=%s lost=%d",
                         self.record.id, self.record.channel_id, self.url.host,
                         max(0, before - self.options.degraded_lines))
@@ -147,20 +245,25 @@ class Drain:
         """Leave degraded mode: the buffer holds ``buffer_lines`` again."""
         if self.degraded:
             self.degraded = False
-            if self.buffer.capacity != self.options.buffer_lines:
-                self.buffer.resize(self.options.buffer_lines)
+            self._apply_capacity()
             log.info("at=drain_restored drain_id=%s channel_id=%s", self.record.id,
                      self.record.channel_id)
 
-    def failed(self, error: str, lost_lines: int = 0, loss: Loss | None = None) -> None:
+    def failed(self, error: str, lost_lines: int = 0, loss: Loss | None = None,
+               transient: bool = True) -> None:
         """Record a delivery failure; ``lost_lines`` (and a carried ``loss``) are given up on
-        and will be reported by the next L10."""
+        and will be reported by the next L10. A ``transient`` failure (the receiver is down
+        or failing, not refusing one batch) stops the drain absorbing bursts until its next
+        success."""
         self.last_error = error
         self.last_error_at = time.time()
         if lost_lines or loss is not None:
             self.buffer.lose(lost_lines)
             if loss is not None:
                 self.buffer.unpop(loss, [])
+        if transient and not self._failing:
+            self._failing = True
+            self._apply_capacity()
         log.warning("at=drain_error drain_id=%s channel_id=%s dest=%s error=%r lost=%d",
                     self.record.id, self.record.channel_id, self.url.host, error, lost_lines)
 
@@ -174,7 +277,7 @@ class Drain:
         return {
             "delivered": self.delivered, "dropped": stats.lost, "buffered": stats.buffered,
             "pending_loss": stats.pending_loss, "connected": self.connected,
-            "degraded": self.degraded,
+            "degraded": self.degraded, "slow": self.slow,
             "last_success": iso(self.last_success), "last_error": self.last_error,
             "last_error_at": iso(self.last_error_at),
         }

@@ -105,11 +105,11 @@ class HttpDrain(Drain):
                                        self.url.insecure, self.options.tls_ca_file,
                                        self.options.destinations)
         self._conn = HttpConnection(stream)
-        self.connected = True
+        self.set_connected(True)
         return self._conn
 
     async def _drop_connection(self) -> None:
-        self.connected = False
+        self.set_connected(False)
         if self._conn is not None:
             await self._conn.aclose()
             self._conn = None
@@ -117,6 +117,8 @@ class HttpDrain(Drain):
     async def _deliver(self, loss: Loss | None, lines: list[bytes]) -> bool:
         """Deliver one batch with retries; False when it was given up on."""
         body, count, skipped = render_http(lines)
+        if skipped:  # lines that cannot be rendered as syslog: reported, never silently gone
+            self.buffer.lose(skipped)
         if loss is not None:
             body = http_l10(loss.count, loss.since) + body
             count += 1
@@ -133,7 +135,8 @@ class HttpDrain(Drain):
                     outcome = ""
                     return True
                 if retry_after is None:  # a 4xx: the receiver refuses this batch
-                    outcome = error
+                    outcome = ""
+                    self.failed(error, lost_lines=real, loss=loss, transient=False)
                     return True
                 outcome = error
                 if attempt < self.options.http_attempts:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import dataclass
 
 import trio
 
@@ -29,14 +30,28 @@ from drains.base import Drain, log
 from drains.syslog_writer import SyslogWriter
 from logrouter.buffer import Loss
 from logrouter.errors import DestinationRefused
-from logrouter.protocol.drainfmt import render_syslog, syslog_l10
+from logrouter.protocol.drainfmt import render_syslog, syslog_l10, syslog_unsent
 from logrouter.protocol.syslog import format_time, l14_text
 from logrouter.tlsclient import cert_error, open_stream
 
 __all__ = ["SyslogDrain"]
 
 WRITE_LINES = 512  # per write: ~75 KiB of typical lines, 5 MiB at most
+TLS_PIECE = 16384  # bytes per TLS send_all: what a failed TLS write may send twice
 _L14_PRI = 188  # local7.warning
+
+
+@dataclass(slots=True)
+class _Write:
+    """One rendered write: its bytes (an L10 of ``l10_len`` bytes first, if any), the lines
+    taken for it, the frames it shows, the loss it reports, and how many bytes went out."""
+
+    data: bytes
+    lines: list[bytes]
+    shown: int
+    loss: Loss | None
+    l10_len: int
+    sent: int = 0
 
 
 class SyslogDrain(Drain):
@@ -48,18 +63,19 @@ class SyslogDrain(Drain):
 
     writer: SyslogWriter | None = None
     _direct: socket.socket | None = None
-    _out: tuple[bytes, int, int, Loss | None] | None = None
+    _out: _Write | None = None  # a write the writer handed back part-way
     _broken = False
 
-    def push(self, lines: list[bytes]) -> None:
+    def push(self, lines: list[bytes]) -> bool:
         writer = self.writer
         if self._direct is None or self._out is not None or writer is None:
-            super().push(lines)
-            return
-        self.buffer.push_many(lines)
+            return super().push(lines)
+        buffer = self.buffer
+        buffer.push_many(lines)
         writer.mark(self)
         if self._idle.is_set():
             self._idle = trio.Event()
+        return len(buffer) > self.options.buffer_lines and self.absorbing
 
     def write_direct(self) -> bool:
         """Write one batch on the non-blocking socket (called by the writer); hand anything
@@ -68,30 +84,53 @@ class SyslogDrain(Drain):
         sock = self._direct
         if sock is None or self._out is not None:
             return False
-        loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
-        data, shown, _skipped = render_syslog(lines, self.token)
-        if loss is not None:
-            data = syslog_l10(self.token, loss.count, loss.since) + data
-        if data:
+        out = self._next_write()
+        if out is not None:
             try:
-                sent = sock.send(data)
+                out.sent = sock.send(out.data)
             except BlockingIOError:
-                sent = 0
+                pass
             except OSError as exc:
-                self.failed(f"write: {type(exc).__name__}", lost_lines=len(lines), loss=loss)
+                self._write_failed(out, f"write: {type(exc).__name__}")
                 self._broken = True
                 self._wakeup.set()
                 return False
-            if sent < len(data):
-                self._out = (data[sent:], shown, len(lines), loss)
+            if out.sent < len(out.data):
+                self._out = out
                 self._wakeup.set()
                 return False
-            self.succeeded(shown)
-            self.last_write = trio.current_time()
+            self._write_done(out)
         if len(self.buffer) or self.buffer.has_loss:
             return len(self.buffer) >= WRITE_LINES or self._mark_again()
         self._idle.set()
         return False
+
+    def _next_write(self) -> _Write | None:
+        """Take the next batch, rendered; it starts with L10 when lines were lost. Lines that
+        cannot be rendered are counted lost (the next L10 reports them)."""
+        loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
+        data, shown, skipped = render_syslog(lines, self.token)
+        if skipped:
+            self.buffer.lose(skipped)
+        l10 = syslog_l10(self.token, loss.count, loss.since) if loss is not None else b""
+        if not data and not l10:
+            return None
+        return _Write(l10 + data, lines, shown, loss, len(l10))
+
+    def _write_done(self, out: _Write) -> None:
+        self.succeeded(out.shown)
+        self.last_write = trio.current_time()
+
+    def _write_failed(self, out: _Write, error: str) -> None:
+        """A write stopped after ``out.sent`` bytes: what went out whole is delivered, the
+        rest goes back to the head of the buffer (and the L10, if it did not go out)."""
+        sent_lines = out.sent - out.l10_len
+        loss = out.loss if sent_lines < 0 else None
+        whole, again = syslog_unsent(out.lines, self.token, max(0, sent_lines))
+        self.buffer.unpop(loss, again)
+        if whole:
+            self.delivered += whole
+        self.failed(error)
 
     def _mark_again(self) -> bool:
         assert self.writer is not None
@@ -118,14 +157,14 @@ class SyslogDrain(Drain):
                                                  self.options.backoff_max))
                 continue
             failures = 0
-            self.connected = True
             self.restore()
+            self.set_connected(True, healthy=True)
             log.info("at=drain_connected drain_id=%s dest=%s:%s", self.record.id,
                      self.url.host, self.url.port)
             try:
                 await self._session(stream)
             finally:
-                self.connected = False
+                self.set_connected(False)
                 await trio.aclose_forcefully(stream)
 
     def _connect_failed(self, exc: BaseException) -> None:
@@ -207,50 +246,62 @@ class SyslogDrain(Drain):
             self._direct.close()
             self._direct = None
             if self._out is not None:  # a partial write that never finished
-                _data, _shown, lines, loss = self._out
-                self._out = None
-                self.failed("write cancelled", lost_lines=lines, loss=loss)
+                out, self._out = self._out, None
+                self._write_failed(out, "write cancelled")
 
     async def _finish_partial(self, stream: trio.SocketStream) -> bool:
-        assert self._out is not None
-        data, shown = self._out[:2]
+        """Send the rest of a write the writer handed back, on the raw socket so that the
+        bytes sent are known exactly if it times out or fails."""
+        out = self._out
+        sock = self._direct
+        assert out is not None and sock is not None
         error = ""
-        try:
-            with trio.CancelScope(
-                    deadline=trio.current_time() + self.options.syslog_send_timeout) as scope:
-                await stream.send_all(data)
-            if scope.cancelled_caught:
-                error = "write: timeout"
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            error = f"write: {type(exc).__name__}"
+        with trio.CancelScope(
+                deadline=trio.current_time() + self.options.syslog_send_timeout) as scope:
+            try:
+                while out.sent < len(out.data):
+                    await trio.lowlevel.wait_writable(sock)
+                    try:
+                        out.sent += sock.send(memoryview(out.data)[out.sent:])
+                    except BlockingIOError:
+                        pass
+            except OSError as exc:
+                error = f"write: {type(exc).__name__}"
+        if scope.cancelled_caught:
+            error = "write: timeout"
         if error:
-            return False  # the finally of _direct_session counts the batch lost
+            self._out = None
+            self._write_failed(out, error)
+            return False
         self._out = None
-        self.succeeded(shown)
-        self.last_write = trio.current_time()
+        self._write_done(out)
         return True
 
     async def _write_batch(self, stream: trio.abc.Stream) -> bool:
-        loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
-        data, shown, _skipped = render_syslog(lines, self.token)
-        if loss is not None:
-            data = syslog_l10(self.token, loss.count, loss.since) + data
-        if not data:
+        """One write on a TLS stream, in pieces so that a write that fails part-way knows
+        which lines went out whole (the piece in flight is sent again: possible duplicates,
+        never a silent loss)."""
+        out = self._next_write()
+        if out is None:
             return True
         error = "write cancelled"
         try:
             with trio.CancelScope(deadline=trio.current_time() + self.options.syslog_send_timeout
                                   ) as scope:
-                await stream.send_all(data)
+                view = memoryview(out.data)
+                while out.sent < len(out.data):
+                    piece = view[out.sent:out.sent + TLS_PIECE]
+                    await stream.send_all(piece)
+                    out.sent += len(piece)
             error = "write: timeout" if scope.cancelled_caught else ""
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             error = f"write: {type(exc).__name__}"
         finally:
             if error:  # also when cancelled mid-write: the batch is accounted for
-                self.failed(error, lost_lines=len(lines), loss=loss)
+                self._write_failed(out, error)
         if error:
             return False
-        self.succeeded(shown)
+        self._write_done(out)
         return True
 
     async def _discard_peer_data(self, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:

@@ -25,8 +25,13 @@ __all__ = ["Channel", "ChannelTable", "Consumer"]
 class Consumer(Protocol):
     """Something fed a channel's cooked lines: a drain or a tail session."""
 
-    def push(self, lines: list[bytes]) -> None:
-        """Take ``lines`` without blocking (buffer them, drop the oldest if full)."""
+    def push(self, lines: list[bytes]) -> bool:
+        """Take ``lines`` without blocking (buffer them, drop the oldest if full). True asks
+        the feeder to wait in :meth:`wait_room` before feeding more (a drain absorbing a
+        burst); tails always answer False."""
+
+    async def wait_room(self, deadline: float) -> None:
+        """Return once the consumer has room again, or at ``deadline`` (trio time)."""
 
     def close(self) -> None:
         """The channel was deleted: stop consuming."""
@@ -50,11 +55,13 @@ class Channel:
     def __repr__(self) -> str:
         return f"<Channel {self.id} {self.name!r}>"
 
-    def post(self, lines: list[bytes]) -> None:
-        """Append a batch of cooked lines to history and hand it to every consumer."""
+    def post(self, lines: list[bytes], pressured: list[Consumer]) -> None:
+        """Append a batch of cooked lines to history and hand it to every consumer; the
+        consumers that ask the feeder to wait are appended to ``pressured``."""
         self.history.extend(lines)
         for consumer in self._consumers:
-            consumer.push(lines)
+            if consumer.push(lines):
+                pressured.append(consumer)
 
     def inject(self, lines: list[bytes]) -> None:
         """Post lines logrouter itself emits about this channel (L14) to history and

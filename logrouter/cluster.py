@@ -68,8 +68,12 @@ class _Tap:
         self.cluster = cluster
         self.channel_id = channel_id
 
-    def push(self, lines: list[bytes]) -> None:
+    def push(self, lines: list[bytes]) -> bool:
         self.cluster.collect(self.channel_id, lines)
+        return False
+
+    async def wait_room(self, deadline: float) -> None:
+        """The cluster's queue drops (counted) rather than pushing back."""
 
     def close(self) -> None:
         pass

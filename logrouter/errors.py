@@ -27,12 +27,15 @@ class PeerError(LogrouterError):
     Attributes:
         status: the HTTP status to answer with.
         text: a one-line, human-readable reason (also the body).
+        drop_reason: when the error drops log frames, the ``reason`` label they are
+            counted under in ``logrouter_messages_malformed_total``.
     """
 
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int, text: str, drop_reason: str | None = None) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+        self.drop_reason = drop_reason
 
 
 class NotFoundError(LogrouterError):

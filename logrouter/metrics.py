@@ -94,6 +94,12 @@ class Metrics:
             "logrouter_connection_errors", "Connections ended by their client's behaviour or an "
             "error, per listener and reason (client_gone, send_timeout, header_timeout, "
             "body_timeout, evicted, bad_request, error)", ["listener", "reason"], registry=r)
+        self.backpressure_waits = Counter(
+            "logrouter_ingest_backpressure_waits", "Times an ingest connection waited for "
+            "drains absorbing a burst", registry=r)
+        self.backpressure_seconds = Counter(
+            "logrouter_ingest_backpressure_seconds", "Time ingest connections waited for drains "
+            "absorbing a burst", registry=r)
         self.tail_lost = Counter("logrouter_tail_lines_dropped",
                                  "Lines a slow tail client lost (reported as L11)", registry=r)
         self.sessions_opened = Counter("logrouter_sessions_streamed",

@@ -65,7 +65,8 @@ def drain_options(s: Settings, destinations: DestinationPolicy) -> DrainOptions:
         http_connect_timeout=s.http_drain_connect_timeout,
         http_response_timeout=s.http_drain_response_timeout,
         http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
-        tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger)
+        tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger,
+        burst_lines=s.drain_burst_lines, backpressure_max=s.drain_backpressure_max)
 
 
 def secure_data_dir(path: str) -> None:
@@ -249,7 +250,7 @@ class Node:
         api_port = api_l[0].socket.getsockname()[1]
         if not self.public_url:
             self.public_url = f"http://127.0.0.1:{api_port}"
-        ingest = Ingest(self.table, metrics)
+        ingest = Ingest(self.table, metrics, s.drain_backpressure_max)
         logs = LogsHandler(self.table, ingest, metrics, self.auth_key, s.max_body_bytes,
                            s.max_frame_bytes)
         cluster_scope = trio.CancelScope()

@@ -82,6 +82,10 @@ class Settings:
     account_email: str = _opt("admin@logrouter.invalid", "owner e-mail shown by the Platform API")
     shutdown_timeout: float = _opt(5.0, "seconds in-flight work gets after SIGTERM")
     drain_buffer_lines: int = _opt(1024, "lines buffered per drain before the oldest drop (L10)")
+    drain_burst_lines: int = _opt(
+        32768, "lines a connected, delivering drain may hold while ingest waits for it")
+    drain_backpressure_max: float = _opt(
+        1.0, "seconds an ingest connection waits for a drain absorbing a burst")
     drain_degraded_lines: int = _opt(10, "buffer of a drain failing for long (degraded mode)")
     drain_backoff_initial: float = _opt(1.0, "first reconnect delay of a failing drain; doubles")
     drain_backoff_max: float = _opt(300.0, "longest reconnect delay of a failing drain")
@@ -173,7 +177,7 @@ def _validate(values: dict[str, Any]) -> None:
     for positive in ("history_lines", "tail_buffer_lines", "max_frame_bytes", "max_body_bytes",
                      "max_api_body_bytes", "max_connections", "max_drains_per_channel",
                      "max_channels", "max_tokens_per_channel", "max_reserved_drains_per_channel",
-                     "drain_buffer_lines", "drain_degraded_lines", "http_drain_attempts",
+                     "drain_buffer_lines", "drain_degraded_lines", "drain_burst_lines", "http_drain_attempts",
                      "http_drain_batch_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")

@@ -77,7 +77,8 @@ class TailHub:
     def oldest_seq(self) -> int:
         return self._batches[0].first_seq if self._batches else self.next_seq
 
-    def push(self, lines: list[bytes]) -> None:
+    def push(self, lines: list[bytes]) -> bool:
+        """Add a batch (never asks the feeder to wait: a slow tail only loses lines)."""
         if len(lines) > self.capacity:
             skipped = len(lines) - self.capacity
             self.next_seq += skipped
@@ -88,6 +89,10 @@ class TailHub:
         while self._held > self.capacity:
             self._held -= len(self._batches.popleft().lines)
         self.wake()
+        return False
+
+    async def wait_room(self, deadline: float) -> None:
+        """Tails never push back."""
 
     def wake(self) -> None:
         """Wake every waiting cursor (each re-checks whether it has something to do)."""

@@ -26,6 +26,9 @@ from logrouter.serving import Response
 __all__ = ["LogsHandler"]
 
 _REALM = [("Www-Authenticate", "Basic realm=Logplex")]
+#: A body is posted in slices of this many frames, so a large body waits for drains absorbing
+#: it between slices (like reads on a TCP connection) instead of overflowing them at once.
+POST_CHUNK_FRAMES = 2048
 
 
 def _error(status: int, text: str) -> Response:
@@ -87,11 +90,11 @@ class LogsHandler:
             return Response(200, b"OK", "text/plain")
         if request.path not in ("/logs", "/logs/"):
             return Response(404, b"Not found", "text/plain")
-        response = self._post_logs(request)
+        response = await self._post_logs(request)
         self._count(response)
         return response
 
-    def _post_logs(self, request: Request) -> Response:
+    async def _post_logs(self, request: Request) -> Response:
         refused = self._check_head(request)
         if refused is not None:
             return refused
@@ -107,13 +110,20 @@ class LogsHandler:
                                   request.headers.get("logplex-msg-count"), body,
                                   self.max_frame_bytes)
         except PeerError as exc:
-            if exc.text == "Malformed log messages":
-                self.ingest.dropped("http_body", 1, request.header("x-forwarded-for", "-"))
+            if exc.drop_reason is not None:
+                self.ingest.dropped(exc.drop_reason, 1, request.header("x-forwarded-for", "-"))
             return _error(exc.status, exc.text)
         received = self.metrics.received_http
-        if entry is not None:
-            channel, name = entry
-            self.ingest.token_frames(frames, channel, auth.secret.encode(), name, received)
-        else:
-            self.ingest.frames(frames, received, "http")
+        ingest = self.ingest
+        for start in range(0, len(frames), POST_CHUNK_FRAMES):
+            chunk = frames[start:start + POST_CHUNK_FRAMES] if len(frames) > POST_CHUNK_FRAMES \
+                else frames
+            if entry is not None:
+                channel, name = entry
+                pressured = ingest.token_frames(chunk, channel, auth.secret.encode(), name,
+                                                received)
+            else:
+                pressured = ingest.frames(chunk, received, "http")
+            if pressured:
+                await ingest.wait_for_room(pressured)
         return Response(204)

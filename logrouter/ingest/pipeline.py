@@ -2,7 +2,9 @@
 
 :meth:`Ingest.frames` is synchronous and called once per read or request. It
 makes one metric call per counter per batch and logs drops at most once a
-second per reason (with the count since the last line), never per message.
+second per reason (with the count since the last line), never per message. It
+returns the drains the batch pushed past their buffer; the transport then awaits
+:meth:`Ingest.wait_for_room` before reading more (burst absorption).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import logging
 import time
 
+import trio
+
 from prometheus_client import Counter
 
-from logrouter.channels import Channel, ChannelTable
+from logrouter.channels import Channel, ChannelTable, Consumer
 from logrouter.metrics import Metrics
 from logrouter.router import route_by_token, route_to
 
@@ -42,8 +46,10 @@ class _DropLog:
 class Ingest:
     """Routes frames into channels and keeps the ingest counters."""
 
-    def __init__(self, table: ChannelTable, metrics: Metrics) -> None:
+    def __init__(self, table: ChannelTable, metrics: Metrics, backpressure_max: float = 1.0,
+                 ) -> None:
         self.table = table
+        self.backpressure_max = backpressure_max
         self.metrics = metrics
         self.drops = _DropLog()
 
@@ -53,12 +59,18 @@ class Ingest:
             self.metrics.malformed[reason].inc(count)
             self.drops.add(reason, count, peer)
 
-    def frames(self, frames: list[bytes], received: Counter, peer: str) -> int:
-        """Route frames by the token in each APP-NAME; return how many were accepted."""
+    def frames(self, frames: list[bytes], received: Counter, peer: str) -> list[Consumer]:
+        """Route frames by the token in each APP-NAME.
+
+        Returns:
+            The consumers (drains absorbing a burst) the caller must let catch up, with
+            :meth:`wait_for_room`, before it feeds more; usually empty.
+        """
         result = route_by_token(frames, self.table.route)
         routed = 0
+        pressured: list[Consumer] = []
         for channel, lines in result.groups.items():
-            channel.post(lines)
+            channel.post(lines, pressured)
             routed += len(lines)
         if routed:
             received.inc(routed)
@@ -67,11 +79,26 @@ class Ingest:
             self.drops.add("unknown_token", result.unknown_token, peer)
         self.dropped("no_token", result.no_token, peer)
         self.dropped("not_syslog", result.not_syslog, peer)
-        return routed
+        return pressured
 
     def token_frames(self, frames: list[bytes], channel: Channel, token: bytes, name: bytes,
-                     received: Counter) -> None:
-        """Post frames sent with one token's credentials to that token's channel."""
+                     received: Counter) -> list[Consumer]:
+        """Post frames sent with one token's credentials to that token's channel; returns
+        what :meth:`frames` returns."""
+        pressured: list[Consumer] = []
         if frames:
-            channel.post(route_to(frames, token, name))
+            channel.post(route_to(frames, token, name), pressured)
             received.inc(len(frames))
+        return pressured
+
+    async def wait_for_room(self, pressured: list[Consumer]) -> None:
+        """Let the drains a batch pushed past their buffer catch up, for at most
+        ``backpressure_max`` seconds (each drain that does not is marked slow and stops
+        pushing back; see :mod:`drains.base`). The caller reads nothing meanwhile, so TCP
+        flow control slows the sender instead of lines being dropped."""
+        deadline = trio.current_time() + self.backpressure_max
+        self.metrics.backpressure_waits.inc()
+        start = trio.current_time()
+        for consumer in pressured:
+            await consumer.wait_room(deadline)
+        self.metrics.backpressure_seconds.inc(trio.current_time() - start)

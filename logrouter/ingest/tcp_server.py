@@ -58,7 +58,9 @@ class SyslogServer(StreamServer):
             slot.touch()
             frames = splitter.feed(data)
             if frames:
-                ingest.frames(frames, received, peer)
+                pressured = ingest.frames(frames, received, peer)
+                if pressured:
+                    await ingest.wait_for_room(pressured)
             drops = splitter.drops
             if drops["oversize"] or drops["garbage"]:
                 for reason, n in splitter.take_drops().items():

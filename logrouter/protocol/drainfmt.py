@@ -20,7 +20,7 @@ from logrouter.protocol.speedups import native
 from logrouter.protocol.syslog import format_time, l10_text, parse_line
 
 __all__ = ["L10_PRI", "http_body", "http_l10", "render_http", "render_syslog", "syslog_frames",
-           "syslog_l10"]
+           "syslog_l10", "syslog_unsent"]
 
 #: local5.warning, as Logplex sends L10.
 L10_PRI = 172
@@ -78,6 +78,28 @@ def render_syslog(lines: list[bytes], drain_token: bytes) -> tuple[bytes, int, i
     :func:`syslog_frames`' frames.
     """
     return _render_syslog(lines, drain_token, partial(_syslog_frame, drain_token=drain_token))
+
+
+def syslog_unsent(lines: list[bytes], drain_token: bytes, sent: int) -> tuple[int, list[bytes]]:
+    """After ``sent`` bytes of ``render_syslog(lines, drain_token)`` went out (a write that
+    stopped part-way): ``(frames sent whole, lines to send again)``.
+
+    Lines whose frame was only partly sent are sent again, so a receiver may see one
+    truncated frame before the whole one; lines that cannot be rendered are neither
+    counted nor returned (the renderer already reported them). Runs only on that failure
+    path, so it renders line by line in Python.
+    """
+    whole = 0
+    for i, raw in enumerate(lines):
+        frame = _syslog_frame(raw, drain_token)
+        if frame is None:
+            continue
+        if sent < len(frame):
+            rest = lines[i:]
+            return whole, [r for r in rest if _syslog_frame(r, drain_token) is not None]
+        sent -= len(frame)
+        whole += 1
+    return whole, []
 
 
 def syslog_l10(drain_token: bytes, lost: int, since: float, now: float | None = None) -> bytes:

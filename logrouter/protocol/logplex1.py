@@ -105,7 +105,7 @@ def parse_ingest(content_type: str, msg_count: str | None, body: bytes,
         raise PeerError(415, "Unsupported Media Type")
     frames, ok = split_octet_counted(body, max_frame_bytes)
     if not ok:
-        raise PeerError(400, "Malformed log messages")
+        raise PeerError(400, "Malformed log messages", drop_reason="http_body")
     if msg_count is not None:
         count = msg_count.strip()
         if not (count.isascii() and count.isdigit() and len(count) <= 12) or int(count) != len(frames):

@@ -1,0 +1,155 @@
+"""Delivery guarantees: nothing lost that a receiver could take; every loss reported exactly."""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from tests.conftest import Router
+from tests.drains.conftest import add_drain, drain_status
+from tests.drains.sinks import HttpSink, SyslogSink
+from tests.drains.test_http_drain import L10 as HTTP_L10
+from tests.drains.test_http_drain import split_body
+from tests.helpers import frame, octet
+from tests.procs import free_port
+
+SYSLOG_L10 = re.compile(rb"Error L10 \(output buffer overflow\): (\d+) messages dropped")
+
+
+def burst(token: str, n: int, tag: str = "b") -> bytes:
+    return octet(*[frame(token, f"{tag} {i:06d} " + "x" * 80) for i in range(n)])
+
+
+def syslog_lines(sink: SyslogSink) -> list[bytes]:
+    return [f for f in sink.frames if b"Error L10" not in f]
+
+
+async def http_lines(sink: HttpSink) -> list[bytes]:
+    return [f for req in sink.requests for f in split_body(req.body) if b"Error L10" not in f]
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(timeout):
+        while not await predicate():
+            await trio.sleep(0.02)
+
+
+async def test_one_large_burst_reaches_healthy_receivers_whole(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    syslog, http = SyslogSink(), HttpSink()
+    syslog_port = await sinks.start(syslog.run)
+    http_port = await sinks.start(http.run)
+    cid, tokens = await fast_router.create_channel()
+    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{syslog_port}")
+    await add_drain(fast_router, cid, f"http://127.0.0.1:{http_port}/")
+    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{free_port()}")  # dead beside them
+    n = 20_000
+    await fast_router.send_tcp(burst(tokens["app"], n))  # ~2.2 MB in one sendall
+
+    async def all_arrived() -> bool:
+        return len(syslog_lines(syslog)) >= n and len(await http_lines(http)) >= n
+
+    await wait_for(all_arrived)
+    for lines in (syslog_lines(syslog), await http_lines(http)):
+        assert [int(line.split(b" b ")[1][:6]) for line in lines] == list(range(n))
+    assert not any(b"Error L10" in f for f in syslog.frames)
+    assert not any(b"Error L10" in req.body for req in http.requests)
+
+
+async def test_http_batches_given_up_on_are_reported_by_the_next_l10(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    # a 404 drops its batch at once; three 500s exhaust the retries of a later one
+    http = HttpSink(script=[404, 200, 500, 500, 500, 200])
+    port = await sinks.start(http.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(*[frame(tokens["app"], f"refused {i}") for i in range(7)]))
+    await http.wait_requests(2)
+    await fast_router.send_tcp(octet(*[frame(tokens["app"], f"failing {i}") for i in range(5)]))
+    await http.wait_requests(6)
+    await fast_router.send_tcp(octet(frame(tokens["app"], "after")))
+
+    async def delivered() -> bool:
+        return any(req.body.endswith(b"after") for req in http.requests)
+
+    await wait_for(delivered)
+    answered_2xx = [http.requests[1], *http.requests[5:]]
+    later = [f for req in answered_2xx for f in split_body(req.body)]
+    reported = [int(m.group(1)) for f in later if (m := HTTP_L10.fullmatch(f))]
+    assert reported == [7, 5], later
+    assert later[-1].endswith(b"after")
+    status = await drain_status(fast_router, cid, drain["id"])
+    assert status["dropped"] == 12 and status["delivered"] == 1
+    text = fast_router.node.metrics.render().decode()
+    assert re.search(rf'logrouter_drain_dropped_total{{drain_id="{drain["id"]}"}} 12\.0', text)
+
+
+class SlowSyslogSink(SyslogSink):
+    """Reads at most ``rate`` bytes a second: a receiver slower than its input."""
+
+    def __init__(self, rate: int) -> None:
+        super().__init__()
+        self.rate = rate
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
+        from logrouter.protocol.framing import FrameSplitter
+
+        self.connections += 1
+        splitter = FrameSplitter(max_frame_bytes=1 << 20, allow_newline=False)
+        try:
+            while data := await stream.receive_some(2048):
+                self.frames += splitter.feed(data)
+                self._changed.set()
+                self._changed = trio.Event()
+                await trio.sleep(len(data) / self.rate)
+        except trio.BrokenResourceError:
+            pass
+
+
+async def send_paced(router: Router, token: str, total: int, per_second: int) -> float:
+    """Send ``total`` lines on one connection at ``per_second``; return the seconds it took."""
+    stream = await trio.open_tcp_stream("127.0.0.1", router.syslog_port)
+    start = trio.current_time()
+    step = per_second // 20
+    for i in range(0, total, step):
+        await stream.send_all(burst(token, step, tag=f"p{i}"))
+        await trio.sleep_until(start + (i + step) / per_second)
+    await stream.aclose()
+    return trio.current_time() - start
+
+
+async def test_a_slow_receiver_loses_only_its_own_lines_and_says_how_many(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    slow, fast = SlowSyslogSink(rate=200_000), SyslogSink()
+    slow_port = await sinks.start(slow.run)
+    fast_port = await sinks.start(fast.run)
+    cid, tokens = await fast_router.create_channel()
+    slow_drain = await add_drain(fast_router, cid, f"syslog://127.0.0.1:{slow_port}")
+    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{fast_port}")
+    total = 60_000  # 20 k lines/s for 3 s, ~2.2 MB/s, to a receiver reading 200 KB/s
+    took = await send_paced(fast_router, tokens["app"], total, 20_000)
+    assert took < 3.0 + 2 * fast_router.node.settings.drain_backpressure_max + 1.0
+
+    async def fast_has_all() -> bool:
+        return len(syslog_lines(fast)) >= total
+
+    await wait_for(fast_has_all)
+    assert not any(b"Error L10" in f for f in fast.frames)
+
+    async def slow_settled() -> bool:
+        st = await drain_status(fast_router, cid, slow_drain["id"])
+        return st["buffered"] == 0 and st["pending_loss"] == 0
+
+    await wait_for(slow_settled, timeout=30)
+
+    def reported() -> int:
+        return sum(int(m.group(1)) for f in slow.frames if (m := SYSLOG_L10.search(f)))
+
+    async def accounted() -> bool:  # socket buffers hold megabytes the slow reader still reads
+        return len(set(syslog_lines(slow))) + reported() >= total
+
+    await wait_for(accounted, timeout=30)
+    status = await drain_status(fast_router, cid, slow_drain["id"])
+    assert reported() > 0 and status["dropped"] == reported()
+    assert len(set(syslog_lines(slow))) + reported() == total
