@@ -13,7 +13,6 @@ import logging
 import time
 
 import trio
-
 from prometheus_client import Counter
 
 from logrouter.channels import Channel, ChannelTable, Consumer
