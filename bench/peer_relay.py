@@ -40,7 +40,8 @@ def main() -> None:
     os.environ.update({"LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": args.in_port,
                        "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0",
                        "LOGROUTER_AUTH_KEY": run.KEY, "LOGROUTER_DATA_DIR": router.dir,
-                       "LOGROUTER_LOG_LEVEL": "error", "LOGROUTER_WORKERS": str(args.workers), **env})
+                       "LOGROUTER_LOG_LEVEL": os.environ.get("LOGROUTER_LOG_LEVEL", "error"),
+                       "LOGROUTER_WORKERS": str(args.workers), **env})
     Path(args.tokens_file).write_text("\n".join(tokens) + "\n")
     os.chdir(run.ROOT)
     os.execv(sys.executable, [sys.executable, "-m", "logrouter", "serve"])

@@ -92,7 +92,8 @@ class Router:
         self.dir = tempfile.mkdtemp(prefix="lr-bench-")
         env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": "0",
                "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0", "LOGROUTER_AUTH_KEY": KEY,
-               "LOGROUTER_DATA_DIR": self.dir, "LOGROUTER_LOG_LEVEL": "error", **extra_env}
+               "LOGROUTER_DATA_DIR": self.dir,
+               "LOGROUTER_LOG_LEVEL": os.environ.get("LOGROUTER_LOG_LEVEL", "error"), **extra_env}
         self.proc = subprocess.Popen([PY, "-m", "logrouter", "serve"], env=env, cwd=ROOT,
                                      stdout=subprocess.PIPE, text=True)
         self.ports: dict[str, int] = {}

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from logrouter.buffer import BoundedBuffer, Loss
+from logrouter.buffer import BoundedBuffer, DrainQueue, Loss
 from logrouter.destinations import DestinationPolicy
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url
 from logrouter.protocol.syslog import format_time
@@ -73,6 +73,8 @@ class DrainOptions:
     linger: float = 0.002
     burst_lines: int = 32768
     backpressure_max: float = 1.0
+    spool_bytes: int = 0
+    spool_root: str = ""
     destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
 
 
@@ -83,19 +85,24 @@ class Drain:
         record: the drain's id, token, channel and URL.
         options: delivery settings.
         inject: posts lines into the drain's own channel, bypassing drains (L14).
-        buffer: a buffer to take over (a drain whose URL changed keeps its lines).
+        buffer: a buffer to take over (a drain whose URL changed keeps its lines), or the
+            drain's spool.
+        persist: with a spool, writes it now (an HTTP batch is on disk before it is sent).
     """
 
     def __init__(self, record: DrainRecord, options: DrainOptions,
                  inject: Callable[[list[bytes]], None] | None = None,
-                 buffer: BoundedBuffer | None = None) -> None:
+                 buffer: DrainQueue | None = None,
+                 persist: Callable[[], Awaitable[None]] | None = None) -> None:
         assert record.url is not None
         self.record = record
         self.url: DrainUrl = parse_drain_url(record.url)
         self.token = record.token.encode()
         self.options = options
-        self.buffer = buffer if buffer is not None else BoundedBuffer(options.buffer_lines)
+        self.buffer: DrainQueue = buffer if buffer is not None else BoundedBuffer(
+            options.buffer_lines)
         self.inject = inject
+        self.persist = persist
         self.delivered = 0
         self.last_success: float | None = None
         self.last_error: str | None = None
@@ -131,6 +138,11 @@ class Drain:
         self._room.set()
 
     @property
+    def spooled(self) -> bool:
+        """Undelivered lines are kept on disk (drain_spool_bytes): nothing is given up on."""
+        return not self.buffer.resizable
+
+    @property
     def absorbing(self) -> bool:
         """Bursts beyond ``buffer_lines`` are kept (and pushed back on) rather than dropped:
         the drain's last attempt did not fail (a drain that is connecting for the first time
@@ -147,7 +159,7 @@ class Drain:
         """Size the buffer for the drain's state (the excess counts lost); wake waiters if
         the drain no longer absorbs."""
         capacity = self._capacity()
-        if self.buffer.capacity != capacity:
+        if self.buffer.resizable and self.buffer.capacity != capacity:
             self.buffer.resize(capacity)
         if not self.absorbing or len(self.buffer) <= self.options.buffer_lines:
             self._signal_room()
@@ -207,6 +219,7 @@ class Drain:
                 await self._wakeup.wait()
         finally:
             self._wake_at = 1
+        await buffer.ready()
 
     async def wait_idle(self) -> None:
         """Wait until everything pushed so far was delivered or given up on."""
@@ -218,6 +231,8 @@ class Drain:
         return self.buffer.lost
 
     def succeeded(self, lines: int) -> None:
+        """The batch in flight was delivered (``lines`` of it were log lines)."""
+        self.buffer.ack()
         self.delivered += lines
         self.last_success = time.time()
         if self.degraded:
@@ -233,6 +248,9 @@ class Drain:
     def degrade(self) -> None:
         """Logplex's degraded mode: a drain failing for long keeps only its newest
         ``degraded_lines`` lines; the excess counts as lost and the next L10 reports it."""
+        if not self.buffer.resizable:
+            self.degraded = True  # flagged; a spool keeps its lines up to its bound
+            return
         if self.buffer.capacity != self.options.degraded_lines:
             self.degraded = True
             before = len(self.buffer)
@@ -261,6 +279,7 @@ class Drain:
             self.buffer.lose(lost_lines)
             if loss is not None:
                 self.buffer.unpop(loss, [])
+            self.buffer.ack()  # the batch is done with: given up on
         if transient and not self._failing:
             self._failing = True
             self._apply_capacity()
@@ -283,7 +302,11 @@ class Drain:
         }
 
     async def run(self) -> None:
-        """Deliver until cancelled (the drain was removed or the node stops)."""
+        """Deliver until cancelled (the drain was removed or the node stops); a spool is
+        opened first (what the last run left is delivered first)."""
+        await self.buffer.ready()
+        if len(self.buffer) or self.buffer.has_loss:
+            self._wakeup.set()
         await self.deliver_forever()
 
     async def deliver_forever(self) -> None:

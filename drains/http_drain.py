@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import trio
@@ -38,6 +39,15 @@ __all__ = ["HttpDrain"]
 
 USER_AGENT = f"logrouter/{__version__}"
 _IDLE_REUSE = 60.0  # seconds a kept-alive connection is trusted before reconnecting
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A batch in flight: the loss it reports, its log lines and the whole request."""
+
+    loss: Loss | None
+    lines: int
+    data: bytes
 
 
 class HttpDrain(Drain):
@@ -70,26 +80,57 @@ class HttpDrain(Drain):
             self._head, count, frame_id.encode(), len(body), body)
 
     async def deliver_forever(self) -> None:
+        batch: _Batch | None = None
         try:
             while True:
-                await self.wait_lines()
-                loss, lines = self.buffer.pop_batch(max_bytes=self.options.http_batch_bytes)
-                ok = await self._deliver(loss, lines)
-                if ok:
+                if batch is None:
+                    await self.wait_lines()
+                    batch = await self._next_batch()
+                    if batch is None:
+                        continue
+                if await self._deliver(batch):
+                    batch = None
                     self._failed_batches = 0
-                else:
-                    self._failed_batches += 1
-                    last = self.last_success
-                    if last is None:
-                        self.degraded = True  # Logplex §7.3: flagged, but never shrunk
-                    elif time.time() - last > self.options.http_shrink_after:
-                        self.degrade()  # Logplex §7.3: failing long after its last success
-                    await trio.sleep(reconnect_delay(self._failed_batches,
-                                                     self.options.backoff_initial,
-                                                     self.options.backoff_max))
+                    continue
+                if not self.spooled:
+                    batch = None  # given up on (counted lost); a spool keeps it and retries
+                self._failed_batches += 1
+                last = self.last_success
+                if last is None:
+                    self.degraded = True  # Logplex §7.3: flagged, but never shrunk
+                elif time.time() - last > self.options.http_shrink_after:
+                    self.degrade()  # Logplex §7.3: failing long after its last success
+                await trio.sleep(reconnect_delay(self._failed_batches,
+                                                 self.options.backoff_initial,
+                                                 self.options.backoff_max))
         finally:
             if self._conn is not None:
                 await self._conn.aclose()
+
+    async def _next_batch(self) -> _Batch | None:
+        """Take the next batch from the queue: after a restart with a spool, the batch that was
+        in flight, with its Frame-Id; else up to ``http_batch_bytes`` with a fresh one."""
+        resume = self.buffer.resume
+        if resume is not None:
+            self.buffer.resume = None
+            loss, lines = self.buffer.pop_batch(max_lines=resume[0])
+            frame_id = resume[1]
+        else:
+            loss, lines = self.buffer.pop_batch(max_bytes=self.options.http_batch_bytes)
+            frame_id = secrets.token_hex(16).upper()
+        body, count, skipped = render_http(lines)
+        if skipped:  # lines that cannot be rendered as syslog: reported, never silently gone
+            self.buffer.lose(skipped)
+        if loss is not None:
+            body = http_l10(loss.count, loss.since) + body
+            count += 1
+        if not count:
+            self.buffer.ack()
+            return None
+        self.buffer.begin_batch(len(lines), frame_id)
+        if self.persist is not None:
+            await self.persist()  # on disk, with its Frame-Id, before it is first sent
+        return _Batch(loss, len(lines) - skipped, self.request_bytes(body, count, frame_id))
 
     async def _connection(self) -> HttpConnection:
         conn = self._conn
@@ -114,29 +155,21 @@ class HttpDrain(Drain):
             await self._conn.aclose()
             self._conn = None
 
-    async def _deliver(self, loss: Loss | None, lines: list[bytes]) -> bool:
-        """Deliver one batch with retries; False when it was given up on."""
-        body, count, skipped = render_http(lines)
-        if skipped:  # lines that cannot be rendered as syslog: reported, never silently gone
-            self.buffer.lose(skipped)
-        if loss is not None:
-            body = http_l10(loss.count, loss.since) + body
-            count += 1
-        if not count:
-            return True
-        real = len(lines) - skipped
-        data = self.request_bytes(body, count, secrets.token_hex(16).upper())
+    async def _deliver(self, batch: _Batch) -> bool:
+        """Try one batch ``http_attempts`` times; False when all failed. Without a spool the
+        batch is then given up on (counted lost, reported by the next L10); with one it stays
+        in flight and is tried again after a back-off (same Frame-Id)."""
         outcome = "cancelled"
         try:
             for attempt in range(1, self.options.http_attempts + 1):
-                error, retry_after = await self._attempt(data)
+                error, retry_after = await self._attempt(batch.data)
                 if error is None:
-                    self.succeeded(real)
                     outcome = ""
+                    self.succeeded(batch.lines)
                     return True
                 if retry_after is None:  # a 4xx: the receiver refuses this batch
                     outcome = ""
-                    self.failed(error, lost_lines=real, loss=loss, transient=False)
+                    self.failed(error, lost_lines=batch.lines, loss=batch.loss, transient=False)
                     return True
                 outcome = error
                 if attempt < self.options.http_attempts:
@@ -144,8 +177,10 @@ class HttpDrain(Drain):
                         attempt, self.options.backoff_initial, self.options.backoff_max))
             return False
         finally:
-            if outcome:
-                self.failed(outcome, lost_lines=real, loss=loss)
+            if outcome and not self.spooled:
+                self.failed(outcome, lost_lines=batch.lines, loss=batch.loss)
+            elif outcome and outcome != "cancelled":
+                self.failed(outcome)  # a spool keeps the batch: nothing is lost
 
     async def _attempt(self, data: bytes) -> tuple[str | None, float | None]:
         """One try. Returns ``(None, None)`` on success, ``(error, None)`` when the batch

@@ -13,6 +13,7 @@ A drain task that fails unexpectedly is logged and restarted after a pause.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,12 @@ from drains.base import Drain, DrainOptions
 from drains.http_drain import HttpDrain
 from drains.syslog_drain import SyslogDrain
 from drains.syslog_writer import SyslogWriter
+from logrouter.buffer import DrainQueue
 from logrouter.channels import Channel, ChannelTable
 from logrouter.errors import ValidationError
 from logrouter.metrics import Metrics
 from logrouter.models import DrainRecord, parse_drain_url
+from logrouter.spool import Spooler, SpoolQueue, remove_dir
 
 __all__ = ["KINDS", "DrainSupervisor"]
 
@@ -56,17 +59,43 @@ class DrainSupervisor:
         self.unstartable: dict[int, str] = {}
         self._nursery: trio.Nursery | None = None
         self.syslog_writer = SyslogWriter(options.linger)
+        #: Writes the drains' spools (drain_spool_bytes > 0), else None.
+        self.spooler = Spooler() if options.spool_bytes > 0 else None
         metrics.drains.source = self._metric_rows
 
+    def spool_dir(self, drain_id: int) -> str:
+        return os.path.join(self.options.spool_root, f"drain-{drain_id}")
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start every configured drain; run until cancelled."""
+        """Start every configured drain; run until cancelled. With a spool, spool
+        directories of drains that no longer exist are removed first."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.syslog_writer.run)
+            if self.spooler is not None:
+                await trio.to_thread.run_sync(self._remove_orphan_spools)
+                nursery.start_soon(self.spooler.run)
             for channel in list(self.table.channels.values()):
                 self.channel_changed(channel)
             task_status.started()
             await trio.sleep_forever()
+
+    def _remove_orphan_spools(self) -> None:
+        root = self.options.spool_root
+        try:
+            names = os.listdir(root)
+        except FileNotFoundError:
+            return
+        wanted = {f"drain-{d.id}" for d in self.table.drains.values() if d.url is not None}
+        for name in names:
+            if name.startswith("drain-") and name not in wanted:
+                log.info("at=spool_removed dir=%s reason=no_such_drain", name)
+                remove_dir(os.path.join(root, name))
+
+    async def flush_spools(self) -> None:
+        """Write every spool now (shutdown, after the drains stopped)."""
+        if self.spooler is not None:
+            await self.spooler.flush(sync=True)
 
     def channel_changed(self, channel: Channel) -> None:
         """Make the running drains of ``channel`` match its config."""
@@ -79,7 +108,7 @@ class DrainSupervisor:
             if record is None:
                 self._stop(drain_id)
             elif record.url != run.drain.record.url:
-                self._stop(drain_id)
+                self._stop(drain_id, keep_spool=True)
                 self._start(record, channel, run.drain)
         for drain_id in [i for i in self.unstartable if i not in wanted
                          and self.table.drains.get(i) is None]:
@@ -104,8 +133,21 @@ class DrainSupervisor:
             if "heroku" in channel.tokens.values():
                 channel.inject(lines)
 
-        drain = kind(record, self.options, inject=inject,
-                     buffer=previous.buffer if previous is not None else None)
+        queue: DrainQueue | None = previous.buffer if previous is not None else None
+        persist = None
+        spooler = self.spooler
+        if spooler is not None:
+            if queue is None:
+                queue = SpoolQueue(self.spool_dir(record.id), self.options.spool_bytes,
+                                   max(self.options.burst_lines, self.options.buffer_lines))
+            assert isinstance(queue, SpoolQueue)
+            spooler.register(queue)
+            spooled = queue
+
+            async def persist() -> None:
+                await spooler.flush([spooled], sync=False)
+
+        drain = kind(record, self.options, inject=inject, buffer=queue, persist=persist)
         if isinstance(drain, SyslogDrain) and not drain.url.tls:
             drain.writer = self.syslog_writer
         scope = trio.CancelScope()
@@ -115,11 +157,16 @@ class DrainSupervisor:
         log.info("at=drain_start drain_id=%s channel_id=%s kind=%s dest=%s", record.id,
                  channel.id, record.url and parse_drain_url(record.url).scheme, drain.url.host)
 
-    def _stop(self, drain_id: int) -> None:
+    def _stop(self, drain_id: int, keep_spool: bool = False) -> None:
         self.unstartable.pop(drain_id, None)
         run = self.running.pop(drain_id)
         run.channel.remove_consumer(run.drain)
         run.scope.cancel()
+        queue = run.drain.buffer
+        if self.spooler is not None and isinstance(queue, SpoolQueue) and not keep_spool:
+            self.spooler.unregister(queue)
+            if self._nursery is not None:
+                self._nursery.start_soon(trio.to_thread.run_sync, remove_dir, queue.directory)
         log.info("at=drain_stop drain_id=%s channel_id=%s", drain_id, run.channel.id)
 
     async def _supervise(self, drain: Drain, scope: trio.CancelScope) -> None:

@@ -44,13 +44,15 @@ _L14_PRI = 188  # local7.warning
 @dataclass(slots=True)
 class _Write:
     """One rendered write: its bytes (an L10 of ``l10_len`` bytes first, if any), the lines
-    taken for it, the frames it shows, the loss it reports, and how many bytes went out."""
+    taken for it, the frames it shows, the loss it reports, the lines it could not render,
+    and how many bytes went out."""
 
     data: bytes
     lines: list[bytes]
     shown: int
     loss: Loss | None
     l10_len: int
+    skipped: int  # lines that could not be rendered (counted lost once the write is done)
     sent: int = 0
 
 
@@ -84,6 +86,9 @@ class SyslogDrain(Drain):
         sock = self._direct
         if sock is None or self._out is not None:
             return False
+        if self.buffer.needs_fill:  # a spool's next lines are on disk: the drain's task reads
+            self._wakeup.set()
+            return False
         out = self._next_write()
         if out is not None:
             try:
@@ -110,14 +115,17 @@ class SyslogDrain(Drain):
         cannot be rendered are counted lost (the next L10 reports them)."""
         loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
         data, shown, skipped = render_syslog(lines, self.token)
-        if skipped:
-            self.buffer.lose(skipped)
         l10 = syslog_l10(self.token, loss.count, loss.since) if loss is not None else b""
         if not data and not l10:
+            if skipped:
+                self.buffer.lose(skipped)
+            self.buffer.ack()
             return None
-        return _Write(l10 + data, lines, shown, loss, len(l10))
+        return _Write(l10 + data, lines, shown, loss, len(l10), skipped)
 
     def _write_done(self, out: _Write) -> None:
+        if out.skipped:
+            self.buffer.lose(out.skipped)
         self.succeeded(out.shown)
         self.last_write = trio.current_time()
 
@@ -126,8 +134,11 @@ class SyslogDrain(Drain):
         rest goes back to the head of the buffer (and the L10, if it did not go out)."""
         sent_lines = out.sent - out.l10_len
         loss = out.loss if sent_lines < 0 else None
-        whole, again = syslog_unsent(out.lines, self.token, max(0, sent_lines))
-        self.buffer.unpop(loss, again)
+        whole, done, skipped = syslog_unsent(out.lines, self.token, max(0, sent_lines))
+        self.buffer.unpop(loss, out.lines[done:])
+        self.buffer.ack()  # what went out whole
+        if skipped:
+            self.buffer.lose(skipped)
         if whole:
             self.delivered += whole
         self.failed(error)

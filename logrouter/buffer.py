@@ -19,8 +19,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["BoundedBuffer", "BufferStatistics", "Loss"]
+__all__ = ["BoundedBuffer", "BufferStatistics", "DrainQueue", "Loss"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,34 @@ class BufferStatistics:
     pending_loss: int
 
 
+class DrainQueue(Protocol):
+    """What a drain's queue offers: a :class:`BoundedBuffer` (memory), or a spool
+    (:class:`logrouter.spool.SpoolQueue`, memory plus disk)."""
+
+    resizable: bool
+    resume: tuple[int, str] | None
+    lost: int
+    pushed: int
+
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def has_loss(self) -> bool: ...
+    @property
+    def needs_fill(self) -> bool: ...
+    def __len__(self) -> int: ...
+    def push_many(self, lines: list[bytes]) -> int: ...
+    def pop_batch(self, max_lines: int | None = None, max_bytes: int | None = None,
+                  ) -> tuple[Loss | None, list[bytes]]: ...
+    def unpop(self, loss: Loss | None, lines: Iterable[bytes]) -> None: ...
+    def lose(self, n: int) -> None: ...
+    def ack(self) -> None: ...
+    def begin_batch(self, lines: int, frame_id: str) -> None: ...
+    def resize(self, capacity: int) -> None: ...
+    async def ready(self) -> None: ...
+    def statistics(self) -> BufferStatistics: ...
+
+
 class BoundedBuffer:
     """Drop-oldest FIFO of ``bytes`` lines.
 
@@ -49,6 +78,13 @@ class BoundedBuffer:
     """
 
     __slots__ = ("_clock", "_lines", "_loss_count", "_loss_since", "lost", "pushed")
+
+    #: Drains may resize it (degraded mode, bursts); a spool's bound is in bytes instead.
+    resizable = True
+    #: An HTTP batch to resend first after a restart (only a spool knows one).
+    resume: tuple[int, str] | None = None
+    #: The next lines are on disk only (only a spool has a disk).
+    needs_fill = False
 
     def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
@@ -150,6 +186,16 @@ class BoundedBuffer:
             else:
                 self._loss_since = loss.since
             self._loss_count += loss.count
+
+    async def ready(self) -> None:
+        """Nothing to prepare before popping (a spool may have to read from disk)."""
+
+    def ack(self) -> None:
+        """The batch last popped was delivered: nothing to do, it left the buffer when
+        popped (a spool keeps it until this call)."""
+
+    def begin_batch(self, lines: int, frame_id: str) -> None:
+        """An HTTP batch was popped (a spool records it to resend it after a crash)."""
 
     def resize(self, capacity: int) -> None:
         """Change capacity, keeping the newest lines; the excess counts as lost."""

@@ -66,7 +66,8 @@ def drain_options(s: Settings, destinations: DestinationPolicy) -> DrainOptions:
         http_response_timeout=s.http_drain_response_timeout,
         http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
         tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger,
-        burst_lines=s.drain_burst_lines, backpressure_max=s.drain_backpressure_max)
+        burst_lines=s.drain_burst_lines, backpressure_max=s.drain_backpressure_max,
+        spool_bytes=s.drain_spool_bytes, spool_root=os.path.join(s.data_dir, "spool"))
 
 
 def secure_data_dir(path: str) -> None:
@@ -338,6 +339,8 @@ class Node:
                 server.stop_accepting(grace)
             await drains.flush(min(s.shutdown_timeout, 2.0))
             drain_scope.cancel()
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await drains.flush_spools()
             if cluster is not None:
                 with trio.move_on_after(2):
                     await cluster.flush()

@@ -86,6 +86,8 @@ class Settings:
         32768, "lines a connected, delivering drain may hold while ingest waits for it")
     drain_backpressure_max: float = _opt(
         1.0, "seconds an ingest connection waits for a drain absorbing a burst")
+    drain_spool_bytes: int = _opt(
+        0, "bytes of undelivered lines each drain keeps on disk (0 = memory only)")
     drain_degraded_lines: int = _opt(10, "buffer of a drain failing for long (degraded mode)")
     drain_backoff_initial: float = _opt(1.0, "first reconnect delay of a failing drain; doubles")
     drain_backoff_max: float = _opt(300.0, "longest reconnect delay of a failing drain")

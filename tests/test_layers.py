@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {"logrouter.buffer", "logrouter.metrics", "logrouter.history", "logrouter.router"},
     {"logrouter.channels", "logrouter.tail", "logrouter.sessions", "logrouter.store",
      "logrouter.serving", "logrouter.control", "logrouter.httpclient",
-     "logrouter.tlsclient", "logrouter.destinations"},
+     "logrouter.tlsclient", "logrouter.destinations", "logrouter.spool"},
     {"logrouter.ingest", "logrouter.api", "logrouter.client", "logrouter.cluster", "drains"},
     {"logrouter.node", "logrouter.workers"},
     {"logrouter.cli", "logrouter.__main__"},

@@ -80,26 +80,26 @@ def render_syslog(lines: list[bytes], drain_token: bytes) -> tuple[bytes, int, i
     return _render_syslog(lines, drain_token, partial(_syslog_frame, drain_token=drain_token))
 
 
-def syslog_unsent(lines: list[bytes], drain_token: bytes, sent: int) -> tuple[int, list[bytes]]:
+def syslog_unsent(lines: list[bytes], drain_token: bytes, sent: int) -> tuple[int, int, int]:
     """After ``sent`` bytes of ``render_syslog(lines, drain_token)`` went out (a write that
-    stopped part-way): ``(frames sent whole, lines to send again)``.
+    stopped part-way): ``(frames sent whole, lines done with, unrenderable lines among
+    them)``; ``lines[done:]`` are to be sent again.
 
-    Lines whose frame was only partly sent are sent again, so a receiver may see one
-    truncated frame before the whole one; lines that cannot be rendered are neither
-    counted nor returned (the renderer already reported them). Runs only on that failure
-    path, so it renders line by line in Python.
+    A line whose frame was only partly sent is sent again, so a receiver may see one
+    truncated frame before the whole one. Runs only on that failure path, so it renders
+    line by line in Python.
     """
-    whole = 0
+    whole = skipped = 0
     for i, raw in enumerate(lines):
         frame = _syslog_frame(raw, drain_token)
         if frame is None:
+            skipped += 1
             continue
         if sent < len(frame):
-            rest = lines[i:]
-            return whole, [r for r in rest if _syslog_frame(r, drain_token) is not None]
+            return whole, i, skipped
         sent -= len(frame)
         whole += 1
-    return whole, []
+    return whole, len(lines), skipped
 
 
 def syslog_l10(drain_token: bytes, lost: int, since: float, now: float | None = None) -> bytes:

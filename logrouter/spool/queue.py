@@ -1,0 +1,384 @@
+"""SpoolQueue: a drain's queue that keeps what is not yet delivered on disk.
+
+Theory of operation
+-------------------
+Every line pushed gets the next sequence number (seq). The queue tracks four
+positions: ``acked`` (every seq below it was delivered), ``next_pop`` (the next
+seq to hand to the drain; ``[acked, next_pop)`` is in flight), ``persisted``
+(every seq below it is on disk or was delivered before it needed to be) and
+``next`` (the seq the next push gets).
+
+* Memory holds the newest lines, ``[mem_seq, next)``: push is a ``deque.extend``
+  (no I/O on the ingest path). When memory holds more than ``memory_lines``,
+  lines already on disk are evicted; a drain that reaches them reads them back
+  (:meth:`fill`, in a worker thread) a segment at a time.
+* The node's :class:`~logrouter.spool.spooler.Spooler` writes, every
+  ``FLUSH_INTERVAL``, the lines not yet persisted **and not yet delivered** as
+  one record per drain, and the ledger. With a receiver that keeps up, lines are
+  delivered before the flush and never touch the disk; with one that is down
+  they pile up on disk while memory stays bounded.
+* A delivered batch is acknowledged (:meth:`ack`); a failed one is put back
+  (:meth:`unpop`) and sent again. Lines are dropped — counted, and reported by
+  the next L10 — only when the spool exceeds ``max_bytes`` (the oldest segment
+  goes) or when memory overflows faster than the disk takes it.
+
+A crash loses at most the lines accepted during the last flush interval, and
+may resend what was delivered during it (at-least-once at the crash boundary).
+An HTTP batch in flight is recorded in the ledger before it is first sent, so a
+restart resends exactly that batch with the same ``Logplex-Frame-Id``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
+import trio
+
+from logrouter.buffer import BufferStatistics, Loss
+from logrouter.protocol.spoolfmt import Ledger
+from logrouter.spool import files
+
+__all__ = ["SpoolQueue"]
+
+log = logging.getLogger("logrouter.spool")
+
+#: Memory may run this many times ``memory_lines`` ahead of the disk before lines drop.
+_MEMORY_HARD_FACTOR = 4
+
+
+class SpoolQueue:
+    """A drain queue spooled to ``directory``; see the module docstring.
+
+    Args:
+        directory: the drain's spool directory.
+        max_bytes: the most the spool may hold on disk (oldest segment dropped past it).
+        memory_lines: lines kept in memory before lines already on disk are evicted.
+        clock: Unix time, for loss timestamps.
+    """
+
+    resizable = False
+
+    def __init__(self, directory: str, max_bytes: int, memory_lines: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.memory_lines = max(1, memory_lines)
+        self.segment_bytes = max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 8))
+        self._clock = clock
+        self.recovered = False
+        self._pre: list[bytes] = []  # pushed before recovery finished
+        self._next = 0
+        self._acked = 0
+        self._next_pop = 0
+        self._persisted = 0
+        self._mem: deque[bytes] = deque()
+        self._mem_seq = 0
+        self._replay: deque[tuple[int, bytes]] = deque()  # read back from disk, seq order
+        self._inflight: Sequence[int] = ()  # seqs of the batch in flight
+        self.segments: deque[files.Segment] = deque()
+        self.disk_bytes = 0
+        self._loss_count = 0
+        self._loss_since = 0.0
+        self._inflight_loss: Loss | None = None
+        self.lost = 0
+        self.pushed = 0
+        self.batch: tuple[int, int, str] | None = None  # HTTP batch in flight (ledger)
+        self.resume: tuple[int, str] | None = None  # (lines, frame id) to resend first
+        self.ledger_dirty = False
+        self._full_logged = -1e9
+        self._full_drops = 0
+        self.wants_flush: Callable[[], None] = lambda: None  # set by the spooler
+
+    # -- opening -------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Read the directory (in a worker thread) and take up where the last run stopped."""
+        found = await trio.to_thread.run_sync(files.scan, self.directory)
+        for what in found.damaged:
+            log.error("at=spool_damaged dir=%s what=%r", self.directory, what)
+        ledger = found.ledger
+        self.segments = deque(found.segments)
+        self.disk_bytes = sum(s.size for s in found.segments)
+        end = max([ledger.acked, *(s.end for s in found.segments)])
+        first = found.segments[0].first if found.segments else end
+        self._acked = self._next_pop = max(ledger.acked, first)
+        self._next = self._persisted = self._mem_seq = end
+        if ledger.loss is not None:
+            self._loss_count, self._loss_since = ledger.loss
+        if found.lost:
+            self._lose(found.lost)
+        if ledger.batch is not None and ledger.batch[0] == self._next_pop:
+            self.resume = (ledger.batch[1], ledger.batch[2])
+        self.recovered = True
+        pre, self._pre = self._pre, []
+        if pre:
+            self.push_many(pre)
+        if self._next > self._next_pop:
+            log.info("at=spool_recovered dir=%s lines=%d segments=%d bytes=%d", self.directory,
+                     self._next - self._next_pop, len(self.segments), self.disk_bytes)
+
+    # -- the queue interface (what drains call) -------------------------------------------
+
+    async def ready(self) -> None:
+        """Before popping: finish opening, and read back lines that are on disk only."""
+        if not self.recovered:
+            await self.recover()
+        if self.needs_fill:
+            await self.fill()
+
+    @property
+    def capacity(self) -> int:
+        return self.memory_lines
+
+    def __len__(self) -> int:
+        """Lines waiting to be handed to the drain (not counting the batch in flight)."""
+        return self._next - self._next_pop + len(self._pre)
+
+    @property
+    def has_loss(self) -> bool:
+        return self._loss_count > 0
+
+    def _lose(self, n: int) -> None:
+        if not self._loss_count:
+            self._loss_since = self._clock()
+        self._loss_count += n
+        self.lost += n
+        self.ledger_dirty = True
+
+    def lose(self, n: int) -> None:
+        """Count ``n`` lines lost outside the queue (a batch the receiver refused)."""
+        if n > 0:
+            self._lose(n)
+
+    def push_many(self, lines: list[bytes]) -> int:
+        """Append ``lines``; return how many were dropped (memory outran the disk)."""
+        if not self.recovered:
+            self._pre.extend(lines)
+            self.pushed += len(lines)
+            return 0
+        mem = self._mem
+        mem.extend(lines)
+        self._next += len(lines)
+        self.pushed += len(lines)
+        if len(mem) <= self.memory_lines:
+            return 0
+        evictable = min(len(mem) - self.memory_lines, self._persisted - self._mem_seq)
+        if evictable > 0:
+            self._evict(evictable)
+        if len(mem) <= self.memory_lines:
+            return 0
+        self.wants_flush()
+        excess = len(mem) - self.memory_lines * _MEMORY_HARD_FACTOR
+        if excess <= 0:
+            return 0
+        before = self._mem_seq
+        self._evict(excess)
+        # the lines evicted that were neither on disk nor handed out are gone
+        dropped = max(0, self._mem_seq - max(self._next_pop, self._persisted, before))
+        self._persisted = max(self._persisted, self._mem_seq)
+        if dropped:
+            self._lose(dropped)
+        return dropped
+
+    def _evict(self, n: int) -> None:
+        popleft = self._mem.popleft
+        for _ in range(n):
+            popleft()
+        self._mem_seq += n
+
+    @property
+    def needs_fill(self) -> bool:
+        """The next lines to hand out are on disk only: await :meth:`fill` first."""
+        need = self._next_pop
+        if need >= self._mem_seq or need >= self._next:
+            return False
+        return not self._replay or self._replay[-1][0] < need
+
+    async def fill(self) -> None:
+        """Read the next lines back from disk (in a worker thread), skipping what is gone."""
+        while self.needs_fill:
+            need = self._next_pop
+            segment = next((s for s in self.segments if s.end > need), None)
+            if segment is None or segment.first >= self._mem_seq:
+                self._next_pop = max(need, self._mem_seq)  # not on disk: delivered or dropped
+                return
+            records = await trio.to_thread.run_sync(files.read_segment, segment.path)
+            limit = self._mem_seq
+            replay = deque(item for r in records for item in zip(itertools.count(r.first), r.lines,
+                                                                  strict=False)
+                           if need <= item[0] < limit)
+            if not replay:
+                self._next_pop = min(segment.end, limit) if segment.end > need else limit
+                continue
+            self._replay = replay
+            if replay[0][0] > need:
+                self._next_pop = replay[0][0]
+
+    def pop_batch(self, max_lines: int | None = None, max_bytes: int | None = None,
+                  ) -> tuple[Loss | None, list[bytes]]:
+        """Hand out the next lines (see :meth:`BoundedBuffer.pop_batch`); they stay in flight
+        until :meth:`ack` or :meth:`unpop`. Returns no lines while :attr:`needs_fill`."""
+        if self.needs_fill or not self.recovered:
+            return None, []
+        loss = None
+        if self._loss_count:
+            loss = Loss(self._loss_count, self._loss_since)
+            self._loss_count = 0
+            self._inflight_loss = loss
+        limit = max_lines if max_lines is not None else len(self)
+        lines: list[bytes] = []
+        size = 0
+        need = self._next_pop
+        seqs: list[int] | range
+        if need < self._mem_seq:
+            replay = self._replay
+            while replay and replay[0][0] < need:
+                replay.popleft()
+            seqs = []
+            while replay and len(lines) < limit:
+                seq, line = replay[0]
+                if seq >= self._mem_seq or (max_bytes is not None and lines
+                                            and size + len(line) > max_bytes):
+                    break
+                replay.popleft()
+                seqs.append(seq)
+                lines.append(line)
+                size += len(line)
+            if seqs:
+                self._next_pop = seqs[-1] + 1
+        else:
+            offset = need - self._mem_seq
+            avail = len(self._mem) - offset
+            take = min(limit, avail)
+            it = itertools.islice(self._mem, offset, offset + take)
+            if max_bytes is None:
+                lines = list(it)
+            else:
+                for line in it:
+                    if lines and size + len(line) > max_bytes:
+                        break
+                    lines.append(line)
+                    size += len(line)
+            seqs = range(need, need + len(lines))
+            self._next_pop = need + len(lines)
+        self._inflight = seqs
+        return loss, lines
+
+    def unpop(self, loss: Loss | None, lines: Iterable[bytes]) -> None:
+        """Put back ``lines`` — the last lines handed out — and ``loss``, to send again."""
+        again = list(lines)
+        n = len(again)
+        if n:
+            back = self._inflight[len(self._inflight) - n:]
+            self._next_pop = back[0]
+            if back[0] < self._mem_seq:  # handed out from disk: keep them for the next pop
+                self._replay.extendleft(reversed(list(zip(back, again, strict=True))))
+            self._inflight = self._inflight[:len(self._inflight) - n]
+        if loss is not None:
+            if self._loss_count:
+                self._loss_since = min(self._loss_since, loss.since)
+            else:
+                self._loss_since = loss.since
+            self._loss_count += loss.count
+        self._inflight_loss = None
+        self.ledger_dirty = True
+
+    def ack(self) -> None:
+        """The batch in flight was delivered (what was put back is not part of it)."""
+        self._inflight = ()
+        self._inflight_loss = None
+        self.batch = None
+        if self._next_pop > self._acked:
+            self._acked = self._next_pop
+            trim = min(self._acked, self._next) - self._mem_seq
+            if trim > 0:
+                self._evict(min(trim, len(self._mem)))
+                self._persisted = max(self._persisted, self._mem_seq)
+            self.ledger_dirty = True
+
+    def begin_batch(self, lines: int, frame_id: str) -> None:
+        """Record the HTTP batch just handed out (the ledger keeps it until acked)."""
+        if self._inflight:
+            self.batch = (self._inflight[0], lines, frame_id)
+            self.ledger_dirty = True
+
+    def resize(self, capacity: int) -> None:
+        """The spool's bound is in bytes (``max_bytes``): nothing to do."""
+
+    def statistics(self) -> BufferStatistics:
+        return BufferStatistics(self.memory_lines, len(self), self.pushed, self.lost,
+                                self._loss_count)
+
+    # -- what the spooler does -------------------------------------------------------------
+
+    def ledger(self) -> Ledger:
+        loss_count = self._loss_count + (self._inflight_loss.count if self._inflight_loss else 0)
+        since = self._loss_since if self._loss_count else (
+            self._inflight_loss.since if self._inflight_loss else 0.0)
+        return Ledger(self._acked, self.batch, (loss_count, since) if loss_count else None)
+
+    def unpersisted(self) -> tuple[int, list[bytes]]:
+        """The lines to write next: ``(first seq, lines)`` — not yet on disk, not delivered."""
+        start = max(self._persisted, self._acked, self._mem_seq)
+        if start >= self._next:
+            return start, []
+        return start, list(itertools.islice(self._mem, start - self._mem_seq, None))
+
+    def persisted_to(self, end: int) -> None:
+        """Lines below ``end`` are on disk now; evict them if memory is over its size."""
+        self._persisted = max(self._persisted, end)
+        over = len(self._mem) - self.memory_lines
+        if over > 0:
+            self._evict(min(over, self._persisted - self._mem_seq))
+
+    def add_segment(self, segment: files.Segment) -> None:
+        self.segments.append(segment)
+
+    def grew(self, segment: files.Segment, first: int, end: int, size: int) -> None:
+        segment.records.append((first, end - first))
+        segment.end = end
+        segment.size += size
+        self.disk_bytes += size
+
+    def done_segments(self) -> list[files.Segment]:
+        """Segments whose every line was delivered (to delete once the ledger says so)."""
+        done = []
+        while len(self.segments) > 1 and self.segments[0].end <= self._acked:
+            done.append(self.segments.popleft())
+        if len(self.segments) == 1 and self.segments[0].end <= self._acked \
+                and self.segments[0].end >= self._next:
+            done.append(self.segments.popleft())
+        for s in done:
+            self.disk_bytes -= s.size
+        return done
+
+    def over_bound(self) -> list[files.Segment]:
+        """Drop the oldest segments while the spool is over ``max_bytes``; their lines not
+        yet handed out (on disk, or still in memory too) are counted lost."""
+        dropped = []
+        while self.disk_bytes > self.max_bytes and len(self.segments) > 1:
+            seg = self.segments.popleft()
+            self.disk_bytes -= seg.size
+            dropped.append(seg)
+            gone = seg.pending(self._next_pop, self._mem_seq)  # on disk only, not handed out
+            cut = min(seg.end, self._next) - self._mem_seq
+            if cut > 0:  # the same lines still in memory go too: the bound is the spool's
+                gone += max(0, self._mem_seq + cut - max(self._next_pop, self._mem_seq))
+                self._evict(cut)
+                self._persisted = max(self._persisted, self._mem_seq)
+            if gone:
+                self._lose(gone)
+            self._next_pop = max(self._next_pop, min(seg.end, self._next))
+            self._replay.clear()
+        if dropped:
+            self._full_drops += len(dropped)
+            now = time.monotonic()
+            if now - self._full_logged >= 10.0:
+                log.warning("at=spool_full dir=%s dropped_segments=%d bytes=%d lost_total=%d",
+                            self.directory, self._full_drops, self.disk_bytes, self.lost)
+                self._full_logged, self._full_drops = now, 0
+        return dropped

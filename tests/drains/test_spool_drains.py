@@ -1,0 +1,177 @@
+"""The disk spool end to end: receivers down, `kill -9`, restarts, the bound, damage."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from logrouter.node import Node
+from tests.conftest import Router, make_settings
+from tests.drains.conftest import FAST, add_drain
+from tests.drains.sinks import HttpSink, SyslogSink
+from tests.drains.test_delivery import SYSLOG_L10, syslog_lines, wait_for
+from tests.drains.test_http_drain import split_body
+from tests.procs import RouterProcess, free_port
+
+SPOOL_ENV = {"LOGROUTER_DRAIN_SPOOL_BYTES": str(200 * 1024 * 1024),
+             "LOGROUTER_DRAIN_BACKOFF_INITIAL": "0.05", "LOGROUTER_DRAIN_BACKOFF_MAX": "0.2",
+             "LOGROUTER_HTTP_DRAIN_CONNECT_TIMEOUT": "0.5",
+             "LOGROUTER_HTTP_DRAIN_RESPONSE_TIMEOUT": "0.5",
+             "LOGROUTER_SYSLOG_DRAIN_SEND_TIMEOUT": "0.5"}
+NUM = re.compile(rb" b (\d{6}) ")
+
+
+def numbers(frames: list[bytes]) -> list[int]:
+    return [int(m.group(1)) for f in frames if (m := NUM.search(f))]
+
+
+async def test_kill_9_with_the_receiver_down_loses_nothing(tmp_path: Path, sinks: trio.Nursery,
+                                                           ) -> None:
+    sink_port = free_port()
+    proc = RouterProcess(tmp_path / "data", env=SPOOL_ENV)
+    await trio.to_thread.run_sync(proc.start)
+    channel = proc.api("POST", "/channels", {"name": "spooled", "tokens": ["app"]})
+    cid, token = str(channel["channel_id"]), channel["tokens"]["app"]
+    proc.api("POST", f"/v2/channels/{cid}/drains", {"url": f"syslog://127.0.0.1:{sink_port}"})
+    total = 30_000
+    stream = await trio.open_tcp_stream("127.0.0.1", proc.ports["syslog"])
+    start = trio.current_time()
+    for i in range(30):  # 30,000 lines over 3 s, the receiver down throughout
+        await stream.send_all(b"".join(
+            b"%d %s" % (len(f), f) for f in
+            (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {token} web.1 - - b {n:06d} x"
+             .encode() for n in range(i * 1000, (i + 1) * 1000))))
+        await trio.sleep_until(start + (i + 1) * 0.1)
+    await stream.aclose()
+    await trio.sleep(0.3)  # more than the spool's flush interval (50 ms) after the last line
+    assert proc.proc is not None
+    proc.proc.kill()
+    proc.proc.wait()
+    proc.proc = None
+    sink = SyslogSink()
+    await sinks.start(partial(sink.run, port=sink_port))
+    await trio.to_thread.run_sync(proc.start)
+
+    async def all_delivered() -> bool:
+        return len(set(numbers(sink.frames))) >= total
+
+    try:
+        await wait_for(all_delivered, timeout=30)
+    finally:
+        proc.stop()
+    got = numbers(syslog_lines(sink))
+    assert set(got) == set(range(total))
+    first_seen = list(dict.fromkeys(got))
+    assert first_seen == sorted(first_seen)  # in order of first arrival
+    assert len(got) - total <= total // 100  # duplicates at most 1 %
+    assert not any(b"Error L10" in f for f in sink.frames)
+
+
+async def test_http_batch_cut_by_a_crash_is_resent_with_its_frame_id(
+        tmp_path: Path, sinks: trio.Nursery) -> None:
+    sink = HttpSink(script=[500])
+    port = await sinks.start(sink.run)
+    proc = RouterProcess(tmp_path / "data", env=SPOOL_ENV)
+    await trio.to_thread.run_sync(proc.start)
+    channel = proc.api("POST", "/channels", {"name": "spooled", "tokens": ["app"]})
+    cid, token = str(channel["channel_id"]), channel["tokens"]["app"]
+    proc.api("POST", f"/v2/channels/{cid}/drains", {"url": f"http://127.0.0.1:{port}/"})
+    proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", f"b {n:06d} x")
+                            for n in range(200)])
+    await sink.wait_requests(3)  # failing, retried with the same Frame-Id
+    ids = {r.headers["Logplex-Frame-Id"] for r in sink.requests}
+    assert len(ids) == 1
+    assert proc.proc is not None
+    proc.proc.kill()
+    proc.proc.wait()
+    proc.proc = None
+    seen = len(sink.requests)
+    sink.script = [*([500] * seen), 200]
+    await trio.to_thread.run_sync(proc.start)
+    try:
+        reqs = await sink.wait_requests(seen + 1, timeout=15)
+    finally:
+        proc.stop()
+    after = reqs[seen]
+    assert after.headers["Logplex-Frame-Id"] in ids
+    assert numbers(split_body(after.body)) == list(range(200))
+
+
+async def test_spool_bound_drops_the_oldest_and_says_so(tmp_path: Path, sinks: trio.Nursery,
+                                                        ) -> None:
+    sink_port = free_port()
+    node = Node(make_settings(tmp_path / "d", drain_spool_bytes=300_000, **FAST),
+                announce=lambda _: None)
+    sink = SyslogSink()
+    total = 20_000
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+        for i in range(0, total, 1000):
+            await router.send_tcp(b"".join(
+                b"%d %s" % (len(f), f) for f in
+                (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
+                 f"b {n:06d} {'x' * 100}".encode() for n in range(i, i + 1000))))
+            await trio.sleep(0.06)  # let the spool write
+        spool = tmp_path / "d" / "spool"
+        size = sum(f.stat().st_size for f in spool.rglob("*.seg"))
+        assert 0 < size <= 300_000 + 128 * 1024
+        await sinks.start(partial(sink.run, port=sink_port))
+
+        def reported() -> int:
+            return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
+
+        async def accounted() -> bool:
+            return len(numbers(syslog_lines(sink))) + reported() >= total
+
+        await wait_for(accounted, timeout=20)
+        got = numbers(syslog_lines(sink))
+        assert reported() > 0 and len(got) + reported() == total
+        assert got == list(range(total - len(got), total))  # the newest, in order
+        node.request_stop()
+
+
+async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sinks: trio.Nursery,
+                                                             ) -> None:
+    sink_port = free_port()
+    settings = make_settings(tmp_path / "d", drain_spool_bytes=10_000_000, **FAST)
+    node = Node(settings, announce=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        drain = await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+        for i in range(0, 3000, 1000):
+            await router.send_tcp(b"".join(
+                b"%d %s" % (len(f), f) for f in
+                (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
+                 f"b {n:06d} x".encode() for n in range(i, i + 1000))))
+            await trio.sleep(0.1)
+        node.request_stop()
+    (seg,) = (tmp_path / "d" / "spool" / f"drain-{drain['id']}").glob("*.seg")
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = os.urandom(64)  # a stray edit in the middle
+    seg.write_bytes(bytes(data))
+    sink = SyslogSink()
+    await sinks.start(partial(sink.run, port=sink_port))
+    node = Node(settings, announce=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+
+        def reported() -> int:
+            return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
+
+        async def accounted() -> bool:
+            return len(numbers(syslog_lines(sink))) + reported() >= 3000
+
+        await wait_for(accounted, timeout=20)
+        got = numbers(syslog_lines(sink))
+        assert 0 < reported() < 3000 and len(got) + reported() == 3000
+        assert got == sorted(got)
+        node.request_stop()

@@ -1,0 +1,149 @@
+"""SpoolQueue and Spooler on real files: order, eviction to disk, restarts, damage, the bound."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from logrouter.protocol.spoolfmt import decode_records, encode_record
+from logrouter.spool import Spooler, SpoolQueue
+
+
+def lines(start: int, n: int) -> list[bytes]:
+    return [b"<190>1 2026-11-26T10:00:00+00:00 host app web.1 - - line %06d" % i
+            for i in range(start, start + n)]
+
+
+async def open_queue(path: Path, max_bytes: int = 1 << 30, memory_lines: int = 100,
+                     ) -> tuple[SpoolQueue, Spooler]:
+    q = SpoolQueue(str(path), max_bytes, memory_lines)
+    await q.recover()
+    spooler = Spooler()
+    spooler.register(q)
+    return q, spooler
+
+
+async def drain_all(q: SpoolQueue, batch: int = 37) -> list[bytes]:
+    out: list[bytes] = []
+    while len(q):
+        await q.ready()
+        _, got = q.pop_batch(max_lines=batch)
+        q.ack()
+        out += got
+    return out
+
+
+def test_records_roundtrip_and_stop_at_damage() -> None:
+    one, two, three = (encode_record(5, lines(0, 3)), encode_record(9, lines(3, 2)),
+                       encode_record(20, lines(5, 4)))
+    records, damage = decode_records(one + two + three)
+    assert [(r.first, len(r.lines)) for r in records] == [(5, 3), (9, 2), (20, 4)] and not damage
+    broken = bytearray(one + two + three)
+    broken[len(one) + len(two) - 3] ^= 0xFF  # inside the second record's payload
+    records, damage = decode_records(bytes(broken))
+    assert [r.first for r in records] == [5, 20]  # the reader finds the record after it
+    assert [(d.start, d.end, d.index, d.claimed) for d in damage] == [
+        (len(one), len(one) + len(two), 1, 2)]
+    records, damage = decode_records(one + two[:-1])  # torn last record
+    assert len(records) == 1 and damage[0].claimed == 2 and damage[0].end == len(one + two) - 1
+
+
+async def test_lines_survive_a_restart_in_order(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path)
+    q.push_many(lines(0, 50))
+    _, first = q.pop_batch(max_lines=10)
+    q.ack()  # 10 delivered
+    _, inflight = q.pop_batch(max_lines=5)  # in flight at the "crash": sent again
+    await spooler.flush()
+    q2, _ = await open_queue(tmp_path)
+    assert await drain_all(q2) == lines(10, 40)
+    assert first == lines(0, 10) and inflight == lines(10, 5)
+
+
+async def test_memory_stays_bounded_and_disk_lines_come_back(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path, memory_lines=20)
+    for i in range(0, 1000, 50):
+        q.push_many(lines(i, 50))
+        await spooler.flush()
+        assert len(q._mem) <= 20 + 50
+    assert q.disk_bytes > 0
+    assert await drain_all(q) == lines(0, 1000)
+    await spooler.flush()
+    assert q.disk_bytes == 0 and not [n for n in os.listdir(tmp_path) if n.endswith(".seg")]
+
+
+async def test_unpop_after_a_partial_write_sends_the_rest_again(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path, memory_lines=10)
+    q.push_many(lines(0, 30))
+    await spooler.flush()
+    q.push_many(lines(30, 10))  # evicts the first lines: they come back from disk
+    assert q._mem_seq > 0
+    await q.ready()
+    _, got = q.pop_batch(max_lines=8)
+    assert got == lines(0, 8)
+    q.unpop(None, got[3:])
+    q.ack()
+    assert await drain_all(q) == lines(3, 37)
+
+
+async def test_delivered_lines_are_never_written(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path)
+    q.push_many(lines(0, 100))
+    await drain_all(q)
+    await spooler.flush()
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".seg")]
+
+
+async def test_damaged_segment_is_read_up_to_the_damage_and_counted(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path, memory_lines=10)
+    for i in range(0, 60, 20):
+        q.push_many(lines(i, 20))
+        await spooler.flush()
+    (seg,) = [tmp_path / n for n in os.listdir(tmp_path) if n.endswith(".seg")]
+    data = bytearray(seg.read_bytes())
+    cut = len(encode_record(0, lines(0, 20)))
+    data[cut + 40] ^= 0xFF  # the second record (lines 20..39) is damaged
+    seg.write_bytes(bytes(data))
+    q2, _ = await open_queue(tmp_path)
+    await q2.ready()
+    loss, got = q2.pop_batch(max_lines=100)
+    assert loss is not None and loss.count == 20  # the damaged record; the next one is read
+    assert got == lines(0, 20) + lines(40, 20)
+    q3, _ = await open_queue(tmp_path)  # repaired on open: the damage is counted once
+    await q3.ready()
+    loss, got = q3.pop_batch(max_lines=100)
+    assert loss is None and got == lines(0, 20) + lines(40, 20)
+
+
+async def test_the_bound_drops_the_oldest_and_reports_it(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path, max_bytes=200_000, memory_lines=100)
+    for i in range(0, 10_000, 100):
+        q.push_many(lines(i, 100))
+        await spooler.flush()
+    assert q.disk_bytes <= 200_000 + q.segment_bytes
+    await q.ready()
+    loss, got = q.pop_batch(max_lines=100)
+    assert loss is not None and loss.count > 0
+    rest = got + await drain_all(q)
+    assert rest == lines(10_000 - len(rest), len(rest))  # the newest survive, in order
+    assert loss.count + len(rest) == 10_000
+
+
+async def test_http_batch_in_flight_is_resumed_with_its_frame_id(tmp_path: Path) -> None:
+    q, spooler = await open_queue(tmp_path)
+    q.push_many(lines(0, 30))
+    _, got = q.pop_batch(max_lines=12)
+    q.begin_batch(len(got), "ABC123")
+    await spooler.flush()
+    q2, _ = await open_queue(tmp_path)
+    assert q2.resume == (12, "ABC123")
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x00" * 10, b"not a ledger"])
+async def test_bad_ledger_or_empty_files_do_not_stop_opening(tmp_path: Path, garbage: bytes) -> None:
+    (tmp_path / "ledger.json").write_bytes(garbage)
+    (tmp_path / "00000000000000000000.seg").write_bytes(garbage)
+    q, _ = await open_queue(tmp_path)
+    assert len(q) == 0
