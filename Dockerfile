@@ -14,7 +14,7 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && python -c "import logrouter.protocol._speedups" \
     && useradd --system --home /data logrouter && mkdir -p /data && chown logrouter /data
 USER logrouter
-ENV LOGROUTER_DATA_DIR=/data
+ENV LOGROUTER_DATA_DIR=/data LOGROUTER_CONFIG=/app/config/docker.toml
 VOLUME /data
 EXPOSE 6001 8601 8001
 STOPSIGNAL SIGTERM

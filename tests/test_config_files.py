@@ -20,3 +20,15 @@ def test_compose_file_uses_real_setting_names() -> None:
                  if line.strip().startswith("LOGROUTER_")}
     assert env_names == {"LOGROUTER_REDIS_URL", "LOGROUTER_PUBLIC_URL"}
     assert load_settings({}, {n: "redis://r:6379/0" if "REDIS" in n else "http://x" for n in env_names})
+
+
+def test_docker_config_denies_internal_addresses_and_spools() -> None:
+    from logrouter.destinations import DestinationPolicy, parse_networks
+
+    s = load_settings({}, {}, str(ROOT / "config" / "docker.toml"))
+    policy = DestinationPolicy(parse_networks(s.drain_deny_networks))
+    for ip in ("127.0.0.1", "::1", "169.254.169.254", "fe80::1", "100.100.100.200"):
+        assert policy.refusal(ip, 514) is not None, ip
+    assert policy.refusal("93.184.216.34", 514) is None
+    assert s.drain_spool_bytes > 0
+    assert "LOGROUTER_CONFIG=/app/config/docker.toml" in (ROOT / "Dockerfile").read_text()
