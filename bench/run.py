@@ -9,6 +9,11 @@ Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
   S4  tail fan-out: 1 app, 100 live SSE tails, 4 TCP connections in
   S5  S1 with --workers 2 on its own redis-server (drains cold: each worker has its own)
   S1-tls  S1 with syslog+tls drains (local CA)
+  S6  S1 with the disk spool on (drain_spool_bytes = 1 GiB), receivers up: the spool's cost
+  S6-outage  the spool through an outage: 100 apps' drains to a receiver that is down while
+      --rate lines/s (default 50,000) arrive for --outage seconds (60), then comes up: the time
+      to deliver the backlog, the router's peak RSS (sampled), lines lost (drain back-off capped
+      at 5 s so the drains notice the receiver within seconds)
 
 Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
 per line (utime+stime from /proc, summed over the router's process tree and, for S5, Redis),
@@ -120,9 +125,10 @@ class Router:
 
 
 def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = None,
-               max_rate: float = 0.0, warm: int = 0) -> tuple[subprocess.Popen[str], int]:
+               max_rate: float = 0.0, warm: int = 0, port: int = 0,
+               ) -> tuple[subprocess.Popen[str], int]:
     cmd = [PY, str(HERE / "sink.py"), "--count", str(count + warm), "--max-rate", str(max_rate),
-           "--warm", str(warm)]
+           "--warm", str(warm), "--port", str(port)]
     if http:
         cmd.append("--http")
     if tls:
@@ -223,8 +229,10 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         cold = True
         redis, env["LOGROUTER_REDIS_URL"] = start_redis(workdir)
         env["LOGROUTER_WORKERS"] = "2"
+    if name == "S6":
+        env["LOGROUTER_DRAIN_SPOOL_BYTES"] = str(1 << 30)
     warm = 0 if cold else apps  # warm-up lines the sink gets before the run
-    if name in ("S1", "S5", "S4"):
+    if name in ("S1", "S5", "S4", "S6"):
         if name == "S4":
             apps = 1
         else:
@@ -244,7 +252,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
     router = Router(env)
     try:
         drain = None
-        if name in ("S1", "S5"):
+        if name in ("S1", "S5", "S6"):
             drain = f"syslog://127.0.0.1:{sink_port}"
         elif name == "S3":
             drain = f"https://127.0.0.1:{sink_port}/logs"
@@ -315,9 +323,68 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
             redis.wait()
 
 
+class RssSampler(threading.Thread):
+    """Samples the summed RSS of a process tree every 0.2 s (VmHWM is per process)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_kb = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.2):
+            total = 0
+            for p in process_tree(self.pid):
+                try:
+                    for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    pass
+            self.peak_kb = max(self.peak_kb, total)
+
+
+def outage(rate: float, seconds: float, size: int) -> dict[str, Any]:
+    """S6-outage: see the module docstring."""
+    workdir = tempfile.mkdtemp(prefix="lr-bench-run-")
+    rate = rate or 50_000
+    n = int(rate * seconds)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        sink_port = s.getsockname()[1]
+    router = Router({"LOGROUTER_DRAIN_SPOOL_BYTES": str(1 << 30),
+                     "LOGROUTER_DRAIN_BACKOFF_MAX": "5"})
+    sink = None
+    try:
+        tokens, _drains = provision(router, 100, f"syslog://127.0.0.1:{sink_port}")
+        tokens_file = f"{workdir}/tokens.txt"
+        Path(tokens_file).write_text("\n".join(tokens) + "\n")
+        sampler = RssSampler(router.proc.pid)
+        sampler.start()
+        gen = run_loadgen(router.ports["syslog"], tokens_file, n, 4, size, 0, rate)
+        spool_bytes = sum(f.stat().st_size for f in Path(router.dir, "spool").rglob("*.seg"))
+        up = time.time()
+        sink, _ = start_sink(n, port=sink_port)
+        out, _ = sink.communicate(timeout=600)
+        got = json.loads(out.strip().splitlines()[-1])
+        sampler.stopped.set()
+        return {"scenario": "S6-outage", "n": n, "rate": rate, "outage_s": seconds,
+                "ingest_s": round(gen["end"] - gen["start"], 2),
+                "spool_mb_at_recovery": round(spool_bytes / 1e6, 1),
+                "backlog_drained_s": round(got["last"] - up, 2), "delivered": got["frames"],
+                "lost": n - got["frames"], "l10_reported": got["l10_lost"],
+                "peak_rss_mb": round(sampler.peak_kb / 1024, 1)}
+    finally:
+        router.stop()
+        if sink is not None and sink.poll() is None:
+            sink.kill()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4", "S5"])
+    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4", "S5", "S6", "S6-outage"])
+    p.add_argument("--outage", type=float, default=60.0, help="S6-outage: seconds the receiver is down")
     p.add_argument("-n", type=int, default=1_000_000)
     p.add_argument("-s", type=int, default=150)
     p.add_argument("--rate", type=float, default=0.0, help="paced lines/s (0 = flat out)")
@@ -329,7 +396,10 @@ def main() -> None:
     p.add_argument("--json-out")
     args = p.parse_args()
     for _ in range(args.runs):
-        result = scenario(args.scenario, args.n, args.rate, args.s, args.cold, args.sink_rate)
+        if args.scenario == "S6-outage":
+            result = outage(args.rate, args.outage, args.s)
+        else:
+            result = scenario(args.scenario, args.n, args.rate, args.s, args.cold, args.sink_rate)
         line = json.dumps(result)
         print(line, flush=True)
         if args.json_out:

@@ -95,7 +95,7 @@ class DrainSupervisor:
     async def flush_spools(self) -> None:
         """Write every spool now (shutdown, after the drains stopped)."""
         if self.spooler is not None:
-            await self.spooler.flush(sync=True)
+            await self.spooler.flush(sync=True, everything=True)
 
     def channel_changed(self, channel: Channel) -> None:
         """Make the running drains of ``channel`` match its config."""
@@ -145,7 +145,7 @@ class DrainSupervisor:
             spooled = queue
 
             async def persist() -> None:
-                await spooler.flush([spooled], sync=False)
+                await spooler.flush([spooled], sync=False, everything=True)
 
         drain = kind(record, self.options, inject=inject, buffer=queue, persist=persist)
         if isinstance(drain, SyslogDrain) and not drain.url.tls:

@@ -13,17 +13,20 @@ seq to hand to the drain; ``[acked, next_pop)`` is in flight), ``persisted``
   lines already on disk are evicted; a drain that reaches them reads them back
   (:meth:`fill`, in a worker thread) a segment at a time.
 * The node's :class:`~logrouter.spool.spooler.Spooler` writes, every
-  ``FLUSH_INTERVAL``, the lines not yet persisted **and not yet delivered** as
-  one record per drain, and the ledger. With a receiver that keeps up, lines are
-  delivered before the flush and never touch the disk; with one that is down
-  they pile up on disk while memory stays bounded.
+  ``FLUSH_INTERVAL``, the lines not yet persisted, **not yet delivered and
+  already waiting at the previous flush**, as one record per drain, and the
+  ledger. With a receiver that keeps up, lines are delivered within one interval
+  and never touch the disk; with one that is down they pile up on disk while
+  memory stays bounded (when memory is over its size, every waiting line is
+  written at once).
 * A delivered batch is acknowledged (:meth:`ack`); a failed one is put back
   (:meth:`unpop`) and sent again. Lines are dropped — counted, and reported by
   the next L10 — only when the spool exceeds ``max_bytes`` (the oldest segment
   goes) or when memory overflows faster than the disk takes it.
 
-A crash loses at most the lines accepted during the last flush interval, and
-may resend what was delivered during it (at-least-once at the crash boundary).
+A crash loses at most the lines accepted during the last two flush intervals,
+and may resend what was delivered during them (at-least-once at the crash
+boundary).
 An HTTP batch in flight is recorded in the ledger before it is first sent, so a
 restart resends exactly that batch with the same ``Logplex-Frame-Id``.
 """
@@ -89,6 +92,7 @@ class SpoolQueue:
         self.batch: tuple[int, int, str] | None = None  # HTTP batch in flight (ledger)
         self.resume: tuple[int, str] | None = None  # (lines, frame id) to resend first
         self.ledger_dirty = False
+        self._ripe = 0  # lines below this were pushed before the previous flush
         self._full_logged = -1e9
         self._full_drops = 0
         self.wants_flush: Callable[[], None] = lambda: None  # set by the spooler
@@ -321,12 +325,17 @@ class SpoolQueue:
             self._inflight_loss.since if self._inflight_loss else 0.0)
         return Ledger(self._acked, self.batch, (loss_count, since) if loss_count else None)
 
-    def unpersisted(self) -> tuple[int, list[bytes]]:
-        """The lines to write next: ``(first seq, lines)`` — not yet on disk, not delivered."""
+    def unpersisted(self, everything: bool = False) -> tuple[int, list[bytes]]:
+        """The lines to write now: ``(first seq, lines)`` — not on disk, not delivered, and
+        (unless ``everything``) already waiting at the previous flush: a line delivered
+        within one flush interval of its arrival is never written."""
+        ripe, self._ripe = self._ripe, self._next
         start = max(self._persisted, self._acked, self._mem_seq)
-        if start >= self._next:
+        end = self._next if everything or len(self._mem) > self.memory_lines else ripe
+        if start >= end:
             return start, []
-        return start, list(itertools.islice(self._mem, start - self._mem_seq, None))
+        return start, list(itertools.islice(self._mem, start - self._mem_seq,
+                                            end - self._mem_seq))
 
     def persisted_to(self, end: int) -> None:
         """Lines below ``end`` are on disk now; evict them if memory is over its size."""

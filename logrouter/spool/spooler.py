@@ -2,12 +2,13 @@
 
 Every ``flush_interval`` (or at once when a queue's memory runs ahead) it takes,
 from each registered :class:`~logrouter.spool.queue.SpoolQueue`, the lines not
-yet on disk and not yet delivered, its ledger if it changed, the segments it no
+yet on disk, not yet delivered and already waiting at the previous flush, its
+ledger if it changed, the segments it no
 longer needs and those over its bound — then does all the file work for all
 drains in one trip to a worker thread, and tells each queue what is on disk now.
 Every ``sync_interval`` that work ends with fsync: a process crash (``kill -9``)
-loses at most the last ``flush_interval`` of lines (the page cache keeps what
-was written); a machine crash at most the last ``sync_interval``.
+loses at most the last two ``flush_interval`` of lines (the page cache keeps
+what was written); a machine crash at most the last ``sync_interval``.
 
 A write that fails (disk full, permissions) is logged at most once a minute per
 spool; its lines stay in memory and are written by a later flush, or dropped and
@@ -99,14 +100,17 @@ class Spooler:
             self._wakeup = trio.Event()
             await self.flush()
 
-    async def flush(self, queues: list[SpoolQueue] | None = None, sync: bool | None = None) -> None:
-        """Write what the queues (all registered ones by default) have not written yet."""
+    async def flush(self, queues: list[SpoolQueue] | None = None, sync: bool | None = None,
+                    everything: bool = False) -> None:
+        """Write what the queues (all registered ones by default) should have on disk by now:
+        the lines that waited a flush interval, or with ``everything`` all undelivered ones
+        (shutdown; an HTTP batch about to be sent)."""
         async with self._lock:
             now = time.monotonic()
             if sync is None:
                 sync = now - self._last_sync >= self.sync_interval
             work = [w for q in (queues if queues is not None else list(self.queues))
-                    if q.recovered and (w := self._plan(q)) is not None]
+                    if q.recovered and (w := self._plan(q, everything)) is not None]
             if not work:
                 return
             with trio.CancelScope(shield=True):  # what was written must be recorded as written
@@ -117,9 +121,9 @@ class Spooler:
                 self._commit(w)
 
     @staticmethod
-    def _plan(q: SpoolQueue) -> _Work | None:
+    def _plan(q: SpoolQueue, everything: bool) -> _Work | None:
         w = _Work(q)
-        first, lines = q.unpersisted()
+        first, lines = q.unpersisted(everything)
         if lines:
             w.first, w.end = first, first + len(lines)
             w.record = encode_record(first, lines)

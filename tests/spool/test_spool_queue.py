@@ -56,7 +56,7 @@ async def test_lines_survive_a_restart_in_order(tmp_path: Path) -> None:
     _, first = q.pop_batch(max_lines=10)
     q.ack()  # 10 delivered
     _, inflight = q.pop_batch(max_lines=5)  # in flight at the "crash": sent again
-    await spooler.flush()
+    await spooler.flush(everything=True)
     q2, _ = await open_queue(tmp_path)
     assert await drain_all(q2) == lines(10, 40)
     assert first == lines(0, 10) and inflight == lines(10, 5)
@@ -66,18 +66,18 @@ async def test_memory_stays_bounded_and_disk_lines_come_back(tmp_path: Path) -> 
     q, spooler = await open_queue(tmp_path, memory_lines=20)
     for i in range(0, 1000, 50):
         q.push_many(lines(i, 50))
-        await spooler.flush()
+        await spooler.flush(everything=True)
         assert len(q._mem) <= 20 + 50
     assert q.disk_bytes > 0
     assert await drain_all(q) == lines(0, 1000)
-    await spooler.flush()
+    await spooler.flush(everything=True)
     assert q.disk_bytes == 0 and not [n for n in os.listdir(tmp_path) if n.endswith(".seg")]
 
 
 async def test_unpop_after_a_partial_write_sends_the_rest_again(tmp_path: Path) -> None:
     q, spooler = await open_queue(tmp_path, memory_lines=10)
     q.push_many(lines(0, 30))
-    await spooler.flush()
+    await spooler.flush(everything=True)
     q.push_many(lines(30, 10))  # evicts the first lines: they come back from disk
     assert q._mem_seq > 0
     await q.ready()
@@ -92,7 +92,7 @@ async def test_delivered_lines_are_never_written(tmp_path: Path) -> None:
     q, spooler = await open_queue(tmp_path)
     q.push_many(lines(0, 100))
     await drain_all(q)
-    await spooler.flush()
+    await spooler.flush(everything=True)
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".seg")]
 
 
@@ -100,7 +100,7 @@ async def test_damaged_segment_is_read_up_to_the_damage_and_counted(tmp_path: Pa
     q, spooler = await open_queue(tmp_path, memory_lines=10)
     for i in range(0, 60, 20):
         q.push_many(lines(i, 20))
-        await spooler.flush()
+        await spooler.flush(everything=True)
     (seg,) = [tmp_path / n for n in os.listdir(tmp_path) if n.endswith(".seg")]
     data = bytearray(seg.read_bytes())
     cut = len(encode_record(0, lines(0, 20)))
@@ -121,7 +121,7 @@ async def test_the_bound_drops_the_oldest_and_reports_it(tmp_path: Path) -> None
     q, spooler = await open_queue(tmp_path, max_bytes=200_000, memory_lines=100)
     for i in range(0, 10_000, 100):
         q.push_many(lines(i, 100))
-        await spooler.flush()
+        await spooler.flush(everything=True)
     assert q.disk_bytes <= 200_000 + q.segment_bytes
     await q.ready()
     loss, got = q.pop_batch(max_lines=100)
@@ -136,7 +136,7 @@ async def test_http_batch_in_flight_is_resumed_with_its_frame_id(tmp_path: Path)
     q.push_many(lines(0, 30))
     _, got = q.pop_batch(max_lines=12)
     q.begin_batch(len(got), "ABC123")
-    await spooler.flush()
+    await spooler.flush(everything=True)
     q2, _ = await open_queue(tmp_path)
     assert q2.resume == (12, "ABC123")
 
