@@ -140,7 +140,7 @@ class Drain:
     @property
     def spooled(self) -> bool:
         """Undelivered lines are kept on disk (drain_spool_bytes): nothing is given up on."""
-        return not self.buffer.resizable
+        return self.buffer.spooled
 
     @property
     def absorbing(self) -> bool:
@@ -159,7 +159,7 @@ class Drain:
         """Size the buffer for the drain's state (the excess counts lost); wake waiters if
         the drain no longer absorbs."""
         capacity = self._capacity()
-        if self.buffer.resizable and self.buffer.capacity != capacity:
+        if self.buffer.capacity != capacity:
             self.buffer.resize(capacity)
         if not self.absorbing or len(self.buffer) <= self.options.buffer_lines:
             self._signal_room()
@@ -248,9 +248,6 @@ class Drain:
     def degrade(self) -> None:
         """Logplex's degraded mode: a drain failing for long keeps only its newest
         ``degraded_lines`` lines; the excess counts as lost and the next L10 reports it."""
-        if not self.buffer.resizable:
-            self.degraded = True  # flagged; a spool keeps its lines up to its bound
-            return
         if self.buffer.capacity != self.options.degraded_lines:
             self.degraded = True
             before = len(self.buffer)

@@ -139,7 +139,9 @@ class DrainSupervisor:
         if spooler is not None:
             if queue is None:
                 queue = SpoolQueue(self.spool_dir(record.id), self.options.spool_bytes,
-                                   max(self.options.burst_lines, self.options.buffer_lines))
+                                   self.options.buffer_lines,
+                                   memory_cap=max(self.options.burst_lines,
+                                                  self.options.buffer_lines))
             assert isinstance(queue, SpoolQueue)
             spooler.register(queue)
             spooled = queue

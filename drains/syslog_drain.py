@@ -244,6 +244,9 @@ class SyslogDrain(Drain):
                         await self._wakeup.wait()
                     if self._broken:
                         break
+                    if self.buffer.needs_fill:  # the writer handed back: lines on disk only
+                        await self.buffer.ready()
+                        writer.mark(self)
                     if self._out is not None:
                         if not await self._finish_partial(stream):
                             break

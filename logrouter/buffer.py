@@ -45,7 +45,7 @@ class DrainQueue(Protocol):
     """What a drain's queue offers: a :class:`BoundedBuffer` (memory), or a spool
     (:class:`logrouter.spool.SpoolQueue`, memory plus disk)."""
 
-    resizable: bool
+    spooled: bool
     resume: tuple[int, str] | None
     lost: int
     pushed: int
@@ -79,8 +79,8 @@ class BoundedBuffer:
 
     __slots__ = ("_clock", "_lines", "_loss_count", "_loss_since", "lost", "pushed")
 
-    #: Drains may resize it (degraded mode, bursts); a spool's bound is in bytes instead.
-    resizable = True
+    #: Undelivered lines live on disk too (a spool); a memory buffer loses them on a crash.
+    spooled = False
     #: An HTTP batch to resend first after a restart (only a spool knows one).
     resume: tuple[int, str] | None = None
     #: The next lines are on disk only (only a spool has a disk).

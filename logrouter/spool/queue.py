@@ -49,7 +49,12 @@ __all__ = ["SpoolQueue"]
 
 log = logging.getLogger("logrouter.spool")
 
-#: Memory may run this many times ``memory_lines`` ahead of the disk before lines drop.
+#: Largest segment file: a drain reading back from disk holds one decoded segment at a time.
+SEGMENT_BYTES = 1024 * 1024
+#: Lines kept from a segment read back (the rest is read again when reached).
+REPLAY_LINES = 4096
+#: Memory may run this many times ``memory_lines`` (or ``memory_cap``) ahead of the disk
+#: before lines drop.
 _MEMORY_HARD_FACTOR = 4
 
 
@@ -59,18 +64,22 @@ class SpoolQueue:
     Args:
         directory: the drain's spool directory.
         max_bytes: the most the spool may hold on disk (oldest segment dropped past it).
-        memory_lines: lines kept in memory before lines already on disk are evicted.
+        memory_lines: lines kept in memory before lines already on disk are evicted (the
+            drain changes it with :meth:`resize`).
+        memory_cap: lines memory may hold while the disk has not taken them yet (at least
+            four times ``memory_lines``); past it the oldest of them are dropped, counted.
         clock: Unix time, for loss timestamps.
     """
 
-    resizable = False
+    spooled = True
 
     def __init__(self, directory: str, max_bytes: int, memory_lines: int,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, memory_cap: int = 0) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.memory_lines = max(1, memory_lines)
-        self.segment_bytes = max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 8))
+        self.memory_cap = memory_cap
+        self.segment_bytes = max(64 * 1024, min(SEGMENT_BYTES, max_bytes // 8))
         self._clock = clock
         self.recovered = False
         self._pre: list[bytes] = []  # pushed before recovery finished
@@ -176,7 +185,7 @@ class SpoolQueue:
         if len(mem) <= self.memory_lines:
             return 0
         self.wants_flush()
-        excess = len(mem) - self.memory_lines * _MEMORY_HARD_FACTOR
+        excess = len(mem) - max(self.memory_lines * _MEMORY_HARD_FACTOR, self.memory_cap)
         if excess <= 0:
             return 0
         before = self._mem_seq
@@ -212,9 +221,10 @@ class SpoolQueue:
                 return
             records = await trio.to_thread.run_sync(files.read_segment, segment.path)
             limit = self._mem_seq
-            replay = deque(item for r in records for item in zip(itertools.count(r.first), r.lines,
-                                                                  strict=False)
-                           if need <= item[0] < limit)
+            replay = deque(itertools.islice(
+                (item for r in records if r.end > need
+                 for item in zip(itertools.count(r.first), r.lines, strict=False)
+                 if need <= item[0] < limit), REPLAY_LINES))
             if not replay:
                 self._next_pop = min(segment.end, limit) if segment.end > need else limit
                 continue
@@ -311,7 +321,16 @@ class SpoolQueue:
             self.ledger_dirty = True
 
     def resize(self, capacity: int) -> None:
-        """The spool's bound is in bytes (``max_bytes``): nothing to do."""
+        """Hold at most ``capacity`` lines in memory (the drain's state sets it: a burst's
+        worth while it delivers, its buffer while it is down); the spool's own bound is
+        ``max_bytes`` on disk, so nothing is lost here — lines already on disk leave
+        memory now, the others at the next flush."""
+        self.memory_lines = max(1, capacity)
+        over = len(self._mem) - self.memory_lines
+        if over > 0:
+            self._evict(min(over, max(0, self._persisted - self._mem_seq)))
+        if len(self._mem) > self.memory_lines:
+            self.wants_flush()
 
     def statistics(self) -> BufferStatistics:
         return BufferStatistics(self.memory_lines, len(self), self.pushed, self.lost,
@@ -365,11 +384,13 @@ class SpoolQueue:
             self.disk_bytes -= s.size
         return done
 
-    def over_bound(self) -> list[files.Segment]:
-        """Drop the oldest segments while the spool is over ``max_bytes``; their lines not
-        yet handed out (on disk, or still in memory too) are counted lost."""
+    def over_bound(self, incoming: int = 0, into_last: bool = True) -> list[files.Segment]:
+        """Drop the oldest segments while the spool, with ``incoming`` bytes about to be
+        written (into the last segment when ``into_last``), is over ``max_bytes``; their
+        lines not yet handed out (on disk, or still in memory too) are counted lost."""
         dropped = []
-        while self.disk_bytes > self.max_bytes and len(self.segments) > 1:
+        keep = 1 if into_last else 0
+        while self.disk_bytes + incoming > self.max_bytes and len(self.segments) > keep:
             seg = self.segments.popleft()
             self.disk_bytes -= seg.size
             dropped.append(seg)

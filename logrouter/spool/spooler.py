@@ -133,7 +133,7 @@ class Spooler:
                 w.new_segment = True
             else:
                 w.segment = last
-        dropped = q.over_bound()
+        dropped = q.over_bound(len(w.record), into_last=not w.new_segment)
         done = q.done_segments()
         w.delete = (*dropped, *done)
         if q.ledger_dirty or w.delete:

@@ -175,3 +175,29 @@ async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sin
         assert 0 < reported() < 3000 and len(got) + reported() == 3000
         assert got == sorted(got)
         node.request_stop()
+
+
+async def test_outage_backlog_read_back_from_disk_in_order(tmp_path: Path, sinks: trio.Nursery,
+                                                          ) -> None:
+    sink_port = free_port()
+    node = Node(make_settings(tmp_path / "d", drain_spool_bytes=50_000_000, **FAST),
+                announce=lambda _: None)
+    total = 20_000
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+        for i in range(0, total, 1000):
+            await router.send_tcp(b"".join(
+                b"%d %s" % (len(f), f) for f in
+                (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
+                 f"b {n:06d} x".encode() for n in range(i, i + 1000))))
+            await trio.sleep(0.06)
+        queue = node.drains.running[1].drain.buffer  # type: ignore[union-attr]
+        assert len(queue._mem) <= 4 * 1024 and queue.disk_bytes > 0  # type: ignore[attr-defined]
+        sink = SyslogSink()
+        await sinks.start(partial(sink.run, port=sink_port))
+        await sink.wait_frames(total, timeout=20)
+        assert numbers(syslog_lines(sink)) == list(range(total))
+        node.request_stop()
