@@ -7,10 +7,13 @@ and ``GET /sessions/<id>`` (the id is the capability) do not.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
+from logrouter import __version__
 from logrouter.api.logplex_routes import LogplexRoutes
+from logrouter.api.openapi import document
 from logrouter.api.platform_routes import PlatformRoutes, platform_error
 from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
 from logrouter.api.session_stream import SessionStreamer
@@ -68,11 +71,14 @@ class ApiHandler:
         #: node behind the same load balancer) does; a channel id the node does not know is
         #: looked up there before the request is answered.
         self.refresh_channel: Callable[[str], Awaitable[None]] | None = None
+        self.public_url = public_url
+        self._openapi: bytes | None = None
         self.router = Router()
         r = self.router
         r.add("GET", r"/healthcheck", self.healthcheck)
         r.add("GET", r"/v3/healthcheck", self.v3_healthcheck, auth=False)
         r.add("GET", r"/metrics", self.prometheus, auth=False)
+        r.add("GET", r"/openapi\.json", self.openapi, auth=False)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
         LogplexRoutes(control, public_url, streamer.history_source).register(r)
         PlatformRoutes(control, public_url, account_email).register(r)
@@ -83,8 +89,9 @@ class ApiHandler:
         route, _params, known = self.router.match(request.method, request.path)
         if route is None:
             if known:
-                return text_response(405, "Method Not Allowed")
-            return text_response(404, "Not found")
+                return error_response(request.path, 405, "method_not_allowed",
+                                      "Method Not Allowed")
+            return error_response(request.path, 404, "not_found", "Not Found")
         if route.auth and not check_auth(request.header("authorization"), self.key):
             if request.path.startswith(_PLATFORM_PREFIXES):
                 return platform_error(401, "unauthorized", "Invalid credentials provided.")
@@ -118,6 +125,11 @@ class ApiHandler:
 
     async def v3_healthcheck(self, call: Call) -> Response:
         return text_response(200, "OK")
+
+    async def openapi(self, call: Call) -> Response:
+        if self._openapi is None:
+            self._openapi = json.dumps(document(self.public_url, __version__)).encode()
+        return Response(200, self._openapi, "application/json")
 
     async def prometheus(self, call: Call) -> Response:
         return Response(200, self.metrics.render(), CONTENT_TYPE)
