@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from logrouter import __version__
@@ -46,6 +47,15 @@ _ERRORS: dict[type[LogrouterError], tuple[int, str]] = {
 }
 
 
+def request_id(request: Request) -> str:
+    """The request's ``Request-Id`` (or ``X-Request-Id``) when it is a sane token, else a
+    fresh UUID."""
+    given = request.header("request-id") or request.header("x-request-id")
+    if given and len(given) <= 200 and given.isascii() and given.isprintable():
+        return given
+    return str(uuid.uuid4())
+
+
 def error_response(path: str, status: int, ident: str, message: str) -> Response:
     """An error in the shape of the API ``path`` belongs to: the Platform API's
     ``{"id", "message"}``, Logplex v2/v3's ``{"error"}``, or v1's plain text."""
@@ -80,12 +90,19 @@ class ApiHandler:
         r.add("GET", r"/metrics", self.prometheus, auth=False)
         r.add("GET", r"/openapi\.json", self.openapi, auth=False)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
+        r.add("GET", r"/v2/canary-fetch/([^/]+)", self.stream_session, auth=False)
         LogplexRoutes(control, public_url, streamer.history_source).register(r)
         PlatformRoutes(control, public_url, account_email).register(r)
 
     def inspect(self, request: Request) -> Response | None:
         """Answer from the head alone: unknown routes (404/405) and missing or wrong
         credentials (401) are refused before any body is read."""
+        refused = self._refuse(request)
+        if refused is not None:
+            refused.headers.append(("request-id", request_id(request)))
+        return refused
+
+    def _refuse(self, request: Request) -> Response | None:
         route, _params, known = self.router.match(request.method, request.path)
         if route is None:
             if known:
@@ -99,9 +116,16 @@ class ApiHandler:
         return None
 
     async def __call__(self, request: Request) -> Response:
+        """Answer one request; every answer carries ``request-id`` (Logplex §4.3): the
+        request's own ``Request-Id``, else a fresh UUID."""
         refused = self.inspect(request)
         if refused is not None:
             return refused
+        response = await self._answer(request)
+        response.headers.append(("request-id", request_id(request)))
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         route, params, _known = self.router.match(request.method, request.path)
         assert route is not None
         try:

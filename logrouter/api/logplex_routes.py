@@ -16,7 +16,7 @@ from logrouter.control import Control
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import DrainRecord
 from logrouter.protocol.syslog import parse_line
-from logrouter.serving import Response
+from logrouter.serving import Response, SendChunk
 
 __all__ = ["LogplexRoutes"]
 
@@ -92,6 +92,7 @@ class LogplexRoutes:
         r.add("POST", r"/sessions", self.v1_create_session)
         r.add("POST", r"/v2/sessions", self.v2_create_session)
         r.add("POST", r"/v3/sessions", self.v3_create_session)
+        r.add("POST", r"/v2/canary-sessions", self.v2_create_canary_session)
         r.add("PUT", rf"/v3/channels/{_SEG}", self.v3_put_channel)
         r.add("GET", rf"/v3/channels/{_SEG}", self.v3_get_channel)
         r.add("DELETE", rf"/v3/channels/{_SEG}", self.v3_delete_channel)
@@ -253,7 +254,8 @@ class LogplexRoutes:
 
     # sessions ---------------------------------------------------------------------
 
-    async def _create_session(self, call: Call) -> tuple[str | None, Response | None]:
+    async def _create_session(self, call: Call, canary: bool = False,
+                              ) -> tuple[str | None, Response | None]:
         """Create a session from a Logplex session body; return (url, error response)."""
         try:
             body = call.json_object()
@@ -267,10 +269,12 @@ class LogplexRoutes:
         ps, source = body.get("ps"), body.get("source")
         try:
             session = await self.control.create_session(
-                channel_id, _num(body.get("num")), _tail_flag(body.get("tail")),
+                channel_id, _num(body.get("num")), _tail_flag(body.get("tail")) and not canary,
                 ps if isinstance(ps, str) else None, source if isinstance(source, str) else None)
         except NotFoundError:
             return None, json_response(422, {"error": "channel not found"})
+        if canary:
+            return f"/v2/canary-fetch/{session.id}", None
         return f"{self.public_url}/sessions/{session.id}", None
 
     async def v1_create_session(self, call: Call) -> Response:
@@ -279,6 +283,12 @@ class LogplexRoutes:
 
     async def v2_create_session(self, call: Call) -> Response:
         url, error = await self._create_session(call)
+        return error or json_response(201, {"url": url})
+
+    async def v2_create_canary_session(self, call: Call) -> Response:
+        """Logplex's health probe of the session path: a session fetched (without a tail)
+        at the relative URL ``/v2/canary-fetch/<id>``."""
+        url, error = await self._create_session(call, canary=True)
         return error or json_response(201, {"url": url})
 
     async def v3_create_session(self, call: Call) -> Response:
@@ -418,5 +428,9 @@ class LogplexRoutes:
             msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
             line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, msg)
             frames.append(b"%d %s" % (len(line), line))
-        return Response(200, b"".join(frames), "application/logplex-1",
-                        [("Logplex-Msg-Count", str(len(frames)))])
+        async def stream(send: SendChunk) -> None:
+            for start in range(0, len(frames), 256):  # chunked, as Logplex streams it
+                await send(b"".join(frames[start:start + 256]))
+
+        return Response(200, content_type="application/logplex-1", stream=stream,
+                        headers=[("Logplex-Msg-Count", str(len(frames)))])

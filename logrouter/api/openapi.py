@@ -160,6 +160,13 @@ def document(server_url: str, version: str) -> dict[str, Any]:
             "session URL", _TEXT)}, v2, _SESSION_BODY)},
         "/v2/sessions": {"post": _op("create a session (v2)", {"201": _resp("session", _json(
             {"type": "object", "properties": {"url": {"type": "string"}}}))}, v2, _SESSION_BODY)},
+        "/v2/canary-sessions": {"post": _op(
+            "create a canary session (fetched, without a tail, at a relative URL)", {
+                "201": _resp("session", _json({"type": "object", "properties": {
+                    "url": {"type": "string"}}}))}, v2, _SESSION_BODY)},
+        "/v2/canary-fetch/{id}": {"get": _op("fetch a canary session", {"200": _resp(
+            "chunked lines", _TEXT)}, {"404": _resp("no such session", _TEXT)}, auth=False,
+            params=[_path("id")])},
         "/v3/sessions": {"post": _op("create a session (v3)", {"201": _resp("session", _json(
             {"type": "object", "properties": {"url": {"type": "string"}}}))}, v2, _SESSION_BODY)},
         "/v3/channels/{channel}": {
