@@ -158,6 +158,10 @@ def soak(seconds: float, sink_rate: float, apps: int) -> dict[str, object]:
             f"http://127.0.0.1:{router.ports['api']}/v3/healthcheck", timeout=5).status == 200
         metrics = urllib.request.urlopen(
             f"http://127.0.0.1:{router.ports['api']}/metrics", timeout=5).read().decode()
+        def total(name: str) -> int:
+            return int(sum(float(line.split()[-1]) for line in metrics.splitlines()
+                           if line.startswith(name + "{")))
+
         errors = {line.split("{", 1)[1].split("}")[0]: float(line.split()[-1])
                   for line in metrics.splitlines()
                   if line.startswith("logrouter_connection_errors_total{") and
@@ -165,6 +169,9 @@ def soak(seconds: float, sink_rate: float, apps: int) -> dict[str, object]:
         result.update(input_s=round(time.time() - start, 1), sent=n, delivered=got["frames"],
                       l10_reported=got["l10_lost"],
                       unaccounted=n - got["frames"] - got["l10_lost"], rss_mb_every_10s=rss,
+                      router_delivered=total("logrouter_drain_delivered_total"),
+                      router_dropped=total("logrouter_drain_dropped_total"),
+                      router_buffered=total("logrouter_drain_buffered"),
                       hostile=hostiles.counts, connection_errors=errors, serving_at_end=alive)
     finally:
         router.proc.terminate()

@@ -237,10 +237,12 @@ class Drain:
         self.last_success = time.time()
         if self.degraded:
             self.restore()
-        if self._failing or (self.slow and not len(self.buffer)
-                             and trio.current_time() >= self._slow_until):
-            self._failing = False
-            self.slow = False  # caught up: absorb bursts again
+        changed = self._failing
+        self._failing = False
+        if self.slow and not len(self.buffer) and trio.current_time() >= self._slow_until:
+            self.slow = False  # caught up, and cooled down: absorb bursts again
+            changed = True
+        if changed:
             self._apply_capacity()
         elif len(self.buffer) <= self.options.buffer_lines:
             self._signal_room()

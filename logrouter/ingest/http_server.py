@@ -115,6 +115,7 @@ class LogsHandler:
             return _error(exc.status, exc.text)
         received = self.metrics.received_http
         ingest = self.ingest
+        budget = ingest.budget()
         for start in range(0, len(frames), POST_CHUNK_FRAMES):
             chunk = frames[start:start + POST_CHUNK_FRAMES] if len(frames) > POST_CHUNK_FRAMES \
                 else frames
@@ -125,5 +126,5 @@ class LogsHandler:
             else:
                 pressured = ingest.frames(chunk, received, "http")
             if pressured:
-                await ingest.wait_for_room(pressured)
+                await ingest.wait_for_room(pressured, budget)
         return Response(204)

@@ -19,7 +19,7 @@ from logrouter.channels import Channel, ChannelTable, Consumer
 from logrouter.metrics import Metrics
 from logrouter.router import route_by_token, route_to
 
-__all__ = ["Ingest"]
+__all__ = ["Ingest", "WaitBudget"]
 
 log = logging.getLogger("logrouter.ingest")
 
@@ -40,6 +40,29 @@ class _DropLog:
             self.last[reason] = now
             total = 0
         self.pending[reason] = total
+
+
+class WaitBudget:
+    """How long one ingest connection may still wait for drains: ``max_wait`` at once, and
+    refilled at a tenth of a second per second, so however many drains push back a
+    connection spends at most ``max_wait`` plus 10 % of its time waiting."""
+
+    __slots__ = ("_at", "_left", "max_wait")
+
+    REFILL = 0.1  # seconds of waiting allowed per second
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self._left = max_wait
+        self._at = trio.current_time()
+
+    def available(self, now: float) -> float:
+        self._left = min(self.max_wait, self._left + (now - self._at) * self.REFILL)
+        self._at = now
+        return max(0.0, self._left)
+
+    def spend(self, seconds: float) -> None:
+        self._left -= seconds
 
 
 class Ingest:
@@ -90,14 +113,20 @@ class Ingest:
             received.inc(len(frames))
         return pressured
 
-    async def wait_for_room(self, pressured: list[Consumer]) -> None:
-        """Let the drains a batch pushed past their buffer catch up, for at most
-        ``backpressure_max`` seconds (each drain that does not is marked slow and stops
-        pushing back; see :mod:`drains.base`). The caller reads nothing meanwhile, so TCP
-        flow control slows the sender instead of lines being dropped."""
-        deadline = trio.current_time() + self.backpressure_max
-        self.metrics.backpressure_waits.inc()
+    def budget(self) -> WaitBudget:
+        """A new connection's (or request's) allowance of waiting for drains."""
+        return WaitBudget(self.backpressure_max)
+
+    async def wait_for_room(self, pressured: list[Consumer], budget: WaitBudget) -> None:
+        """Let the drains a batch pushed past their buffer catch up, for at most what
+        ``budget`` allows (each drain that does not is marked slow and stops pushing back;
+        see :mod:`drains.base`). The caller reads nothing meanwhile, so TCP flow control
+        slows the sender instead of lines being dropped."""
         start = trio.current_time()
+        deadline = start + budget.available(start)
+        self.metrics.backpressure_waits.inc()
         for consumer in pressured:
-            await consumer.wait_room(deadline)
-        self.metrics.backpressure_seconds.inc(trio.current_time() - start)
+            await consumer.wait_room(deadline)  # past the deadline: marked slow at once
+        end = trio.current_time()
+        budget.spend(end - start)
+        self.metrics.backpressure_seconds.inc(end - start)

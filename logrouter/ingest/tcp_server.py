@@ -51,6 +51,7 @@ class SyslogServer(StreamServer):
             self.metrics.received_tcp
         peer = peer_name(stream)
         receive = stream.receive_some
+        budget = ingest.budget()
         while True:
             data = bytes(await receive(SYSLOG_RECEIVE_SIZE))
             if not data:
@@ -60,7 +61,7 @@ class SyslogServer(StreamServer):
             if frames:
                 pressured = ingest.frames(frames, received, peer)
                 if pressured:
-                    await ingest.wait_for_room(pressured)
+                    await ingest.wait_for_room(pressured, budget)
             drops = splitter.drops
             if drops["oversize"] or drops["garbage"]:
                 for reason, n in splitter.take_drops().items():

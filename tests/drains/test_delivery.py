@@ -88,9 +88,27 @@ async def test_http_batches_given_up_on_are_reported_by_the_next_l10(
 class SlowSyslogSink(SyslogSink):
     """Reads at most ``rate`` bytes a second: a receiver slower than its input."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, rcvbuf: int = 0) -> None:
         super().__init__()
         self.rate = rate
+        self.rcvbuf = rcvbuf
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+                  port: int = 0) -> None:
+        if not self.rcvbuf:
+            await super().run(task_status=task_status, port=port)
+            return
+        import socket
+
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)  # inherited on accept
+        await sock.bind(("127.0.0.1", port))
+        sock.listen(16)
+        listener = trio.SocketListener(sock)
+        self.port = sock.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            task_status.started(self.port)
+            await trio.serve_listeners(self._handle, [listener], handler_nursery=nursery)
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         from logrouter.protocol.framing import FrameSplitter
