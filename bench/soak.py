@@ -172,6 +172,9 @@ def soak(seconds: float, sink_rate: float, apps: int) -> dict[str, object]:
                       router_delivered=total("logrouter_drain_delivered_total"),
                       router_dropped=total("logrouter_drain_dropped_total"),
                       router_buffered=total("logrouter_drain_buffered"),
+                      ingest_waited_s=round(sum(
+                          float(line.split()[-1]) for line in metrics.splitlines()
+                          if line.startswith("logrouter_ingest_backpressure_seconds_total")), 2),
                       hostile=hostiles.counts, connection_errors=errors, serving_at_end=alive)
     finally:
         router.proc.terminate()

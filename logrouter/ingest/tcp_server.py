@@ -19,8 +19,12 @@ from logrouter.serving import Slot, StreamServer
 
 __all__ = ["SyslogServer", "peer_name"]
 
-# One read is one batch: bigger reads mean fewer, fuller batches per channel and drain.
-SYSLOG_RECEIVE_SIZE = 256 * 1024
+# One read is one batch: bigger reads mean fewer, fuller batches per channel and drain (1 MiB
+# reads cost 8 % less CPU per line than 256 KiB ones in S1). A connection's read size adapts:
+# it grows while reads fill it and shrinks while they are far from it, so a trickling sender
+# does not have a megabyte allocated for every line it sends.
+SYSLOG_RECEIVE_MIN = 64 * 1024
+SYSLOG_RECEIVE_SIZE = 1024 * 1024
 
 
 def peer_name(stream: trio.abc.Stream) -> str:
@@ -52,10 +56,15 @@ class SyslogServer(StreamServer):
         peer = peer_name(stream)
         receive = stream.receive_some
         budget = ingest.budget()
+        size = SYSLOG_RECEIVE_MIN
         while True:
-            data = bytes(await receive(SYSLOG_RECEIVE_SIZE))
+            data = bytes(await receive(size))
             if not data:
                 break
+            if len(data) == size:
+                size = min(size * 4, SYSLOG_RECEIVE_SIZE)
+            elif len(data) < size // 16:
+                size = max(size // 4, SYSLOG_RECEIVE_MIN)
             slot.touch()
             frames = splitter.feed(data)
             if frames:
