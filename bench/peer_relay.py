@@ -9,7 +9,7 @@ Phase 1 starts a router on free ports, creates the apps, each with a syslog drai
 With ``--workers N`` (N > 1) the wrapper first starts its own redis-server (a child, so its CPU
 counts against logrouter), provisions through it, and phase 2 runs ``--workers N`` on it.
 
-Keep apps × workers ≤ 64 when counting losses: the harness's C sink sets SO_RCVLOWAT 64 KiB and,
+Keep apps times workers at 64 or fewer when counting losses: the harness's C sink sets SO_RCVLOWAT 64 KiB and,
 when epoll goes quiet, reads the rest only from its first 64 connection slots, so with 100 drain
 connections the last < 64 KiB on 36 of them stays unread until they close (our router's own
 counters show every line delivered; see bench/RESULTS.md).

