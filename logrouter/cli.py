@@ -16,7 +16,14 @@ import trio
 
 from logrouter import __version__
 from logrouter.errors import ConfigError
-from logrouter.settings import SETTINGS, client_settings, load_settings, render_toml
+from logrouter.settings import (
+    SETTINGS,
+    client_settings,
+    load_settings,
+    render_effective,
+    render_toml,
+    unknown_env,
+)
 
 __all__ = ["main"]
 
@@ -47,7 +54,7 @@ def setup_logging(level: str) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logrouter", description="Logplex-compatible log router")
-    parser.add_argument("--version", action="version", version=f"logrouter {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run a router node",
                                 description="Run a router node. Every flag also reads "
@@ -56,7 +63,14 @@ def _build_parser() -> argparse.ArgumentParser:
     for s in SETTINGS:
         serve.add_argument(s.flag, dest=s.name, default=argparse.SUPPRESS, metavar=s.name.upper(),
                            help=f"{s.help} (env {s.env}, default {s.default!r})")
-    commands.add_parser("config", help="print every setting at its default, as TOML")
+    config = commands.add_parser("config", help="print every setting at its default, as TOML",
+                                 description="Print every setting at its default (as TOML); "
+                                             "--check a file, or show the --effective settings.")
+    config.add_argument("--check", metavar="FILE", help="validate a TOML settings file; exit 2 "
+                                                         "with the reason if it is wrong")
+    config.add_argument("--effective", action="store_true",
+                        help="print the settings in effect (defaults, LOGROUTER_CONFIG file, "
+                             "LOGROUTER_* environment)")
 
     client = client_settings()
     connection = argparse.ArgumentParser(add_help=False)
@@ -100,6 +114,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"logrouter: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    for name, close in unknown_env():
+        logging.getLogger("logrouter.settings").warning(
+            "at=unknown_setting variable=%s did_you_mean=%s", name, close or "-")
 
     def announce(line: str) -> None:
         print(line, flush=True)
@@ -126,8 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "config":
-        print(render_toml(), end="")
-        return 0
+        return _config(args)
     if args.command == "shuttle":
         return _shuttle(args)
     if args.command is not None:
@@ -136,6 +152,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client_command(args)
     parser.print_help()
     return 2
+
+
+def _version() -> str:
+    from logrouter.protocol.speedups import native
+
+    return f"logrouter {__version__} (C speed-ups: {'on' if native is not None else 'off'})"
+
+
+def _config(args: argparse.Namespace) -> int:
+    if not args.check and not args.effective:
+        print(render_toml(), end="")
+        return 0
+    try:
+        settings = load_settings({}, environ={} if args.check else None, config_file=args.check)
+    except ConfigError as exc:
+        print(f"logrouter: {exc}", file=sys.stderr)
+        return 2
+    if args.effective:
+        print(render_effective(settings), end="")
+    else:
+        print(f"{args.check}: OK")
+    return 0
 
 
 def _shuttle(args: argparse.Namespace) -> int:

@@ -173,8 +173,12 @@ class Node:
 
     async def _connect_redis(self) -> RedisStore:
         """Connect to Redis, retrying until it answers (listeners start only after)."""
-        from logrouter.store.redis import RedisStore, route_client_logs
-        from logrouter.store.redis import connect as redis_connect
+        try:
+            from logrouter.store.redis import RedisStore, route_client_logs
+            from logrouter.store.redis import connect as redis_connect
+        except ImportError:
+            raise ConfigError("cluster mode needs the Redis client: pip install 'logrouter[cluster]'"
+                              ) from None
 
         route_client_logs(self.settings.data_dir)
         delay = 0.5
@@ -283,6 +287,7 @@ class Node:
                          s.account_email)
         if cluster is not None:
             api.refresh_channel = cluster.reload
+            api.ready_check = redis_store.ping
         logs_listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(logs_l)
         if s.logs_tls_cert:
             ctx = self._tls_context(s.logs_tls_cert, s.logs_tls_key)

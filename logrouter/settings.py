@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any
 from logrouter.errors import ConfigError
 
 __all__ = ["SETTINGS", "ClientSettings", "Setting", "Settings", "client_settings", "load_settings",
-           "render_toml"]
+           "render_effective", "render_toml", "unknown_env"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,40 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError(f"drain_deny_networks: {exc}") from None
     if values["log_level"] not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"log_level must be debug, info, warn or error, got {values['log_level']!r}")
+
+
+#: LOGROUTER_* variables that are not settings but are read elsewhere (client commands, tools).
+OTHER_ENV = frozenset({"LOGROUTER_CONFIG", "LOGROUTER_URL", "LOGROUTER_APP", "LOGROUTER_LOGS_URL",
+                       "LOGROUTER_TOKEN", "LOGROUTER_PURE_PYTHON", "LOGROUTER_EXPECT_SPEEDUPS",
+                       "LOGROUTER_TEST_CACHE"})
+
+
+def unknown_env(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``LOGROUTER_*`` variables that no setting reads (a typo is otherwise silently ignored):
+    ``(name, the closest setting's variable or None)``."""
+    import difflib
+
+    env = os.environ if environ is None else environ
+    known = {s.env for s in SETTINGS} | OTHER_ENV
+    out = []
+    for name in sorted(env):
+        if name.startswith("LOGROUTER_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            out.append((name, close[0] if close else None))
+    return out
+
+
+def render_effective(settings: Settings) -> str:
+    """``settings`` as TOML: what a node started with them would use."""
+    lines = ["# logrouter settings in effect (defaults < file < LOGROUTER_* env < flags)", ""]
+    for s in SETTINGS:
+        value = getattr(settings, s.name)
+        if s.name == "auth_key" and value:
+            value = "(set)"
+        literal = json.dumps(value) if isinstance(value, str) else (
+            str(value).lower() if isinstance(value, bool) else repr(value))
+        lines.append(f"{s.name} = {literal}")
+    return "\n".join(lines) + "\n"
 
 
 def render_toml() -> str:

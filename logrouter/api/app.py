@@ -81,12 +81,16 @@ class ApiHandler:
         #: node behind the same load balancer) does; a channel id the node does not know is
         #: looked up there before the request is answered.
         self.refresh_channel: Callable[[str], Awaitable[None]] | None = None
+        #: Cluster mode: None when the shared store answers, else why not (``/readyz``).
+        self.ready_check: Callable[[], Awaitable[str | None]] | None = None
         self.public_url = public_url
         self._openapi: bytes | None = None
         self.router = Router()
         r = self.router
         r.add("GET", r"/healthcheck", self.healthcheck)
         r.add("GET", r"/v3/healthcheck", self.v3_healthcheck, auth=False)
+        r.add("GET", r"/healthz", self.healthz, auth=False)
+        r.add("GET", r"/readyz", self.readyz, auth=False)
         r.add("GET", r"/metrics", self.prometheus, auth=False)
         r.add("GET", r"/openapi\.json", self.openapi, auth=False)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
@@ -146,6 +150,19 @@ class ApiHandler:
 
     async def healthcheck(self, call: Call) -> Response:
         return json_response(200, {"status": "normal"})
+
+    async def healthz(self, call: Call) -> Response:
+        """Alive: the process answers (no key, for load balancers and orchestrators)."""
+        return json_response(200, {"status": "alive"})
+
+    async def readyz(self, call: Call) -> Response:
+        """Ready: config loaded and listeners up (this answer proves both), and in cluster
+        mode the shared store answers. 503 with the reason otherwise."""
+        if self.ready_check is not None:
+            problem = await self.ready_check()
+            if problem is not None:
+                return json_response(503, {"status": "not ready", "reason": problem})
+        return json_response(200, {"status": "ready"})
 
     async def v3_healthcheck(self, call: Call) -> Response:
         return text_response(200, "OK")

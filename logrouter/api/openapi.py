@@ -110,6 +110,11 @@ def document(server_url: str, version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {
         "/healthcheck": {"get": _op("health (Logplex v1)", {"200": _resp("healthy", _json(
             {"type": "object"}))}, v1)},
+        "/healthz": {"get": _op("alive (no key)", {"200": _resp("alive", _json(
+            {"type": "object"}))}, v1, auth=False)},
+        "/readyz": {"get": _op("ready: config loaded, listening, Redis answering (no key)", {
+            "200": _resp("ready", _json({"type": "object"})),
+            "503": _resp("not ready", _json({"type": "object"}))}, v1, auth=False)},
         "/v3/healthcheck": {"get": _op("health (Logplex v3)", {"200": _resp("OK", _TEXT)}, v2,
                                        auth=False)},
         "/metrics": {"get": _op("Prometheus metrics", {"200": _resp("exposition", _TEXT)}, v1,

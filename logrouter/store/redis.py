@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgpack
+import trio
 from glide import (
     Batch,
     ClusterBatch,
@@ -168,6 +169,15 @@ class RedisStore:
     async def _exec(self, batch: Batch | ClusterBatch) -> list[Any]:
         result = await self._call(self.client.exec(batch, raise_on_error=True))  # type: ignore[arg-type]
         return list(result or [])
+
+    async def ping(self) -> str | None:
+        """None when Redis answers within a second, else why not."""
+        try:
+            with trio.move_on_after(1.0) as scope:
+                await self._call(self.client.ping())
+        except StoreUnavailable as exc:
+            return f"redis: {exc}"
+        return "redis: no answer within 1 s" if scope.cancelled_caught else None
 
     async def publish(self, channel_id: str) -> None:
         await self._call(self.client.publish(channel_id, CONFIG_CHANNEL))

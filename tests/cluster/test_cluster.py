@@ -211,6 +211,9 @@ async def test_redis_restart_mid_stream(cluster: Nodes) -> None:
     await a.wait_history(cid, 1)
     resp = await a.api("POST", "/channels", {"name": "x"})
     assert resp.status == 503
+    ready = await a.api("GET", "/readyz", auth=None)
+    assert ready.status == 503 and ready.json()["reason"].startswith("redis")
+    assert (await a.api("GET", "/healthz", auth=None)).status == 200
     await trio.to_thread.run_sync(cluster.redis.start)
     # Everything recovers by itself: config writes, shared history, cross-node tails.
     await eventually(lambda: _api_ok(a), 10.0)

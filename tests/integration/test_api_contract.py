@@ -49,3 +49,9 @@ async def test_v3_channel_logs_are_chunked(router: Router) -> None:
     resp = await router.api("GET", "/v3/channels/demo/logs?num=300")
     assert resp.status == 200 and resp.headers["transfer-encoding"] == "chunked"
     assert resp.headers["logplex-msg-count"] == "300" and resp.body.count(b" app web.1 - ") == 300
+
+
+async def test_healthz_and_readyz_need_no_key(router: Router) -> None:
+    alive = await request(router.api_port, "GET", "/healthz")
+    ready = await request(router.api_port, "GET", "/readyz")
+    assert alive.status == 200 and ready.status == 200 and ready.json() == {"status": "ready"}
