@@ -32,3 +32,15 @@ def test_docker_config_denies_internal_addresses_and_spools() -> None:
     assert policy.refusal("93.184.216.34", 514) is None
     assert s.drain_spool_bytes > 0
     assert "LOGROUTER_CONFIG=/app/config/docker.toml" in (ROOT / "Dockerfile").read_text()
+
+
+def test_docker_build_context_and_image_hygiene() -> None:
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".logrouter", ".git"} <= set(ignore)  # no local state or keys in the image
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert all(tag.count(":") == 1 and tag.split(":")[1][:1].isdigit() for tag in froms), froms
+    assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile and "/readyz" in dockerfile
+    assert '".[cluster]"' in dockerfile  # the compose file runs cluster mode
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert compose.count("restart: unless-stopped") == 3 and "lr:auth_key" in compose
