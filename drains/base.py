@@ -88,12 +88,14 @@ class Drain:
         buffer: a buffer to take over (a drain whose URL changed keeps its lines), or the
             drain's spool.
         persist: with a spool, writes it now (an HTTP batch is on disk before it is sent).
+        observe_request: told how long each HTTP request took to answer (a histogram).
     """
 
     def __init__(self, record: DrainRecord, options: DrainOptions,
                  inject: Callable[[list[bytes]], None] | None = None,
                  buffer: DrainQueue | None = None,
-                 persist: Callable[[], Awaitable[None]] | None = None) -> None:
+                 persist: Callable[[], Awaitable[None]] | None = None,
+                 observe_request: Callable[[float], None] | None = None) -> None:
         assert record.url is not None
         self.record = record
         self.url: DrainUrl = parse_drain_url(record.url)
@@ -104,6 +106,9 @@ class Drain:
         self.inject = inject
         self.persist = persist
         self.delivered = 0
+        self.connects = 0  # connections opened
+        self.errors = 0  # failed connects, writes and requests
+        self.observe_request = observe_request or (lambda seconds: None)
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -174,6 +179,8 @@ class Drain:
         as for syslog) or a disconnect, and size the buffer for it."""
         if healthy:
             self._failing = False
+        if connected and not self.connected:
+            self.connects += 1
         if connected != self.connected or healthy:
             self.connected = connected
             self._apply_capacity()

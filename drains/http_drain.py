@@ -163,6 +163,8 @@ class HttpDrain(Drain):
         try:
             for attempt in range(1, self.options.http_attempts + 1):
                 error, retry_after = await self._attempt(batch.data)
+                if error is not None:
+                    self.errors += 1
                 if error is None:
                     outcome = ""
                     self.succeeded(batch.lines)
@@ -188,7 +190,9 @@ class HttpDrain(Drain):
         try:
             conn = await self._connection()
             with trio.fail_after(self.options.http_response_timeout):
+                sent_at = trio.current_time()
                 result = await conn.request(data)
+                self.observe_request(trio.current_time() - sent_at)
         except DestinationRefused as exc:
             await self._drop_connection()
             return f"refused: {exc}", 0.0

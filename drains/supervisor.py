@@ -26,7 +26,7 @@ from drains.syslog_writer import SyslogWriter
 from logrouter.buffer import DrainQueue
 from logrouter.channels import Channel, ChannelTable
 from logrouter.errors import ValidationError
-from logrouter.metrics import Metrics
+from logrouter.metrics import DrainRow, Metrics
 from logrouter.models import DrainRecord, parse_drain_url
 from logrouter.spool import Spooler, SpoolQueue, remove_dir
 
@@ -62,6 +62,7 @@ class DrainSupervisor:
         #: Writes the drains' spools (drain_spool_bytes > 0), else None.
         self.spooler = Spooler() if options.spool_bytes > 0 else None
         metrics.drains.source = self._metric_rows
+        self._observe_request = metrics.http_drain_request_seconds.observe
 
     def spool_dir(self, drain_id: int) -> str:
         return os.path.join(self.options.spool_root, f"drain-{drain_id}")
@@ -149,7 +150,8 @@ class DrainSupervisor:
             async def persist() -> None:
                 await spooler.flush([spooled], sync=False, everything=True)
 
-        drain = kind(record, self.options, inject=inject, buffer=queue, persist=persist)
+        drain = kind(record, self.options, inject=inject, buffer=queue, persist=persist,
+                     observe_request=self._observe_request)
         if isinstance(drain, SyslogDrain) and not drain.url.tls:
             drain.writer = self.syslog_writer
         scope = trio.CancelScope()
@@ -201,6 +203,6 @@ class DrainSupervisor:
                     "last_error": f"cannot start: {problem}", "last_error_at": None}
         return None
 
-    def _metric_rows(self) -> list[tuple[str, int, int, int]]:
-        return [(str(i), r.drain.delivered, r.drain.dropped, len(r.drain.buffer))
-                for i, r in self.running.items()]
+    def _metric_rows(self) -> list[DrainRow]:
+        return [DrainRow(str(i), r.drain.delivered, r.drain.dropped, len(r.drain.buffer),
+                         r.drain.connects, r.drain.errors) for i, r in self.running.items()]

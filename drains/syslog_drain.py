@@ -132,6 +132,7 @@ class SyslogDrain(Drain):
     def _write_failed(self, out: _Write, error: str) -> None:
         """A write stopped after ``out.sent`` bytes: what went out whole is delivered, the
         rest goes back to the head of the buffer (and the L10, if it did not go out)."""
+        self.errors += 1
         sent_lines = out.sent - out.l10_len
         loss = out.loss if sent_lines < 0 else None
         whole, done, skipped = syslog_unsent(out.lines, self.token, max(0, sent_lines))
@@ -179,6 +180,7 @@ class SyslogDrain(Drain):
                 await trio.aclose_forcefully(stream)
 
     def _connect_failed(self, exc: BaseException) -> None:
+        self.errors += 1
         problem = cert_error(exc)
         if problem is not None:
             self.failed(f"certificate: {problem}")

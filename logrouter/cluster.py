@@ -112,10 +112,10 @@ class Cluster:
         self.tail_dropped = 0
         metrics.gauge_callback("logrouter_cluster_history_pending", "History lines waiting for Redis",
                                lambda: self._pending)
-        metrics.gauge_callback("logrouter_cluster_history_dropped", "History lines not written to Redis",
-                               lambda: self.history_dropped)
-        metrics.gauge_callback("logrouter_cluster_tail_dropped", "Lines not relayed to remote tails",
-                               lambda: self.tail_dropped)
+        metrics.counter_callback("logrouter_cluster_history_dropped",
+                                 "History lines not written to Redis", lambda: self.history_dropped)
+        metrics.counter_callback("logrouter_cluster_tail_dropped",
+                                 "Lines not relayed to remote tails", lambda: self.tail_dropped)
 
     # ingest side (synchronous) -------------------------------------------------------------
 

@@ -8,20 +8,27 @@ process). Labelled children used on hot paths are resolved once and cached:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from logrouter import __version__
 from logrouter.protocol.framing import DROP_REASONS
+from logrouter.protocol.speedups import native
 
-__all__ = ["CONTENT_TYPE", "MALFORMED_REASONS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "MALFORMED_REASONS", "DrainRow", "Metrics"]
 
 # ``*_created`` samples double the exposition for no use here.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -31,40 +38,63 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MALFORMED_REASONS = (*DROP_REASONS, "no_token", "not_syslog", "http_body")
 
 
+@dataclass(frozen=True, slots=True)
+class DrainRow:
+    """One drain's counters at scrape time."""
+
+    drain_id: str
+    delivered: int
+    dropped: int
+    buffered: int
+    connects: int
+    errors: int
+
+
 class _DrainCollector(Collector):
     """Per-drain counters read from the running drains at scrape time (no per-batch cost;
     a removed drain's series disappear with it)."""
 
     def __init__(self) -> None:
-        self.source: Callable[[], list[tuple[str, int, int, int]]] = list
+        self.source: Callable[[], list[DrainRow]] = list
 
     def collect(self):  # type: ignore[no-untyped-def]
+        labels = ["drain_id"]
         delivered = CounterMetricFamily("logrouter_drain_delivered", "Lines delivered per drain",
-                                        labels=["drain_id"])
+                                        labels=labels)
         dropped = CounterMetricFamily("logrouter_drain_dropped",
-                                      "Lines a drain lost (reported as L10)", labels=["drain_id"])
+                                      "Lines a drain lost (reported as L10)", labels=labels)
         buffered = GaugeMetricFamily("logrouter_drain_buffered", "Lines waiting per drain",
-                                     labels=["drain_id"])
-        for drain_id, n_delivered, n_dropped, n_buffered in self.source():
-            delivered.add_metric([drain_id], n_delivered)
-            dropped.add_metric([drain_id], n_dropped)
-            buffered.add_metric([drain_id], n_buffered)
-        yield delivered
-        yield dropped
-        yield buffered
+                                     labels=labels)
+        connects = CounterMetricFamily("logrouter_drain_connects",
+                                       "Connections a drain opened to its receiver", labels=labels)
+        errors = CounterMetricFamily("logrouter_drain_errors",
+                                     "Failed connects, writes and requests per drain", labels=labels)
+        for row in self.source():
+            delivered.add_metric([row.drain_id], row.delivered)
+            dropped.add_metric([row.drain_id], row.dropped)
+            buffered.add_metric([row.drain_id], row.buffered)
+            connects.add_metric([row.drain_id], row.connects)
+            errors.add_metric([row.drain_id], row.errors)
+        yield from (delivered, dropped, buffered, connects, errors)
 
 
 class _Callback(Collector):
-    """Gauges computed at scrape time from callables (history size, sessions)."""
+    """Gauges and counters computed at scrape time from callables (history size, sessions,
+    the cluster's drop counts)."""
 
     def __init__(self) -> None:
         self.gauges: list[tuple[str, str, Callable[[], float]]] = []
+        self.counters: list[tuple[str, str, Callable[[], float]]] = []
 
     def collect(self):  # type: ignore[no-untyped-def]
         for name, doc, fn in self.gauges:
             family = GaugeMetricFamily(name, doc)
             family.add_metric([], fn())
             yield family
+        for name, doc, fn in self.counters:
+            counter = CounterMetricFamily(name, doc)  # exposed as <name>_total
+            counter.add_metric([], fn())
+            yield counter
 
 
 class Metrics:
@@ -100,18 +130,29 @@ class Metrics:
         self.backpressure_seconds = Counter(
             "logrouter_ingest_backpressure_seconds", "Time ingest connections waited for drains "
             "absorbing a burst", registry=r)
+        self.http_drain_request_seconds = Histogram(
+            "logrouter_http_drain_request_seconds", "Time an HTTP drain request took to answer",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.tail_lost = Counter("logrouter_tail_lines_dropped",
                                  "Lines a slow tail client lost (reported as L11)", registry=r)
         self.sessions_opened = Counter("logrouter_sessions_streamed",
                                        "Session streams opened", ["mode"], registry=r)
         self._callbacks = _Callback()
         r.register(self._callbacks)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, …
+        PlatformCollector(registry=r)
+        Info("logrouter_build", "The running logrouter", registry=r).info(
+            {"version": __version__, "speedups": "c" if native is not None else "python"})
         self.drains = _DrainCollector()
         r.register(self.drains)
 
     def gauge_callback(self, name: str, doc: str, fn: Callable[[], float]) -> None:
         """Expose ``fn()`` as gauge ``name``, evaluated at each scrape."""
         self._callbacks.gauges.append((name, doc, fn))
+
+    def counter_callback(self, name: str, doc: str, fn: Callable[[], float]) -> None:
+        """Expose ``fn()`` (which only grows) as counter ``<name>_total`` at each scrape."""
+        self._callbacks.counters.append((name, doc, fn))
 
     def count_malformed(self, drops: dict[str, int]) -> None:
         for reason, n in drops.items():

@@ -171,3 +171,20 @@ async def test_a_slow_receiver_loses_only_its_own_lines_and_says_how_many(
     status = await drain_status(fast_router, cid, slow_drain["id"])
     assert reported() > 0 and status["dropped"] == reported()
     assert len(set(syslog_lines(slow))) + reported() == total
+
+
+async def test_drain_metrics_count_connects_errors_and_request_times(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    http = HttpSink(script=[500, 200])
+    port = await sinks.start(http.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "one")))
+    await http.wait_requests(2)
+    await trio.sleep(0.1)
+    text = fast_router.node.metrics.render().decode()
+    did = drain["id"]
+    assert re.search(rf"logrouter_drain_errors_total{{drain_id=\"{did}\"}} 1\.0", text)
+    assert re.search(rf'logrouter_drain_connects_total{{drain_id="{did}"}} [12]\.0', text)
+    assert re.search(r"logrouter_http_drain_request_seconds_count 2\.0", text)
+    assert "process_resident_memory_bytes" in text and "logrouter_build_info{" in text
