@@ -72,6 +72,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print the settings in effect (defaults, LOGROUTER_CONFIG file, "
                              "LOGROUTER_* environment)")
 
+    key = commands.add_parser("key", help="print the router's API key (from the data dir, or "
+                                          "from Redis in cluster mode)")
+    key.add_argument("--config", metavar="FILE", help="TOML settings file (LOGROUTER_CONFIG)")
+
     client = client_settings()
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument("--url", default=client.url,
@@ -144,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "config":
         return _config(args)
+    if args.command == "key":
+        return _key(args)
     if args.command == "shuttle":
         return _shuttle(args)
     if args.command is not None:
@@ -158,6 +164,50 @@ def _version() -> str:
     from logrouter.protocol.speedups import native
 
     return f"logrouter {__version__} (C speed-ups: {'on' if native is not None else 'off'})"
+
+
+def _key(args: argparse.Namespace) -> int:
+    import os
+
+    try:
+        settings = load_settings({}, config_file=args.config)
+    except ConfigError as exc:
+        print(f"logrouter: {exc}", file=sys.stderr)
+        return 2
+    if settings.auth_key:
+        print(settings.auth_key)
+        return 0
+    if settings.redis_url:
+        async def read() -> str | None:
+            from logrouter.store.redis import connect
+
+            client = await connect(settings.redis_url)
+            try:
+                value = await client.get("lr:auth_key")
+            finally:
+                await client.close()
+            return value.decode() if isinstance(value, bytes) else value
+
+        try:
+            key = trio.run(read)
+        except Exception as exc:  # a Redis or import error: say which
+            print(f"logrouter: cannot read the key from {settings.redis_url}: {exc}",
+                  file=sys.stderr)
+            return 1
+        where = settings.redis_url
+    else:
+        where = os.path.join(settings.data_dir, "auth_key")
+        try:
+            with open(where, encoding="ascii") as fh:
+                key = fh.read().strip() or None
+        except OSError:
+            key = None
+    if not key:
+        print(f"logrouter: no key in {where}: start `logrouter serve` once (it generates one), "
+              "or set LOGROUTER_AUTH_KEY", file=sys.stderr)
+        return 1
+    print(key)
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -88,20 +88,21 @@ def secure_data_dir(path: str) -> None:
         log.warning("at=data_dir_permissions path=%s error=%r", path, str(exc))
 
 
-def resolve_auth_key(settings: Settings) -> tuple[str, bool]:
+def resolve_auth_key(settings: Settings) -> tuple[str, bool | None]:
     """The API key: the setting, else the data dir's key file, else a new one saved there.
 
     Returns:
-        ``(key, from_file)``; ``from_file`` tells the caller to print it.
+        ``(key, generated)``: ``generated`` is True for a key made now (print it once), False
+        for one read from the key file, None for one given in the settings.
     """
     if settings.auth_key:
-        return settings.auth_key, False
+        return settings.auth_key, None
     path = os.path.join(settings.data_dir, KEY_FILE)
     try:
         with open(path, encoding="ascii") as fh:
             key = fh.read().strip()
         if key:
-            return key, True
+            return key, False
     except FileNotFoundError:
         pass
     key = secrets.token_hex(24)
@@ -191,11 +192,13 @@ class Node:
                 await trio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _cluster_auth_key(self, store: RedisStore) -> tuple[str, bool]:
+    async def _cluster_auth_key(self, store: RedisStore) -> tuple[str, bool | None]:
         """Every node shares one key: the setting, or one generated once and kept in Redis."""
         if self.settings.auth_key:
-            return self.settings.auth_key, False
-        return await store.shared_auth_key(secrets.token_hex(24)), True
+            return self.settings.auth_key, None
+        candidate = secrets.token_hex(24)
+        key = await store.shared_auth_key(candidate)
+        return key, key == candidate
 
     async def _load(self, store: ConfigStore) -> SessionTable:
         s = self.settings
@@ -217,21 +220,26 @@ class Node:
                  len(sessions), self.table.history_size())
         return sessions
 
-    async def _bind(self, port: int) -> list[trio.SocketListener]:
+    async def _bind(self, setting: str) -> list[trio.SocketListener]:
+        """Listen on the port the setting named ``setting`` gives."""
+        port = getattr(self.settings, setting)
         try:
             return await open_listeners(self.settings.bind, port, self.settings.reuse_port)
         except OSError as exc:
-            raise ConfigError(f"cannot listen on {self.settings.bind}:{port}: {exc}") from None
+            flag = "--" + setting.replace("_", "-")
+            raise ConfigError(
+                f"cannot listen on {self.settings.bind}:{port}: {exc.strerror or exc}; choose "
+                f"another port with {flag} or LOGROUTER_{setting.upper()} ({setting})") from None
 
-    async def _serve(self, store: ConfigStore, show_key: bool,
+    async def _serve(self, store: ConfigStore, show_key: bool | None,
                      task_status: trio.TaskStatus[dict[str, tuple[str, int]]]) -> None:
         s = self.settings
         metrics = self.metrics
         sessions = await self._load(store)
-        syslog_l = await self._bind(s.syslog_port)
-        logs_l = await self._bind(s.logs_port)
-        api_l = await self._bind(s.api_port)
-        tls_l = await self._bind(s.syslog_tls_port) if s.syslog_tls_cert else []
+        syslog_l = await self._bind("syslog_port")
+        logs_l = await self._bind("logs_port")
+        api_l = await self._bind("api_port")
+        tls_l = await self._bind("syslog_tls_port") if s.syslog_tls_cert else []
         own_ports = frozenset(lst[0].socket.getsockname()[1]
                               for lst in (syslog_l, logs_l, api_l, tls_l) if lst)
         destinations = DestinationPolicy(parse_networks(s.drain_deny_networks), own_ports)
@@ -306,8 +314,11 @@ class Node:
                 s.max_connections, s.max_frame_bytes, name="syslog_tls"))
         kinds = {"syslog": "tcp", "logs": "https" if s.logs_tls_cert else "http", "api": "http",
                  "syslog_tls": "tls"}
-        if show_key:
+        key_place = "Redis" if s.redis_url else os.path.abspath(os.path.join(s.data_dir, KEY_FILE))
+        if show_key:  # generated now: shown once, then only where it is kept
             self.announce(f"auth_key {self.auth_key}")
+        elif show_key is False:
+            self.announce(f"auth_key_kept {key_place} (logrouter key prints it)")
         drain_scope = trio.CancelScope()
 
         async def run_drains(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -329,6 +340,9 @@ class Node:
                 host, port = addrs[0]
                 self.announce(f"listening {server.name} {kinds[server.name]} {host}:{port}")
             log.info("at=ready public_url=%s data_dir=%s", self.public_url, s.data_dir)
+            if show_key:
+                self.announce(f"export LOGROUTER_URL={self.public_url} "
+                              f"LOGROUTER_AUTH_KEY={self.auth_key}")
             task_status.started(dict(self.addresses))
             async with trio.open_nursery() as background:
                 background.start_soon(self._sweep_sessions, sessions)

@@ -35,6 +35,8 @@ def start(cwd: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[str], 
             ports[m.group(1)] = int(m.group(3))
         elif line.startswith("auth_key "):
             key = line.split()[1]
+        elif line.startswith("auth_key_kept "):
+            key = "(kept)"
     return proc, ports, key
 
 
@@ -73,7 +75,10 @@ def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None
 
     proc, ports, key2 = start(tmp_path, {})
     try:
-        assert key2 == key  # generated once, kept
+        assert key2 == "(kept)"  # generated and shown once; later starts say where it is kept
+        shown = subprocess.run([sys.executable, "-m", "logrouter", "key"], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=30)
+        assert shown.returncode == 0 and shown.stdout.strip() == key
         api = f"http://127.0.0.1:{ports['api']}"
         session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
                                   f"{api}/v2/sessions", "-d",
@@ -88,3 +93,18 @@ def test_bad_settings_exit_2_with_a_clear_message(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "logrouter", "serve", "--syslog-port", "x"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "syslog_port must be int" in result.stderr
+
+
+def test_port_in_use_names_the_setting_and_flag(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "logrouter", "serve", "--bind", "127.0.0.1", "--syslog-port",
+             "0", "--logs-port", "0", "--api-port", str(port)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--api-port" in result.stderr and "LOGROUTER_API_PORT" in result.stderr
