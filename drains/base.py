@@ -30,7 +30,6 @@ L10 line at the head of the next delivery.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,12 +39,13 @@ import trio
 
 from logrouter.buffer import BoundedBuffer, DrainQueue, Loss
 from logrouter.destinations import DestinationPolicy
+from logrouter.logs import get_logger
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url
 from logrouter.protocol.syslog import format_time
 
 __all__ = ["Drain", "DrainOptions"]
 
-log = logging.getLogger("logrouter.drains")
+log = get_logger("logrouter.drains")
 
 SLOW_COOLDOWN = 10.0  # seconds a drain found slow stays slow at least (doubling per strike)
 SLOW_COOLDOWN_MAX = 300.0
@@ -208,9 +208,8 @@ class Drain:
             self.slow = True
             before = len(self.buffer)
             self._apply_capacity()
-            log.warning("at=drain_slow drain_id=%s channel_id=%s dest=%s buffered=%d lost=%d",
-                        self.record.id, self.record.channel_id, self.url.host, before,
-                        max(0, before - limit))
+            log.warning("drain_slow", drain_id=self.record.id, channel_id=self.record.channel_id,
+                        dest=self.url.host, buffered=before, lost=max(0, before - limit))
 
     # delivery side -----------------------------------------------------------------------
 
@@ -261,17 +260,15 @@ class Drain:
             self.degraded = True
             before = len(self.buffer)
             self._apply_capacity()
-            log.warning("at=drain_degraded drain_id=%s channel_id=%s dest=%s lost=%d",
-                        self.record.id, self.record.channel_id, self.url.host,
-                        max(0, before - self.options.degraded_lines))
+            log.warning("drain_degraded", drain_id=self.record.id, channel_id=self.record.channel_id,
+                        dest=self.url.host, lost=max(0, before - self.options.degraded_lines))
 
     def restore(self) -> None:
         """Leave degraded mode: the buffer holds ``buffer_lines`` again."""
         if self.degraded:
             self.degraded = False
             self._apply_capacity()
-            log.info("at=drain_restored drain_id=%s channel_id=%s", self.record.id,
-                     self.record.channel_id)
+            log.info("drain_restored", drain_id=self.record.id, channel_id=self.record.channel_id)
 
     def failed(self, error: str, lost_lines: int = 0, loss: Loss | None = None,
                transient: bool = True) -> None:
@@ -289,8 +286,8 @@ class Drain:
         if transient and not self._failing:
             self._failing = True
             self._apply_capacity()
-        log.warning("at=drain_error drain_id=%s channel_id=%s dest=%s error=%r lost=%d",
-                    self.record.id, self.record.channel_id, self.url.host, error, lost_lines)
+        log.warning("drain_error", drain_id=self.record.id, channel_id=self.record.channel_id,
+                    dest=self.url.host, error=error, lost=lost_lines)
 
     def statistics(self) -> dict[str, Any]:
         """The drain's status as the API shows it."""

@@ -12,7 +12,6 @@ A drain task that fails unexpectedly is logged and restarted after a pause.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +25,14 @@ from drains.syslog_writer import SyslogWriter
 from logrouter.buffer import DrainQueue
 from logrouter.channels import Channel, ChannelTable
 from logrouter.errors import ValidationError
+from logrouter.logs import get_logger
 from logrouter.metrics import DrainRow, Metrics
 from logrouter.models import DrainRecord, parse_drain_url
 from logrouter.spool import Spooler, SpoolQueue, remove_dir
 
 __all__ = ["KINDS", "DrainSupervisor"]
 
-log = logging.getLogger("logrouter.drains")
+log = get_logger("logrouter.drains")
 
 #: drain kind (``DrainUrl.kind``) → implementation, Logplex's type → module table.
 KINDS: dict[str, type[Drain]] = {"syslog": SyslogDrain, "http": HttpDrain}
@@ -90,7 +90,7 @@ class DrainSupervisor:
         wanted = {f"drain-{d.id}" for d in self.table.drains.values() if d.url is not None}
         for name in names:
             if name.startswith("drain-") and name not in wanted:
-                log.info("at=spool_removed dir=%s reason=no_such_drain", name)
+                log.info("spool_removed", dir=name, reason='no_such_drain')
                 remove_dir(os.path.join(root, name))
 
     async def flush_spools(self) -> None:
@@ -126,8 +126,7 @@ class DrainSupervisor:
             kind = KINDS[parse_drain_url(record.url or "").kind]
         except ValidationError as exc:
             self.unstartable[record.id] = str(exc)
-            log.error("at=drain_unstartable drain_id=%s channel_id=%s error=%r", record.id,
-                      channel.id, str(exc))
+            log.error("drain_unstartable", drain_id=record.id, channel_id=channel.id, error=str(exc))
             return
 
         def inject(lines: list[bytes]) -> None:
@@ -158,8 +157,8 @@ class DrainSupervisor:
         self.running[record.id] = _Running(drain, channel, scope)
         channel.add_consumer(drain, drain=True)
         self._nursery.start_soon(self._supervise, drain, scope)
-        log.info("at=drain_start drain_id=%s channel_id=%s kind=%s dest=%s", record.id,
-                 channel.id, record.url and parse_drain_url(record.url).scheme, drain.url.host)
+        log.info("drain_start", drain_id=record.id, channel_id=channel.id,
+                 kind=record.url and parse_drain_url(record.url).scheme, dest=drain.url.host)
 
     def _stop(self, drain_id: int, keep_spool: bool = False) -> None:
         self.unstartable.pop(drain_id, None)
@@ -171,7 +170,7 @@ class DrainSupervisor:
             self.spooler.unregister(queue)
             if self._nursery is not None:
                 self._nursery.start_soon(trio.to_thread.run_sync, remove_dir, queue.directory)
-        log.info("at=drain_stop drain_id=%s channel_id=%s", drain_id, run.channel.id)
+        log.info("drain_stop", drain_id=drain_id, channel_id=run.channel.id)
 
     async def _supervise(self, drain: Drain, scope: trio.CancelScope) -> None:
         pause = _RESTART_PAUSE
@@ -180,8 +179,7 @@ class DrainSupervisor:
                 try:
                     await drain.run()
                 except Exception as exc:
-                    log.exception("at=drain_crash drain_id=%s restart_in_s=%s", drain.record.id,
-                                  pause)
+                    log.exception("drain_crash", drain_id=drain.record.id, restart_in_s=pause)
                     drain.failed(f"crashed: {type(exc).__name__}: {exc}")
                     await trio.sleep(pause)
                     pause = min(pause * 2, _RESTART_PAUSE_MAX)

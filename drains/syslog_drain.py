@@ -171,8 +171,7 @@ class SyslogDrain(Drain):
             failures = 0
             self.restore()
             self.set_connected(True, healthy=True)
-            log.info("at=drain_connected drain_id=%s dest=%s:%s", self.record.id,
-                     self.url.host, self.url.port)
+            log.info("drain_connected", drain_id=self.record.id, dest=f"{self.url.host}:{self.url.port}")
             try:
                 await self._session(stream)
             finally:
@@ -215,7 +214,7 @@ class SyslogDrain(Drain):
                 with trio.CancelScope(deadline=clock() + opts.syslog_idle_timeout) as idle:
                     await self.wait_lines()
                 if idle.cancelled_caught:
-                    log.info("at=drain_idle_close drain_id=%s", self.record.id)
+                    log.info("drain_idle_close", drain_id=self.record.id)
                     break
                 if opts.linger > 0 and len(self.buffer) < WRITE_LINES:
                     with trio.CancelScope(deadline=clock() + opts.linger):
@@ -254,7 +253,7 @@ class SyslogDrain(Drain):
                             break
                         writer.mark(self)
                     elif clock() - self.last_write >= opts.syslog_idle_timeout and not len(self.buffer):
-                        log.info("at=drain_idle_close drain_id=%s", self.record.id)
+                        log.info("drain_idle_close", drain_id=self.record.id)
                         break
                 nursery.cancel_scope.cancel()
         finally:

@@ -16,14 +16,15 @@ reconnects; the drain is not written here until its task gives it back.
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 import trio
 
+from logrouter.logs import get_logger
+
 __all__ = ["DirectWriter", "SyslogWriter"]
 
-log = logging.getLogger("logrouter.drains")
+log = get_logger("logrouter.drains")
 
 
 class DirectWriter(Protocol):
@@ -63,5 +64,5 @@ class SyslogWriter:
                         self._dirty[drain] = None
                         urgent = True
                 except Exception:
-                    log.exception("at=syslog_writer_error")
+                    log.exception("syslog_writer_error")
             await trio.lowlevel.checkpoint()

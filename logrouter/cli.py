@@ -7,9 +7,7 @@ Every setting of :mod:`logrouter.settings` is a ``serve`` flag
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import time
 from collections.abc import Sequence
 
 import trio
@@ -27,29 +25,10 @@ from logrouter.settings import (
 
 __all__ = ["main"]
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-           "error": logging.ERROR}
+def setup_logging(level: str, fmt: str = "logfmt") -> None:
+    from logrouter.logs import configure
 
-
-class _LogfmtFormatter(logging.Formatter):
-    """``ts=… level=… logger=… <message>``: messages are already logfmt pairs."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = (f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
-                f"logger={record.name} {record.getMessage()}")
-        if record.exc_info:
-            line += " exception=" + repr(self.formatException(record.exc_info))
-        return line
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogfmtFormatter())
-    root = logging.getLogger("logrouter")
-    root.handlers[:] = [handler]
-    root.setLevel(_LEVELS[level])
-    root.propagate = False
+    configure(level, fmt)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -117,10 +96,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"logrouter: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
+    from logrouter.logs import get_logger
+
     for name, close in unknown_env():
-        logging.getLogger("logrouter.settings").warning(
-            "at=unknown_setting variable=%s did_you_mean=%s", name, close or "-")
+        get_logger("logrouter.settings").warning("unknown_setting", variable=name,
+                                                 did_you_mean=close or "-")
 
     def announce(line: str) -> None:
         print(line, flush=True)

@@ -26,7 +26,6 @@ reconnects.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from glide import GlideError
 from logrouter.channels import Channel, ChannelTable
 from logrouter.control import Control
 from logrouter.errors import StoreUnavailable
+from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.store.redis import (
     CONFIG_CHANNEL,
@@ -51,7 +51,7 @@ from logrouter.tail import TailHub
 
 __all__ = ["Cluster"]
 
-log = logging.getLogger("logrouter.cluster")
+log = get_logger("logrouter.cluster")
 
 FLUSH_INTERVAL = 0.02  # seconds between history / tail flushes
 MAX_PENDING_LINES = 200_000  # history lines waiting for Redis, node-wide
@@ -142,8 +142,8 @@ class Cluster:
         now = time.monotonic()
         if now - self._last_drop_log > 1.0:
             self._last_drop_log = now
-            log.warning("at=cluster_drop what=%s lines=%d error=%r total_history=%d total_tail=%d",
-                        what, n, error, self.history_dropped, self.tail_dropped)
+            log.warning("cluster_drop", what=what, lines=n, error=error, total_history=self.history_dropped,
+                        total_tail=self.tail_dropped)
 
     # tasks ------------------------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ class Cluster:
             try:
                 msg = await self._sub.get_pubsub_message()
             except GlideError as exc:
-                log.warning("at=pubsub_error error=%r", str(exc))
+                log.warning("pubsub_error", error=str(exc))
                 await trio.sleep(1)
                 continue
             channel = msg.channel.decode() if isinstance(msg.channel, bytes) else str(msg.channel)
@@ -207,7 +207,7 @@ class Cluster:
         try:
             record, tokens, drains = await self.store.load_channel(channel_id)
         except StoreUnavailable as exc:
-            log.warning("at=reload_failed channel_id=%s error=%r", channel_id, str(exc))
+            log.warning("reload_failed", channel_id=channel_id, error=str(exc))
             return
         table = self.table
         if record is None:
@@ -246,7 +246,7 @@ class Cluster:
             try:
                 await self.resync()
             except StoreUnavailable as exc:
-                log.warning("at=resync_failed error=%r", str(exc))
+                log.warning("resync_failed", error=str(exc))
 
     async def _flush_forever(self) -> None:
         while True:
@@ -282,7 +282,7 @@ class Cluster:
             await self.store.announce_tails(self.node_id, [channel_id], TAIL_ANNOUNCE_TTL)
             await self.store.publish_tail_started(self.node_id, channel_id)
         except (GlideError, StoreUnavailable) as exc:
-            log.warning("at=tail_subscribe_failed channel_id=%s error=%r", channel_id, str(exc))
+            log.warning("tail_subscribe_failed", channel_id=channel_id, error=str(exc))
 
     async def local_tail_ended(self, channel_id: str) -> None:
         self._local_tails.discard(channel_id)
@@ -291,7 +291,7 @@ class Cluster:
             await self._sub.unsubscribe({tail_channel(channel_id)}, timeout_ms=2000)
             await self.store.retract_tail(self.node_id, channel_id)
         except (GlideError, StoreUnavailable) as exc:
-            log.warning("at=tail_unsubscribe_failed channel_id=%s error=%r", channel_id, str(exc))
+            log.warning("tail_unsubscribe_failed", channel_id=channel_id, error=str(exc))
 
     async def _tail_registry(self) -> None:
         """Every ``TAIL_REFRESH`` s: learn who tails what, renew our announcements. This is also
@@ -309,12 +309,12 @@ class Cluster:
                 tailed = await self.store.tailed_channels()
                 self._remote_tailed = {c for c, nodes in tailed.items() if nodes - {self.node_id}}
                 if not healthy:
-                    log.info("at=redis_recovered node=%s", self.node_id)
+                    log.info("redis_recovered", node=self.node_id)
                     healthy = True
                     await self.resync()
             except StoreUnavailable as exc:
                 if healthy:
-                    log.error("at=redis_unavailable node=%s error=%r", self.node_id, str(exc))
+                    log.error("redis_unavailable", node=self.node_id, error=str(exc))
                 healthy = False
             await trio.sleep(TAIL_REFRESH)
 

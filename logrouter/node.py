@@ -12,7 +12,6 @@ and cluster packages.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import signal
@@ -30,6 +29,7 @@ from logrouter.destinations import DestinationPolicy, parse_networks
 from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.history import History, load_histories, save_histories
 from logrouter.ingest import Ingest, LogsHandler, SyslogServer
+from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.serving import HttpServer, StreamServer, open_listeners
 from logrouter.sessions import SessionTable
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # cluster mode's modules (and the Redis client) load only whe
 
 __all__ = ["Node", "resolve_auth_key"]
 
-log = logging.getLogger("logrouter.node")
+log = get_logger("logrouter.node")
 
 HISTORY_FILE = "history.msgpack"
 CONFIG_DB = "config.sqlite3"
@@ -85,7 +85,7 @@ def secure_data_dir(path: str) -> None:
             if os.path.isfile(full) and not os.path.islink(full):
                 os.chmod(full, 0o600)
     except PermissionError as exc:  # not ours (a mounted volume): say so, carry on
-        log.warning("at=data_dir_permissions path=%s error=%r", path, str(exc))
+        log.warning("data_dir_permissions", path=path, error=str(exc))
 
 
 def resolve_auth_key(settings: Settings) -> tuple[str, bool | None]:
@@ -188,7 +188,7 @@ class Node:
                 client = await redis_connect(self.settings.redis_url)
                 return RedisStore(client, self.settings.history_lines)
             except StoreUnavailable as exc:
-                log.error("at=redis_unavailable error=%r retry_in_s=%s", str(exc), delay)
+                log.error("redis_unavailable", error=str(exc), retry_in_s=delay)
                 await trio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -207,7 +207,7 @@ class Node:
         try:
             saved = {} if s.redis_url else load_histories(os.path.join(s.data_dir, HISTORY_FILE))
         except ValueError as exc:
-            log.error("at=history_load_failed error=%r", str(exc))
+            log.error("history_load_failed", error=str(exc))
             saved = {}
         for channel_id, (seq, lines) in saved.items():
             channel = self.table.get(channel_id)
@@ -215,9 +215,9 @@ class Node:
                 channel.history = History(s.history_lines, lines, seq)
         sessions = SessionTable(store, s.session_expiry, s.session_lifetime)
         sessions.load(snapshot.sessions)
-        log.info("at=loaded channels=%d tokens=%d drains=%d sessions=%d history_lines=%d",
-                 len(self.table), len(self.table.tokens), len(self.table.drains),
-                 len(sessions), self.table.history_size())
+        log.info("loaded", channels=len(self.table), tokens=len(self.table.tokens),
+                 drains=len(self.table.drains), sessions=len(sessions),
+                 history_lines=self.table.history_size())
         return sessions
 
     async def _bind(self, setting: str) -> list[trio.SocketListener]:
@@ -339,7 +339,7 @@ class Node:
                 self.addresses[server.name] = addrs[0]
                 host, port = addrs[0]
                 self.announce(f"listening {server.name} {kinds[server.name]} {host}:{port}")
-            log.info("at=ready public_url=%s data_dir=%s", self.public_url, s.data_dir)
+            log.info("ready", public_url=self.public_url, data_dir=s.data_dir)
             if show_key:
                 self.announce(f"export LOGROUTER_URL={self.public_url} "
                               f"LOGROUTER_AUTH_KEY={self.auth_key}")
@@ -350,7 +350,7 @@ class Node:
                     background.start_soon(self._watch_signals)
                 await self._stop.wait()
                 background.cancel_scope.cancel()
-            log.info("at=shutdown grace_s=%s", s.shutdown_timeout)
+            log.info("shutdown", grace_s=s.shutdown_timeout)
             streamer.close_all()
             for server in self._servers:
                 grace = min(s.shutdown_timeout, 1.0) if server.name.startswith("syslog") \
@@ -380,12 +380,12 @@ class Node:
             await trio.sleep(SESSION_SWEEP_INTERVAL)
             expired = await sessions.sweep()
             if expired:
-                log.info("at=sessions_expired count=%d", expired)
+                log.info("sessions_expired", count=expired)
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                log.info("at=signal signal=%s", signal.Signals(signum).name)
+                log.info("signal", signal=signal.Signals(signum).name)
                 self.request_stop()
                 return
 
@@ -394,6 +394,6 @@ class Node:
         try:
             saved = save_histories(path, {c.id: c.history for c in self.table.channels.values()})
         except OSError as exc:
-            log.error("at=history_save_failed path=%s error=%r", path, str(exc))
+            log.error("history_save_failed", path=path, error=str(exc))
             return
-        log.info("at=history_saved lines=%d path=%s", saved, path)
+        log.info("history_saved", lines=saved, path=path)

@@ -32,7 +32,6 @@ and ends the stream when the client goes away.
 from __future__ import annotations
 
 import errno
-import logging
 import math
 import socket
 import time
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.protocol.http1 import (
     BODY,
@@ -55,7 +55,7 @@ from logrouter.protocol.http1 import (
 __all__ = ["EVICT_MIN_IDLE", "HttpServer", "Response", "SendChunk", "Slot", "StreamServer",
            "open_listeners"]
 
-log = logging.getLogger("logrouter.serving")
+log = get_logger("logrouter.serving")
 
 RECEIVE_SIZE = 65536
 #: A full listener closes a connection to admit a new one only if it was idle this long.
@@ -149,8 +149,8 @@ class _ErrorLog:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
             return
         self._last[reason] = now
-        log.error("at=connection_error listener=%s reason=%s suppressed=%d", listener, reason,
-                  self._suppressed.pop(reason, 0), exc_info=exc)
+        log.error("connection_error", listener=listener, reason=reason,
+                  suppressed=self._suppressed.pop(reason, 0), exc_info=exc)
 
 
 class StreamServer:
@@ -227,7 +227,7 @@ class StreamServer:
                 stream = await listener.accept()
             except OSError as exc:
                 if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
-                    log.error("at=accept_error listener=%s errno=%s", self.name, exc.errno)
+                    log.error("accept_error", listener=self.name, errno=exc.errno)
                     await trio.sleep(0.1)
                     continue
                 raise
@@ -368,8 +368,7 @@ class HttpServer(StreamServer):
             try:
                 response = await self.handler(request)
             except Exception:
-                log.exception("at=handler_error listener=%s method=%s path=%s",
-                              self.name, request.method, request.path)
+                log.exception("handler_error", listener=self.name, method=request.method, path=request.path)
                 await self._send(stream, slot, simple_response(500, b"Internal Server Error",
                                                                close=True))
                 return False

@@ -111,6 +111,7 @@ class Settings:
     workers: int = _opt(1, "node processes sharing the ports (more than 1 needs redis_url)")
     reuse_port: bool = _opt(False, "bind listeners with SO_REUSEPORT (set for --workers)")
     log_level: str = _opt("info", "service log level: debug, info, warn, error")
+    log_format: str = _opt("logfmt", "service log format: logfmt or json")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -195,6 +196,8 @@ def _validate(values: dict[str, Any]) -> None:
                 ipaddress.ip_network(part.strip(), strict=False)
     except ValueError as exc:
         raise ConfigError(f"drain_deny_networks: {exc}") from None
+    if values["log_format"] not in ("logfmt", "json"):
+        raise ConfigError(f"log_format must be logfmt or json, got {values['log_format']!r}")
     if values["log_level"] not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"log_level must be debug, info, warn or error, got {values['log_level']!r}")
 

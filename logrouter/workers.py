@@ -15,7 +15,6 @@ The parent prints the children's start-up lines once.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -25,11 +24,12 @@ from collections.abc import Callable
 
 import trio
 
+from logrouter.logs import get_logger
 from logrouter.settings import SETTINGS, Settings
 
 __all__ = ["run_workers"]
 
-log = logging.getLogger("logrouter.workers")
+log = get_logger("logrouter.workers")
 
 RESTART_PAUSE = 1.0
 
@@ -72,7 +72,7 @@ class _Supervisor:
                 [sys.executable, "-m", "logrouter", "serve"], env=child_env(self.settings, worker, ports),
                 stdout=subprocess.PIPE)
             self.procs[worker] = proc
-            log.info("at=worker_start worker=%d pid=%d", worker, proc.pid)
+            log.info("worker_start", worker=worker, pid=proc.pid)
             async with trio.open_nursery() as nursery:
                 assert proc.stdout is not None
                 nursery.start_soon(self._forward, proc.stdout)
@@ -80,8 +80,7 @@ class _Supervisor:
             if self.stopping:
                 return
             self.restarts += 1
-            log.error("at=worker_exit worker=%d pid=%d code=%s restart_in_s=%s", worker, proc.pid,
-                      code, RESTART_PAUSE)
+            log.error("worker_exit", worker=worker, pid=proc.pid, code=code, restart_in_s=RESTART_PAUSE)
             await trio.sleep(RESTART_PAUSE)
 
     async def _forward(self, stdout: trio.abc.ReceiveStream) -> None:
@@ -125,8 +124,7 @@ async def run_workers(settings: Settings, announce: Callable[[str], None]) -> in
                 for worker in range(settings.workers):
                     nursery.start_soon(supervisor.supervise, worker, ports)
                 async for signum in signals:
-                    log.info("at=signal signal=%s workers=%d", signal.Signals(signum).name,
-                             settings.workers)
+                    log.info("signal", signal=signal.Signals(signum).name, workers=settings.workers)
                     await supervisor.stop()
                     nursery.cancel_scope.cancel()
                     break

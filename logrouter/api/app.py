@@ -8,7 +8,6 @@ and ``GET /sessions/<id>`` (the id is the capability) do not.
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -27,13 +26,14 @@ from logrouter.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from logrouter.logs import get_logger
 from logrouter.metrics import CONTENT_TYPE, Metrics
 from logrouter.protocol.http1 import Request
 from logrouter.serving import Response
 
 __all__ = ["ApiHandler"]
 
-log = logging.getLogger("logrouter.api")
+log = get_logger("logrouter.api")
 
 _UNAUTHORIZED = [("Www-Authenticate", "Basic realm=Logplex")]
 _PLATFORM_PREFIXES = ("/apps", "/account", "/users/", "/teams/")
@@ -143,8 +143,7 @@ class ApiHandler:
             status, ident = _ERRORS[type(exc)]
             return error_response(request.path, status, ident, str(exc))
         except StoreUnavailable as exc:
-            log.warning("at=store_unavailable method=%s path=%s error=%r", request.method,
-                        request.path, str(exc))
+            log.warning("store_unavailable", method=request.method, path=request.path, error=str(exc))
             return json_response(503, {"id": "unavailable", "error": "config store unavailable",
                                        "message": "The config store is unavailable; try again."})
 

@@ -13,7 +13,6 @@ line falls between them or appears twice.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from logrouter.channels import Channel
+from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.models import SessionRecord
 from logrouter.protocol.syslog import format_time, l11_text, parse_line
@@ -38,7 +38,7 @@ from logrouter.tail import TailCursor, TailHub
 
 __all__ = ["SessionStreamer", "backlog"]
 
-log = logging.getLogger("logrouter.sessions")
+log = get_logger("logrouter.sessions")
 
 
 def backlog(channel: Channel, num: int, filt: TailFilter) -> list[tuple[int, bytes]]:

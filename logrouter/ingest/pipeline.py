@@ -9,19 +9,19 @@ returns the drains the batch pushed past their buffer; the transport then awaits
 
 from __future__ import annotations
 
-import logging
 import time
 
 import trio
 from prometheus_client import Counter
 
 from logrouter.channels import Channel, ChannelTable, Consumer
+from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.router import route_by_token, route_to
 
 __all__ = ["Ingest", "WaitBudget"]
 
-log = logging.getLogger("logrouter.ingest")
+log = get_logger("logrouter.ingest")
 
 
 class _DropLog:
@@ -36,7 +36,7 @@ class _DropLog:
         total = self.pending.get(reason, 0) + count
         now = time.monotonic()
         if now - self.last.get(reason, 0.0) >= self.interval:
-            log.warning("at=drop reason=%s count=%d last_peer=%s", reason, total, peer)
+            log.warning("drop", reason=reason, count=total, last_peer=peer)
             self.last[reason] = now
             total = 0
         self.pending[reason] = total

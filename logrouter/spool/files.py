@@ -11,10 +11,10 @@ delivered is in place, and one found fully delivered on open is deleted then.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 
+from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import (
     Damage,
     Ledger,
@@ -28,7 +28,7 @@ from logrouter.protocol.spoolfmt import (
 __all__ = ["LEDGER", "Scan", "Segment", "append", "read_segment", "remove_dir", "scan",
            "segment_path", "write_ledger"]
 
-log = logging.getLogger("logrouter.spool")
+log = get_logger("logrouter.spool")
 
 LEDGER = "ledger.json"
 _SUFFIX = ".seg"
@@ -191,4 +191,4 @@ def remove_dir(directory: str) -> None:
     try:
         os.rmdir(directory)
     except OSError as exc:
-        log.warning("at=spool_remove_failed dir=%s error=%r", directory, str(exc))
+        log.warning("spool_remove_failed", dir=directory, error=str(exc))

@@ -34,7 +34,6 @@ restart resends exactly that batch with the same ``Logplex-Frame-Id``.
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -42,12 +41,13 @@ from collections.abc import Callable, Iterable, Sequence
 import trio
 
 from logrouter.buffer import BufferStatistics, Loss
+from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import Ledger
 from logrouter.spool import files
 
 __all__ = ["SpoolQueue"]
 
-log = logging.getLogger("logrouter.spool")
+log = get_logger("logrouter.spool")
 
 #: Largest segment file: a drain reading back from disk holds one decoded segment at a time.
 SEGMENT_BYTES = 1024 * 1024
@@ -112,7 +112,7 @@ class SpoolQueue:
         """Read the directory (in a worker thread) and take up where the last run stopped."""
         found = await trio.to_thread.run_sync(files.scan, self.directory)
         for what in found.damaged:
-            log.error("at=spool_damaged dir=%s what=%r", self.directory, what)
+            log.error("spool_damaged", dir=self.directory, what=what)
         ledger = found.ledger
         self.segments = deque(found.segments)
         self.disk_bytes = sum(s.size for s in found.segments)
@@ -131,8 +131,8 @@ class SpoolQueue:
         if pre:
             self.push_many(pre)
         if self._next > self._next_pop:
-            log.info("at=spool_recovered dir=%s lines=%d segments=%d bytes=%d", self.directory,
-                     self._next - self._next_pop, len(self.segments), self.disk_bytes)
+            log.info("spool_recovered", dir=self.directory, lines=self._next - self._next_pop,
+                     segments=len(self.segments), bytes=self.disk_bytes)
 
     # -- the queue interface (what drains call) -------------------------------------------
 
@@ -408,7 +408,7 @@ class SpoolQueue:
             self._full_drops += len(dropped)
             now = time.monotonic()
             if now - self._full_logged >= 10.0:
-                log.warning("at=spool_full dir=%s dropped_segments=%d bytes=%d lost_total=%d",
-                            self.directory, self._full_drops, self.disk_bytes, self.lost)
+                log.warning("spool_full", dir=self.directory, dropped_segments=self._full_drops,
+                            bytes=self.disk_bytes, lost_total=self.lost)
                 self._full_logged, self._full_drops = now, 0
         return dropped

@@ -17,20 +17,20 @@ counted once memory runs over (see the queue).
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass
 
 import trio
 
+from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import Ledger, encode_record
 from logrouter.spool import files
 from logrouter.spool.queue import SpoolQueue
 
 __all__ = ["Spooler"]
 
-log = logging.getLogger("logrouter.spool")
+log = get_logger("logrouter.spool")
 
 FLUSH_INTERVAL = 0.05
 SYNC_INTERVAL = 1.0
@@ -150,7 +150,7 @@ class Spooler:
             last = self._error_logged.get(q.directory, 0.0)
             if time.monotonic() - last > 60:
                 self._error_logged[q.directory] = time.monotonic()
-                log.error("at=spool_write_failed dir=%s error=%r", q.directory, w.error)
+                log.error("spool_write_failed", dir=q.directory, error=w.error)
             return
         if w.record and w.segment is not None:
             if w.new_segment:
