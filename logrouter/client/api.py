@@ -12,7 +12,7 @@ import json
 import ssl
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = ["ClientError", "RouterClient"]
 
@@ -24,13 +24,15 @@ class ClientError(Exception):
 class RouterClient:
     """Talks to the control API at ``url`` with ``auth_key``."""
 
-    def __init__(self, url: str, auth_key: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, auth_key: str, timeout: float = 30.0,
+                 key_file: str = "./.logrouter/auth_key") -> None:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ClientError(f"not a router URL: {url!r}")
         self.url = f"{parts.scheme}://{parts.netloc}"
         self.auth_key = auth_key
         self.timeout = timeout
+        self.key_file = key_file
 
     def _connection(self, url: str, timeout: float | None) -> http.client.HTTPConnection:
         parts = urlsplit(url)
@@ -53,18 +55,26 @@ class RouterClient:
             resp = conn.getresponse()
             raw = resp.read()
         except OSError as exc:
-            raise ClientError(f"cannot reach the router at {self.url}: {exc}") from None
+            raise ClientError(f"cannot reach the router at {self.url} ({exc.strerror or exc}): "
+                              "is `logrouter serve` running there? (--url or LOGROUTER_URL)"
+                              ) from None
         finally:
             conn.close()
         if resp.status == 401:
+            if not self.auth_key:
+                raise ClientError(f"no API key for {self.url}: looked in --auth-key, "
+                                  f"LOGROUTER_AUTH_KEY and {self.key_file} (`logrouter key` on "
+                                  "the router's host prints it)")
             raise ClientError(f"the router at {self.url} refused the auth key "
-                              "(set LOGROUTER_AUTH_KEY or --auth-key)")
+                              "(--auth-key or LOGROUTER_AUTH_KEY)")
         try:
             decoded = json.loads(raw) if raw else None
         except ValueError:
             decoded = None
         if resp.status >= 400:
             message = decoded.get("message") if isinstance(decoded, dict) else None
+            if resp.status == 404 and path.startswith("/apps/") and message:
+                message = f"{message} (app {unquote(path.split('/')[2])!r})"
             raise ClientError(message or f"HTTP {resp.status} for {method} {path}")
         return decoded
 
@@ -88,6 +98,12 @@ class RouterClient:
 
     def drains(self, app: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request("GET", f"/apps/{quote(app, safe='')}/log-drains")
+        return result
+
+    def drain(self, app: str, ref: str) -> dict[str, Any]:
+        """One drain, with its delivery ``status`` when it runs on this router."""
+        result: dict[str, Any] = self.request(
+            "GET", f"/apps/{quote(app, safe='')}/log-drains/{quote(ref, safe='')}")
         return result
 
     def add_drain(self, app: str, url: str) -> dict[str, Any]:

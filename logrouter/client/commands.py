@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -43,8 +44,16 @@ def format_line(line: str, colour: bool) -> str:
     return f"\x1b[2m{when}\x1b[0m{head}{rest}"
 
 
+def use_colour(out: TextIO, args: argparse.Namespace) -> bool:
+    """Colour only on a terminal, and not with ``--no-color``, ``NO_COLOR`` or ``TERM=dumb``."""
+    return (out.isatty() and not getattr(args, "no_color", False)
+            and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb")
+
+
 def add_client_commands(commands: Any, connection: argparse.ArgumentParser) -> None:
     """Add the client sub-commands to an argparse sub-parser set."""
+    connection.add_argument("--no-color", action="store_true",
+                            help="no colour (also NO_COLOR or TERM=dumb)")
     app = argparse.ArgumentParser(add_help=False)
     app.add_argument("-a", "--app", help="app name (env LOGROUTER_APP)")
     as_json = argparse.ArgumentParser(add_help=False)
@@ -69,6 +78,22 @@ def add_client_commands(commands: Any, connection: argparse.ArgumentParser) -> N
     commands.add_parser("tokens", parents=[connection, app, as_json], help="an app's input tokens")
 
 
+def _health(status: dict[str, Any] | None) -> str:
+    """A drain's delivery status in one indented line."""
+    if not status:
+        return "  status: not running on this router"
+    state = "connected" if status.get("connected") else "not connected"
+    if status.get("degraded"):
+        state += ", degraded"
+    if status.get("slow"):
+        state += ", slow"
+    line = (f"  {state}; delivered {status.get('delivered', 0)}, "
+            f"dropped {status.get('dropped', 0)}, buffered {status.get('buffered', 0)}")
+    if status.get("last_error"):
+        line += f"; last error {status['last_error']} at {status.get('last_error_at')}"
+    return line
+
+
 def _need_app(args: argparse.Namespace) -> str:
     if not args.app:
         raise ClientError("no app given: use -a APP or set LOGROUTER_APP")
@@ -82,7 +107,7 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 def _logs(client: RouterClient, args: argparse.Namespace, out: TextIO) -> int:
     app = _need_app(args)
-    colour = out.isatty()
+    colour = use_colour(out, args)
     url = client.log_session(app, max(args.num, 0), args.dyno, args.source, args.tail)
     last_id: str | None = None
     reconnects = 0
@@ -108,13 +133,18 @@ def _logs(client: RouterClient, args: argparse.Namespace, out: TextIO) -> int:
         reconnects += 1
         if reconnects > _MAX_RECONNECTS:
             raise ClientError("the log stream keeps failing; giving up")
-        time.sleep(min(retry * reconnects, 10.0))
+        delay = min(retry * reconnects, 10.0)
+        print(f"logrouter: log stream ended; reconnecting in {delay:g} s "
+              f"(try {reconnects} of {_MAX_RECONNECTS})", file=sys.stderr, flush=True)
+        time.sleep(delay)
 
 
 def run_client_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run one client command; print errors as one line; return the exit code."""
     try:
-        client = RouterClient(args.url, args.auth_key)
+        key_file = os.path.abspath(os.path.join(os.environ.get("LOGROUTER_DATA_DIR", ".logrouter"),
+                                                "auth_key"))
+        client = RouterClient(args.url, args.auth_key, key_file=key_file)
         return _dispatch(client, args, out)
     except ClientError as exc:
         print(f"logrouter: {exc}", file=sys.stderr)
@@ -145,7 +175,10 @@ def _dispatch(client: RouterClient, args: argparse.Namespace, out: TextIO) -> in
             out.write(f"{created['name']}\n")
     elif cmd == "apps:destroy":
         confirm = args.confirm
-        if confirm is None and sys.stdin.isatty():
+        if confirm is None and not sys.stdin.isatty():
+            raise ClientError(f"apps:destroy needs --confirm {args.name} when it is not run "
+                              "on a terminal")
+        if confirm is None:
             confirm = input(f"To proceed, type {args.name}: ").strip()
         if confirm != args.name:
             raise ClientError(f"confirmation {confirm!r} did not match {args.name!r}; "
@@ -155,12 +188,14 @@ def _dispatch(client: RouterClient, args: argparse.Namespace, out: TextIO) -> in
     elif cmd == "logs":
         return _logs(client, args, out)
     elif cmd == "drains":
-        drains = client.drains(_need_app(args))
+        app = _need_app(args)
+        drains = [client.drain(app, d["id"]) for d in client.drains(app)]  # with their status
         if args.json:
             _print_json(drains, out)
         elif drains:
             out.write("=== Drains\n\n")
-            out.writelines(f"{d['url']} ({d['token']})\n" for d in drains)
+            out.writelines(f"{d['url']} ({d['token']})\n{_health(d.get('status'))}\n"
+                           for d in drains)
     elif cmd == "drains:add":
         drain = client.add_drain(_need_app(args), args.drain_url)
         if args.json:

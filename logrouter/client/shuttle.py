@@ -181,8 +181,9 @@ class Shuttle:
 
 
 async def run_shuttle(opts: ShuttleOptions, command: list[str]) -> int:
-    """Ship stdin (or ``command``'s stdout and stderr) until it ends; return the exit code
-    (the command's, when one was given)."""
+    """Ship stdin (or ``command``'s stdout and stderr) until it ends; return the exit code:
+    the command's when one was given and failed, else 1 when lines were lost (dropped past
+    the buffer, refused by the router, or given up on), else 0."""
     shuttle = Shuttle(opts)
     code = 0
     async with trio.open_nursery() as nursery:
@@ -198,4 +199,9 @@ async def run_shuttle(opts: ShuttleOptions, command: list[str]) -> int:
             await shuttle.read(stdin)
     if math.isfinite(code) and code < 0:
         code = 128 - code
+    lost = shuttle.lost.statistics().lost + shuttle.buffer.statistics().lost
+    if lost:
+        print(f"logrouter shuttle: {lost} lines were not delivered (dropped or refused)",
+              file=sys.stderr)
+        return code or 1
     return code

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.procs import AUTH_KEY, RouterProcess
 
@@ -35,7 +36,10 @@ def test_apps_tokens_drains(router_proc: RouterProcess) -> None:
     assert added.stdout == "Successfully added drain syslog://logs.example.com\n"
     listed = cli(router_proc, "drains", env={"LOGROUTER_APP": "demo"}).stdout
     assert listed.startswith("=== Drains\n\nsyslog://logs.example.com (d.")
-    token = listed.split("(")[1].rstrip(")\n")
+    assert "; delivered 0, dropped 0" in listed.splitlines()[3]  # its health, where users look
+    token = listed.split("(")[1].split(")")[0]
+    status = json.loads(cli(router_proc, "drains", "-a", "demo", "--json").stdout)[0]["status"]
+    assert {"connected", "delivered", "dropped", "last_error"} <= set(status)
     removed = cli(router_proc, "drains:remove", token, "-a", "demo")
     assert removed.stdout == "Successfully removed drain syslog://logs.example.com\n"
     bad = cli(router_proc, "drains:add", "ftp://x", "-a", "demo")
@@ -44,7 +48,8 @@ def test_apps_tokens_drains(router_proc: RouterProcess) -> None:
     assert refused.returncode == 1 and "--confirm demo" in refused.stderr
     assert cli(router_proc, "apps:destroy", "demo", "--confirm", "demo").returncode == 0
     unknown = cli(router_proc, "logs", "-a", "demo")
-    assert (unknown.returncode, unknown.stderr) == (1, "logrouter: Couldn't find that app.\n")
+    assert (unknown.returncode, unknown.stderr) == (
+        1, "logrouter: Couldn't find that app. (app 'demo')\n")
 
 
 def test_clear_errors(router_proc: RouterProcess) -> None:
@@ -137,7 +142,7 @@ def test_shuttle_reports_lost_batches_as_l13(router_proc: RouterProcess) -> None
     router_proc.start()
     proc.stdin.write("survivor\n")
     proc.stdin.close()
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=30) == 1  # it lost lines: says so with its exit code
     out = cli(router_proc, "logs", "-a", "lossy").stdout
     assert "app[log-shuttle]: Error L13: 10 messages lost since " in out
     assert out.rstrip().endswith("survivor") and "gone 1" not in out
@@ -157,9 +162,22 @@ def test_shuttle_reports_its_own_buffer_overflow_as_l12(router_proc: RouterProce
     proc.stdin.close()
     time.sleep(0.5)
     router_proc.start()
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=60) == 1  # it dropped lines: says so with its exit code
     lines = cli(router_proc, "logs", "-a", "full").stdout.splitlines()
     msgs = [x.split("]: ", 1)[1] for x in lines]
     assert msgs[:5] == [f"first {i}" for i in range(5)]
     assert msgs[5].startswith("Error L12: 15 messages dropped since ")
     assert msgs[6:] == [f"more {i}" for i in range(15, 20)]
+
+
+def test_helpful_errors(router_proc: RouterProcess, tmp_path: Path) -> None:
+    no_key = subprocess.run([sys.executable, "-m", "logrouter", "apps", "--url",
+                             router_proc.api_url], cwd=tmp_path, capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items()
+                                 if not k.startswith("LOGROUTER_")}, timeout=30)
+    assert no_key.returncode == 1 and "looked in --auth-key, LOGROUTER_AUTH_KEY" in no_key.stderr
+    assert str(tmp_path / ".logrouter" / "auth_key") in no_key.stderr
+    down = cli(router_proc, "apps", "--url", "http://127.0.0.1:9")
+    assert down.returncode == 1 and "is `logrouter serve` running there?" in down.stderr
+    off_terminal = cli(router_proc, "apps:destroy", "demo")
+    assert "needs --confirm demo when it is not run on a terminal" in off_terminal.stderr
