@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from logrouter.errors import ConfigError
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
 from logrouter.store.base import ConfigSnapshot
 
@@ -31,6 +32,41 @@ CREATE INDEX IF NOT EXISTS drains_by_channel ON drains (channel_id);
 """
 
 
+#: Schema version (``PRAGMA user_version``) → the statements that bring the previous version to
+#: it. Version 1 is the schema above; a database made before versioning (user_version 0 with
+#: the tables present) is version 1. Add a migration here for every schema change.
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Create or upgrade the schema in one transaction; return the version now in place.
+
+    Raises:
+        ConfigError: the file was written by a newer logrouter (a version this one does not know).
+    """
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"config database schema version {version} is newer than this "
+                          f"logrouter knows ({SCHEMA_VERSION}); upgrade logrouter")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if version == 0:  # new, or made before versioning: the DDL is IF NOT EXISTS throughout
+            for statement in filter(None, (x.strip() for x in _SCHEMA.split(";"))):
+                db.execute(statement)
+            version = 1
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                db.execute(statement)
+            version = target
+        db.execute(f"PRAGMA user_version = {version}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return version
+
+
 class SqliteStore:
     """:class:`~logrouter.store.base.ConfigStore` on one SQLite file."""
 
@@ -40,7 +76,7 @@ class SqliteStore:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.schema_version = migrate(self._db)
 
     async def load(self) -> ConfigSnapshot:
         db = self._db
