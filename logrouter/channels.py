@@ -40,7 +40,8 @@ class Consumer(Protocol):
 class Channel:
     """One channel's live state. ``tokens`` maps token → token name."""
 
-    __slots__ = ("_consumers", "_local", "drains", "history", "id", "name", "record", "tokens")
+    __slots__ = ("_consumers", "_local", "drains", "history", "id", "name", "received", "record",
+                 "tokens")
 
     def __init__(self, record: ChannelRecord, history_lines: int) -> None:
         self.record = record
@@ -51,6 +52,7 @@ class Channel:
         self.drains: dict[int, DrainRecord] = {}
         self._consumers: tuple[Consumer, ...] = ()
         self._local: tuple[Consumer, ...] = ()  # consumers that also see injected lines
+        self.received = 0  # lines posted by ingest (a sum per batch, for `logrouter top`)
 
     def __repr__(self) -> str:
         return f"<Channel {self.id} {self.name!r}>"
@@ -58,6 +60,7 @@ class Channel:
     def post(self, lines: list[bytes], pressured: list[Consumer]) -> None:
         """Append a batch of cooked lines to history and hand it to every consumer; the
         consumers that ask the feeder to wait are appended to ``pressured``."""
+        self.received += len(lines)
         self.history.extend(lines)
         for consumer in self._consumers:
             if consumer.push(lines):

@@ -93,6 +93,7 @@ class ApiHandler:
         r.add("GET", r"/readyz", self.readyz, auth=False)
         r.add("GET", r"/metrics", self.prometheus, auth=False)
         r.add("GET", r"/openapi\.json", self.openapi, auth=False)
+        r.add("GET", r"/v3/stats", self.stats)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
         r.add("GET", r"/v2/canary-fetch/([^/]+)", self.stream_session, auth=False)
         LogplexRoutes(control, public_url, streamer.history_source).register(r)
@@ -165,6 +166,27 @@ class ApiHandler:
 
     async def v3_healthcheck(self, call: Call) -> Response:
         return text_response(200, "OK")
+
+    async def stats(self, call: Call) -> Response:
+        """The node's counters as JSON, per channel and per drain (``logrouter top``)."""
+        totals: dict[str, float] = {}
+        for family in self.metrics.registry.collect():
+            if not family.name.startswith(("logrouter_messages", "logrouter_connection",
+                                           "logrouter_ingest", "logrouter_tail_lines")):
+                continue
+            for sample in family.samples:
+                label = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                totals[sample.name + (f"{{{label}}}" if label else "")] = sample.value
+        table = self.control.table
+        channels = [{"id": c.id, "name": c.name or c.id, "received": c.received,
+                     "history": len(c.history)} for c in table.channels.values()]
+        drains = []
+        for d in table.drains.values():
+            if d.url is None:
+                continue
+            status = self.control.drain_status(d.id) or {}
+            drains.append({"id": d.id, "channel_id": d.channel_id, "url": d.url, **status})
+        return json_response(200, {"totals": totals, "channels": channels, "drains": drains})
 
     async def openapi(self, call: Call) -> Response:
         if self._openapi is None:

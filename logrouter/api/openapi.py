@@ -202,6 +202,10 @@ def document(server_url: str, version: str) -> dict[str, Any]:
                 "application/logplex-1": {"schema": {"type": "string"}}}),
                 "406": _resp("not acceptable", _json(_ERROR_V2))}, v2,
             params=[_CHANNEL, {"name": "num", "in": "query", "schema": {"type": "string"}}])},
+        "/v3/stats": {"get": _op("the node's counters, per channel and per drain", {
+            "200": _resp("stats", _json({"type": "object", "properties": {
+                "totals": {"type": "object"}, "channels": {"type": "array"},
+                "drains": {"type": "array"}}}))}, v2)},
         "/account": {"get": _op("the account (Platform API)", {"200": _resp("account", _json(
             {"type": "object"}))}, pf)},
         "/users/~/apps": {"get": _op("apps (Platform API)", {"200": _resp("apps", _json(

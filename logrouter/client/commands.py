@@ -76,6 +76,11 @@ def add_client_commands(commands: Any, connection: argparse.ArgumentParser) -> N
     p = commands.add_parser("drains:remove", parents=[connection, app], help="remove a drain")
     p.add_argument("ref", metavar="URL|TOKEN|ID")
     commands.add_parser("tokens", parents=[connection, app, as_json], help="an app's input tokens")
+    p = commands.add_parser("top", parents=[connection],
+                            help="a live view of the router: lines/s in and out per app and "
+                                 "drain, drops, connections")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
 
 
 def _health(status: dict[str, Any] | None) -> str:
@@ -205,6 +210,13 @@ def _dispatch(client: RouterClient, args: argparse.Namespace, out: TextIO) -> in
     elif cmd == "drains:remove":
         drain = client.remove_drain(_need_app(args), args.ref)
         out.write(f"Successfully removed drain {drain['url']}\n")
+    elif cmd == "top":
+        from rich.console import Console
+
+        from logrouter.client.top import run_top
+
+        console = Console(file=out, no_color=not use_colour(out, args) or None)
+        return run_top(client, max(0.2, args.interval), args.once, console)
     elif cmd == "tokens":
         tokens = client.tokens(_need_app(args))
         if args.json:

@@ -217,6 +217,7 @@ async def test_redis_restart_mid_stream(cluster: Nodes) -> None:
     await trio.to_thread.run_sync(cluster.redis.start)
     # Everything recovers by itself: config writes, shared history, cross-node tails.
     await eventually(lambda: _api_ok(a), 10.0)
+    await eventually(lambda: _api_ok(b), 10.0)  # each node's client reconnects on its own
     tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
     await trio.sleep(1.0)
     await a.send_tcp(octet(frame(tokens["app"], "after restart")))

@@ -181,3 +181,20 @@ def test_helpful_errors(router_proc: RouterProcess, tmp_path: Path) -> None:
     assert down.returncode == 1 and "is `logrouter serve` running there?" in down.stderr
     off_terminal = cli(router_proc, "apps:destroy", "demo")
     assert "needs --confirm demo when it is not run on a terminal" in off_terminal.stderr
+
+
+def test_top_shows_rates_per_app_and_drain(router_proc: RouterProcess) -> None:
+    cli(router_proc, "apps:create", "busy")
+    cli(router_proc, "drains:add", "syslog://192.0.2.1:514", "-a", "busy")
+    token = router_proc.api("GET", "/v3/channels/busy")["tokens"]["app"]
+    proc = subprocess.Popen([sys.executable, "-m", "logrouter", "top", "--once", "--interval", "1",
+                             "--url", router_proc.api_url, "--auth-key", AUTH_KEY, "--no-color"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "160"})
+    time.sleep(0.3)  # inside top's two polls
+    router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", f"m{i}")
+                                   for i in range(500)])
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "lines/s in" in out and "busy" in out and "syslog://192.0.2.1:514" in out
+    assert "\x1b[" not in out  # --no-color
