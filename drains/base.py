@@ -89,13 +89,15 @@ class Drain:
             drain's spool.
         persist: with a spool, writes it now (an HTTP batch is on disk before it is sent).
         observe_request: told how long each HTTP request took to answer (a histogram).
+        observe_delay: told, for each delivery, how long its oldest line waited in the buffer.
     """
 
     def __init__(self, record: DrainRecord, options: DrainOptions,
                  inject: Callable[[list[bytes]], None] | None = None,
                  buffer: DrainQueue | None = None,
                  persist: Callable[[], Awaitable[None]] | None = None,
-                 observe_request: Callable[[float], None] | None = None) -> None:
+                 observe_request: Callable[[float], None] | None = None,
+                 observe_delay: Callable[[float], None] | None = None) -> None:
         assert record.url is not None
         self.record = record
         self.url: DrainUrl = parse_drain_url(record.url)
@@ -109,6 +111,8 @@ class Drain:
         self.connects = 0  # connections opened
         self.errors = 0  # failed connects, writes and requests
         self.observe_request = observe_request or (lambda seconds: None)
+        self.observe_delay = observe_delay or (lambda seconds: None)
+        self._waiting_since: float | None = None  # when the oldest waiting line arrived
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -131,6 +135,8 @@ class Drain:
     def push(self, lines: list[bytes]) -> bool:
         """Buffer ``lines``; True when the feeder should wait for room (see :meth:`wait_room`)."""
         buffer = self.buffer
+        if self._waiting_since is None:
+            self._waiting_since = trio.current_time()
         if buffer.push_many(lines) or len(buffer) >= self._wake_at:
             self._wakeup.set()  # enough to do (or a loss to report): wake the delivery task
         if self._idle.is_set():
@@ -240,6 +246,10 @@ class Drain:
         """The batch in flight was delivered (``lines`` of it were log lines)."""
         self.buffer.ack()
         self.delivered += lines
+        now = trio.current_time()
+        if self._waiting_since is not None:
+            self.observe_delay(now - self._waiting_since)
+        self._waiting_since = now if len(self.buffer) else None
         self.last_success = time.time()
         if self.degraded:
             self.restore()

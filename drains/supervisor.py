@@ -63,6 +63,7 @@ class DrainSupervisor:
         self.spooler = Spooler() if options.spool_bytes > 0 else None
         metrics.drains.source = self._metric_rows
         self._observe_request = metrics.http_drain_request_seconds.observe
+        self._observe_delay = metrics.drain_write_delay_seconds.observe
 
     def spool_dir(self, drain_id: int) -> str:
         return os.path.join(self.options.spool_root, f"drain-{drain_id}")
@@ -150,7 +151,7 @@ class DrainSupervisor:
                 await spooler.flush([spooled], sync=False, everything=True)
 
         drain = kind(record, self.options, inject=inject, buffer=queue, persist=persist,
-                     observe_request=self._observe_request)
+                     observe_request=self._observe_request, observe_delay=self._observe_delay)
         if isinstance(drain, SyslogDrain) and not drain.url.tls:
             drain.writer = self.syslog_writer
         scope = trio.CancelScope()

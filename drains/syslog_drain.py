@@ -73,6 +73,8 @@ class SyslogDrain(Drain):
         if self._direct is None or self._out is not None or writer is None:
             return super().push(lines)
         buffer = self.buffer
+        if self._waiting_since is None:
+            self._waiting_since = trio.current_time()
         buffer.push_many(lines)
         writer.mark(self)
         if self._idle.is_set():

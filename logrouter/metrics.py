@@ -133,6 +133,11 @@ class Metrics:
         self.http_drain_request_seconds = Histogram(
             "logrouter_http_drain_request_seconds", "Time an HTTP drain request took to answer",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.drain_write_delay_seconds = Histogram(
+            "logrouter_drain_write_delay_seconds", "Time from a write's oldest line entering its "
+            "drain's buffer to the write's delivery (send→drain latency inside the router)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r)
         self.tail_lost = Counter("logrouter_tail_lines_dropped",
                                  "Lines a slow tail client lost (reported as L11)", registry=r)
         self.sessions_opened = Counter("logrouter_sessions_streamed",

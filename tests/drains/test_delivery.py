@@ -187,4 +187,5 @@ async def test_drain_metrics_count_connects_errors_and_request_times(
     assert re.search(rf"logrouter_drain_errors_total{{drain_id=\"{did}\"}} 1\.0", text)
     assert re.search(rf'logrouter_drain_connects_total{{drain_id="{did}"}} [12]\.0', text)
     assert re.search(r"logrouter_http_drain_request_seconds_count 2\.0", text)
+    assert re.search(r"logrouter_drain_write_delay_seconds_count 1\.0", text)
     assert "process_resident_memory_bytes" in text and "logrouter_build_info{" in text
