@@ -254,15 +254,10 @@ class Cluster:
             await self.flush()
 
     async def flush(self) -> None:
-        """Publish pending tail batches and write pending history (one pipeline)."""
-        if self._tails_out:
-            out, self._tails_out = self._tails_out, {}
-            for channel_id, lines in out.items():
-                try:
-                    await self.store.publish_tail(
-                        channel_id, msgpack.packb([self.node_id, lines], use_bin_type=True))
-                except StoreUnavailable as exc:
-                    self._dropped("tail", len(lines), str(exc))
+        """Write pending history, then publish pending tail batches: a line a remote tail
+        has shown is already in the shared history (a node killed between the two steps
+        loses the relay, never leaves a tail ahead of the history)."""
+        out, self._tails_out = self._tails_out, {}
         if self._history:
             batch, self._history = self._history, {}
             count, self._pending = self._pending, 0
@@ -270,7 +265,16 @@ class Cluster:
                 await self.store.append_history(batch)
             except StoreUnavailable as exc:
                 self._dropped("history", count, str(exc))
+                if out:
+                    self._dropped("tail", sum(len(lines) for lines in out.values()), str(exc))
                 await trio.sleep(1.0)
+                return
+        for channel_id, lines in out.items():
+            try:
+                await self.store.publish_tail(
+                    channel_id, msgpack.packb([self.node_id, lines], use_bin_type=True))
+            except StoreUnavailable as exc:
+                self._dropped("tail", len(lines), str(exc))
 
     # tail registry ----------------------------------------------------------------------------
 
