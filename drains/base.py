@@ -30,6 +30,7 @@ L10 line at the head of the next delivery.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from logrouter.destinations import DestinationPolicy
 from logrouter.logs import get_logger
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url
 from logrouter.protocol.syslog import format_time
+from logrouter.settings import Settings
 
 __all__ = ["Drain", "DrainOptions"]
 
@@ -75,6 +77,25 @@ class DrainOptions:
     backpressure_max: float = 1.0
     spool_bytes: int = 0
     spool_root: str = ""
+
+    @classmethod
+    def from_settings(cls, s: Settings, destinations: DestinationPolicy) -> DrainOptions:
+        """The drain settings of ``s`` (each declared once, in :mod:`logrouter.settings`)."""
+        return cls(
+            buffer_lines=s.drain_buffer_lines, degraded_lines=s.drain_degraded_lines,
+            syslog_shrink_after=s.syslog_drain_shrink_after,
+            http_shrink_after=s.http_drain_shrink_after,
+            backoff_initial=s.drain_backoff_initial, backoff_max=s.drain_backoff_max,
+            max_connection_age=s.drain_max_connection_age,
+            syslog_send_timeout=s.syslog_drain_send_timeout,
+            syslog_idle_timeout=s.syslog_drain_idle_timeout,
+            http_connect_timeout=s.http_drain_connect_timeout,
+            http_response_timeout=s.http_drain_response_timeout,
+            http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
+            tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger,
+            destinations=destinations, burst_lines=s.drain_burst_lines,
+            backpressure_max=s.drain_backpressure_max, spool_bytes=s.drain_spool_bytes,
+            spool_root=os.path.join(s.data_dir, "spool"))
     destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
 
 

@@ -18,11 +18,9 @@ HTTPS verifies the receiver's certificate unless the URL ends in ``#insecure``.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 import trio
 
@@ -33,6 +31,7 @@ from logrouter.buffer import Loss
 from logrouter.errors import DestinationRefused
 from logrouter.httpclient import HttpClientError, HttpConnection
 from logrouter.protocol.drainfmt import http_l10, render_http
+from logrouter.protocol.logplex1 import drain_request, drain_request_head
 from logrouter.tlsclient import cert_error, open_stream
 
 __all__ = ["HttpDrain"]
@@ -55,29 +54,9 @@ class HttpDrain(Drain):
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        parts = urlsplit(self.url.url)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        host = self.url.host
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None:
-            host += f":{parts.port}"
-        head = [f"POST {path} HTTP/1.1", f"Host: {host}"]
-        if parts.username is not None:
-            userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            head.append("Authorization: Basic " + base64.b64encode(userinfo.encode()).decode())
-        head += ["Content-Type: application/logplex-1", f"Logplex-Drain-Token: {self.record.token}",
-                 f"User-Agent: {USER_AGENT}"]
-        self._head = "\r\n".join(head).encode("latin-1")
+        self._head = drain_request_head(self.url.url, self.url.host, self.record.token, USER_AGENT)
         self._conn: HttpConnection | None = None
         self._failed_batches = 0
-
-    def request_bytes(self, body: bytes, count: int, frame_id: str) -> bytes:
-        """The whole request for a logplex-1 ``body`` of ``count`` frames."""
-        return b"%s\r\nLogplex-Msg-Count: %d\r\nLogplex-Frame-Id: %s\r\nContent-Length: %d\r\n\r\n%s" % (
-            self._head, count, frame_id.encode(), len(body), body)
 
     async def deliver_forever(self) -> None:
         batch: _Batch | None = None
@@ -130,7 +109,7 @@ class HttpDrain(Drain):
         self.buffer.begin_batch(len(lines), frame_id)
         if self.persist is not None:
             await self.persist()  # on disk, with its Frame-Id, before it is first sent
-        return _Batch(loss, len(lines) - skipped, self.request_bytes(body, count, frame_id))
+        return _Batch(loss, len(lines) - skipped, drain_request(self._head, body, count, frame_id))
 
     async def _connection(self) -> HttpConnection:
         conn = self._conn

@@ -31,14 +31,13 @@ from drains.syslog_writer import SyslogWriter
 from logrouter.buffer import Loss
 from logrouter.errors import DestinationRefused
 from logrouter.protocol.drainfmt import render_syslog, syslog_l10, syslog_unsent
-from logrouter.protocol.syslog import format_time, l14_text
+from logrouter.protocol.syslog import l14_line
 from logrouter.tlsclient import cert_error, open_stream
 
 __all__ = ["SyslogDrain"]
 
 WRITE_LINES = 512  # per write: ~75 KiB of typical lines, 5 MiB at most
 TLS_PIECE = 16384  # bytes per TLS send_all: what a failed TLS write may send twice
-_L14_PRI = 188  # local7.warning
 
 
 @dataclass(slots=True)
@@ -187,8 +186,7 @@ class SyslogDrain(Drain):
             self.failed(f"certificate: {problem}")
             if self.inject is not None:
                 uri = f"syslog+tls://{self.url.host}:{self.url.port}/"
-                line = b"<%d>1 %s %s heroku logplex - - %s" % (
-                    _L14_PRI, format_time(), self.token, l14_text(problem, uri))
+                line = l14_line(self.token, problem, uri)
                 self.inject([line])
             return
         if isinstance(exc, DestinationRefused):

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from drains import DrainOptions, DrainSupervisor
+from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.channels import Channel, ChannelTable
 from logrouter.control import Control, Limits
 from logrouter.destinations import DestinationPolicy, parse_networks
+from logrouter.drain_supervisor import DrainSupervisor
 from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.history import History, load_histories, save_histories
 from logrouter.ingest import Ingest, LogsHandler, SyslogServer
@@ -50,24 +51,6 @@ HISTORY_FILE = "history.msgpack"
 CONFIG_DB = "config.sqlite3"
 KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
-
-
-def drain_options(s: Settings, destinations: DestinationPolicy) -> DrainOptions:
-    """The drain settings of ``s``."""
-    return DrainOptions(
-        destinations=destinations,
-        buffer_lines=s.drain_buffer_lines, degraded_lines=s.drain_degraded_lines,
-        syslog_shrink_after=s.syslog_drain_shrink_after, http_shrink_after=s.http_drain_shrink_after,
-        backoff_initial=s.drain_backoff_initial,
-        backoff_max=s.drain_backoff_max, max_connection_age=s.drain_max_connection_age,
-        syslog_send_timeout=s.syslog_drain_send_timeout,
-        syslog_idle_timeout=s.syslog_drain_idle_timeout,
-        http_connect_timeout=s.http_drain_connect_timeout,
-        http_response_timeout=s.http_drain_response_timeout,
-        http_attempts=s.http_drain_attempts, http_batch_bytes=s.http_drain_batch_bytes,
-        tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger,
-        burst_lines=s.drain_burst_lines, backpressure_max=s.drain_backpressure_max,
-        spool_bytes=s.drain_spool_bytes, spool_root=os.path.join(s.data_dir, "spool"))
 
 
 def secure_data_dir(path: str) -> None:
@@ -247,7 +230,8 @@ class Node:
                         s.max_reserved_drains_per_channel)
         self.control = control = Control(store, self.table, sessions, limits,
                                          destinations=destinations)
-        self.drains = drains = DrainSupervisor(self.table, drain_options(s, destinations), metrics)
+        self.drains = drains = DrainSupervisor(self.table, DrainOptions.from_settings(s, destinations),
+                                                 metrics)
         control.drain_listeners.append(drains.channel_changed)
         control.drain_status_provider = drains.status
         self.streamer = streamer = SessionStreamer(metrics, s.tail_buffer_lines, s.sse_keepalive,

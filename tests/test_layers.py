@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
      "logrouter.serving", "logrouter.control", "logrouter.httpclient",
      "logrouter.tlsclient", "logrouter.destinations", "logrouter.spool"},
     {"logrouter.ingest", "logrouter.api", "logrouter.client", "logrouter.cluster", "drains"},
-    {"logrouter.node", "logrouter.workers"},
+    {"logrouter.node", "logrouter.workers", "logrouter.drain_supervisor"},
     {"logrouter.cli", "logrouter.__main__"},
 ]
 IO_MODULES = {"trio", "socket", "ssl", "asyncio", "prometheus_client", "sqlite3", "selectors"}
@@ -89,3 +89,38 @@ def test_modules_stay_under_500_lines() -> None:
     long = [str(p) for pkg in ("logrouter", "drains") for p in (ROOT / pkg).rglob("*.py")
             if len(p.read_text().splitlines()) > 500]
     assert not long, long
+
+
+def test_drains_are_a_plug_in_seam() -> None:
+    """Drains use the lower layers only: never the channel table, metrics, ingest, the API, the
+    cluster or the node (the supervisor, in logrouter, ties them to channels)."""
+    bad = []
+    for name, tree in modules():
+        if name == "drains" or name.startswith("drains."):
+            bad += [f"{name} imports {m}" for m in imports(tree)
+                    if m.startswith(("logrouter.channels", "logrouter.metrics", "logrouter.ingest",
+                                     "logrouter.api", "logrouter.cluster", "logrouter.node",
+                                     "logrouter.control", "logrouter.drain_supervisor"))]
+    assert not bad, bad
+
+
+def test_only_the_composition_root_wires_the_servers() -> None:
+    """ingest, api, cluster and the drain supervisor are imported by the node (and workers) only."""
+    bad = []
+    for name, tree in modules():
+        if name in ("logrouter.node", "logrouter.workers", "logrouter.cli"):
+            continue
+        for m in imports(tree):
+            for top in ("logrouter.ingest", "logrouter.api", "logrouter.cluster",
+                        "logrouter.drain_supervisor"):
+                if (m == top or m.startswith(top + ".")) and not name.startswith(top):
+                    bad.append(f"{name} imports {m}")
+    assert not bad, bad
+
+
+def test_redis_client_only_in_the_store() -> None:
+    bad = []
+    for name, tree in modules():
+        if not name.startswith("logrouter.store") and not name.startswith("logrouter.cluster"):
+            bad += [f"{name} imports {m}" for m in imports(tree) if m.split(".")[0] == "glide"]
+    assert not bad, bad

@@ -15,7 +15,7 @@ from logrouter.channels import Channel
 from logrouter.control import Control
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import DrainRecord
-from logrouter.protocol.syslog import parse_line
+from logrouter.protocol.logplex1 import channel_log_frames
 from logrouter.serving import Response, SendChunk
 
 __all__ = ["LogplexRoutes"]
@@ -420,14 +420,8 @@ class LogplexRoutes:
             lines = (await self.shared_history(channel))[-num:] if num else []
         else:
             _, lines = channel.history.last(num)
-        frames = []
-        for raw in lines:
-            f = parse_line(raw)
-            if f is None:
-                continue
-            msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
-            line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, msg)
-            frames.append(b"%d %s" % (len(line), line))
+        frames = channel_log_frames(lines)
+
         async def stream(send: SendChunk) -> None:
             for start in range(0, len(frames), 256):  # chunked, as Logplex streams it
                 await send(b"".join(frames[start:start + 256]))

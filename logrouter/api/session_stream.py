@@ -23,7 +23,7 @@ from logrouter.channels import Channel
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.models import SessionRecord
-from logrouter.protocol.syslog import format_time, l11_text, parse_line
+from logrouter.protocol.syslog import l11_line, parse_line
 from logrouter.protocol.tailfmt import (
     SSE_KEEPALIVE,
     TailFilter,
@@ -216,7 +216,7 @@ class SessionStreamer:
                 lost, since, data = chunk
                 if lost:
                     self.metrics.tail_lost.inc(lost)
-                    l11 = b"%s logplex[1]: %s\n" % (format_time(), l11_text(lost, since))
+                    l11 = l11_line(lost, since)
                     data = (sse_event(l11) if sse else l11) + data
                 if data:
                     await send(data)

@@ -1,4 +1,5 @@
-"""``application/logplex-1`` bodies: HTTP ingest (Logplex §2.2) and drain batches (§7.3).
+"""``application/logplex-1`` bodies: HTTP ingest (Logplex §2.2), drain requests (§7.3) and
+the v3 channel logs (§4.3).
 
 An ingest body is a concatenation of octet-counted RFC 5424 frames with no
 separators. :func:`parse_ingest` validates a request the way Logplex's
@@ -12,12 +13,15 @@ import base64
 import binascii
 import zlib
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from logrouter.errors import PeerError
 from logrouter.protocol.framing import split_octet_counted
+from logrouter.protocol.syslog import parse_line
 
 __all__ = [
-    "CONTENT_TYPES", "IngestAuth", "decode_body", "parse_auth", "parse_ingest",
+    "CONTENT_TYPES", "IngestAuth", "channel_log_frames", "decode_body", "drain_request",
+    "drain_request_head", "parse_auth", "parse_ingest",
 ]
 
 CONTENT_TYPES = ("application/logplex-1", "application/x-logplex-1")
@@ -111,3 +115,45 @@ def parse_ingest(content_type: str, msg_count: str | None, body: bytes,
         if not (count.isascii() and count.isdigit() and len(count) <= 12) or int(count) != len(frames):
             raise PeerError(400, "Message count mismatch")
     return frames
+
+
+def channel_log_frames(lines: list[bytes]) -> list[bytes]:
+    """``GET /v3/channels/C/logs``'s frames (Logplex §4.3): ``LEN <PRI>1 TIME host APP PROCID -
+    MSG`` with MSG newline-terminated; lines that are not RFC 5424 are left out."""
+    frames = []
+    for raw in lines:
+        f = parse_line(raw)
+        if f is None:
+            continue
+        msg = f.msg if f.msg.endswith(b"\n") else f.msg + b"\n"
+        line = b"<%s>1 %s host %s %s - %s" % (f.pri, f.time, f.app, f.procid, msg)
+        frames.append(b"%d %s" % (len(line), line))
+    return frames
+
+
+def drain_request_head(url: str, host: str, drain_token: str, user_agent: str) -> bytes:
+    """The fixed part of every request an HTTP drain sends to ``url`` (Logplex §7.3): request
+    line, ``Host`` (``host`` is the URL's host, IDNA-encoded), Basic auth from the URL's user
+    info, content type, drain token and user agent — without the final CRLF."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host += f":{parts.port}"
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}"]
+    if parts.username is not None:
+        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        head.append("Authorization: Basic " + base64.b64encode(userinfo.encode()).decode())
+    head += ["Content-Type: application/logplex-1", f"Logplex-Drain-Token: {drain_token}",
+             f"User-Agent: {user_agent}"]
+    return "\r\n".join(head).encode("latin-1")
+
+
+def drain_request(head: bytes, body: bytes, count: int, frame_id: str) -> bytes:
+    """A whole drain request: ``head`` (:func:`drain_request_head`), the per-batch headers
+    ``Logplex-Msg-Count`` and ``Logplex-Frame-Id``, and the logplex-1 ``body``."""
+    return b"%s\r\nLogplex-Msg-Count: %d\r\nLogplex-Frame-Id: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        head, count, frame_id.encode(), len(body), body)

@@ -21,7 +21,8 @@ import time
 from typing import NamedTuple
 
 __all__ = [
-    "SyslogLine", "format_time", "l10_text", "l11_text", "l14_text",
+    "L14_PRI", "SyslogLine", "format_time", "l10_text", "l11_line", "l11_text", "l14_line",
+    "l14_text",
     "parse_line",
 ]
 
@@ -114,3 +115,18 @@ def l14_text(error: str, uri: str) -> bytes:
     """MSG of the L14 line injected when a TLS drain's certificate fails (§7.4)."""
     return b'Error L14 (certificate validation): error="%s" uri="%s"' % (
         error.replace('"', "'").encode(), uri.encode())
+
+
+L14_PRI = 188  # local7.warning
+
+
+def l14_line(drain_token: bytes, error: str, uri: str, now: float | None = None) -> bytes:
+    """The whole L14 line (RFC 5424, cooked: APP-NAME ``heroku``) posted into the app's own
+    stream — history and tails, never drains — when its TLS drain's certificate fails."""
+    return b"<%d>1 %s %s heroku logplex - - %s" % (L14_PRI, format_time(now), drain_token,
+                                                     l14_text(error, uri))
+
+
+def l11_line(lost: int, since: float, now: float | None = None) -> bytes:
+    """The L11 line a tail session shows, in session text form, after dropping ``lost``."""
+    return b"%s logplex[1]: %s\n" % (format_time(now), l11_text(lost, since))

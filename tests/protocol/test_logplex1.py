@@ -54,3 +54,23 @@ def test_parse_ingest_statuses() -> None:
         with pytest.raises(PeerError) as e:
             parse_ingest(ctype, count, body, 10240)
         assert (e.value.status, e.value.text) == (status, text)
+
+
+def test_drain_request_bytes() -> None:
+    from logrouter.protocol.logplex1 import drain_request, drain_request_head
+
+    head = drain_request_head("https://us%3Aer:p%40ss@h.example:8443/logs?x=1", "h.example",
+                              "d.tok", "logrouter/1")
+    assert head.split(b"\r\n")[:2] == [b"POST /logs?x=1 HTTP/1.1", b"Host: h.example:8443"]
+    assert b"Authorization: Basic " + base64.b64encode(b"us:er:p@ss") in head
+    assert drain_request_head("http://[::1]/", "::1", "d", "ua").split(b"\r\n")[1] == b"Host: [::1]"
+    req = drain_request(head, b"5 hello", 1, "ABC")
+    assert req.endswith(b"Logplex-Msg-Count: 1\r\nLogplex-Frame-Id: ABC\r\n"
+                        b"Content-Length: 7\r\n\r\n5 hello")
+
+
+def test_channel_log_frames() -> None:
+    from logrouter.protocol.logplex1 import channel_log_frames
+
+    frames = channel_log_frames([b"<190>1 2026-11-26T10:00:00Z h app web.1 - - hi", b"junk"])
+    assert frames == [b"48 <190>1 2026-11-26T10:00:00Z host app web.1 - hi\n"]

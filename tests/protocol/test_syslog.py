@@ -46,3 +46,14 @@ def test_l_lines() -> None:
                                  b"1101 messages since 1970-01-01T00:00:00+00:00.")
     assert l14_text("bad certificate", "syslog+tls://h:6514/") == (
         b'Error L14 (certificate validation): error="bad certificate" uri="syslog+tls://h:6514/"')
+
+
+def test_l11_and_l14_lines() -> None:
+    from logrouter.protocol.syslog import l11_line, l14_line
+
+    assert l11_line(3, 0.0, now=0.0) == (
+        b"1970-01-01T00:00:00+00:00 logplex[1]: Error L11 (Tail buffer overflow) -> "
+        b"This tail session dropped 3 messages since 1970-01-01T00:00:00+00:00.\n")
+    line = l14_line(b"d.tok", 'bad "cert"', "syslog+tls://h:6514/", now=0.0)
+    assert line.startswith(b"<188>1 1970-01-01T00:00:00+00:00 d.tok heroku logplex - - ")
+    assert line.endswith(b"error=\"bad 'cert'\" uri=\"syslog+tls://h:6514/\"")

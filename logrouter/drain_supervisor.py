@@ -18,10 +18,7 @@ from typing import Any
 
 import trio
 
-from drains.base import Drain, DrainOptions
-from drains.http_drain import HttpDrain
-from drains.syslog_drain import SyslogDrain
-from drains.syslog_writer import SyslogWriter
+from drains import KINDS, Drain, DrainOptions, SyslogDrain, SyslogWriter
 from logrouter.buffer import DrainQueue
 from logrouter.channels import Channel, ChannelTable
 from logrouter.errors import ValidationError
@@ -30,12 +27,10 @@ from logrouter.metrics import DrainRow, Metrics
 from logrouter.models import DrainRecord, parse_drain_url
 from logrouter.spool import Spooler, SpoolQueue, remove_dir
 
-__all__ = ["KINDS", "DrainSupervisor"]
+__all__ = ["DrainSupervisor"]
 
 log = get_logger("logrouter.drains")
 
-#: drain kind (``DrainUrl.kind``) → implementation, Logplex's type → module table.
-KINDS: dict[str, type[Drain]] = {"syslog": SyslogDrain, "http": HttpDrain}
 _RESTART_PAUSE = 1.0  # after a drain task fails unexpectedly; doubles up to the max
 _RESTART_PAUSE_MAX = 60.0
 
