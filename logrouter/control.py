@@ -2,7 +2,7 @@
 
 Each operation validates, writes the config store, then updates the node's
 in-memory :class:`~logrouter.channels.ChannelTable`, and finally tells the
-listeners in :attr:`Control.drain_listeners` (the drain supervisor) that a
+drain runner given at construction (the drain supervisor) that a
 channel's drains changed. The API layers (Logplex v1/v2/v3, Platform API) only
 translate HTTP to these calls and their errors to statuses.
 """
@@ -13,7 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -32,7 +32,7 @@ from logrouter.models import (
 from logrouter.sessions import SessionTable
 from logrouter.store.base import ConfigStore
 
-__all__ = ["Control", "Limits"]
+__all__ = ["Control", "DrainRunner", "Limits"]
 
 _MAX_NAME = 256
 
@@ -55,6 +55,16 @@ class Limits:
     reserved_drains_per_channel: int = 20
 
 
+class DrainRunner(Protocol):
+    """What runs the node's drains (:class:`logrouter.drain_supervisor.DrainSupervisor`)."""
+
+    def channel_changed(self, channel: Channel) -> None:
+        """Make the running drains of ``channel`` match its config."""
+
+    def status(self, drain_id: int) -> dict[str, Any] | None:
+        """A running drain's delivery status."""
+
+
 class Control:
     """Control-plane operations on one node.
 
@@ -63,11 +73,14 @@ class Control:
         table: the node's in-memory channels.
         sessions: the node's sessions.
         limits: caps on channels, tokens and drains.
+        destinations: where drains may deliver (checked on input).
+        drains: runs the drains; told of every drain change, asked for drain status.
     """
 
     def __init__(self, store: ConfigStore, table: ChannelTable, sessions: SessionTable,
                  limits: Limits, clock: Callable[[], float] = time.time,
-                 destinations: DestinationPolicy | None = None) -> None:
+                 destinations: DestinationPolicy | None = None,
+                 drains: DrainRunner | None = None) -> None:
         self.store = store
         self.limits = limits
         self.destinations = destinations or DestinationPolicy()
@@ -75,13 +88,11 @@ class Control:
         self.sessions = sessions
         self.max_drains = limits.drains_per_channel
         self.clock = clock
-        self.drain_listeners: list[Callable[[Channel], None]] = []
-        #: Set by the drain supervisor: drain id → delivery status (None when not running).
-        self.drain_status_provider: Callable[[int], dict[str, Any] | None] | None = None
+        self.drains = drains
 
     def drain_status(self, drain_id: int) -> dict[str, Any] | None:
-        provider = self.drain_status_provider
-        return provider(drain_id) if provider is not None else None
+        """A drain's delivery status, or None when it does not run on this node."""
+        return self.drains.status(drain_id) if self.drains is not None else None
 
     def with_status(self, drain_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` plus ``"status"`` (delivery counters) when the drain is running here."""
@@ -91,8 +102,9 @@ class Control:
         return body
 
     def notify(self, channel: Channel) -> None:
-        for listener in self.drain_listeners:
-            listener(channel)
+        """A channel's drains changed: the drain runner applies it now."""
+        if self.drains is not None:
+            self.drains.channel_changed(channel)
 
     def channel(self, channel_id: str) -> Channel:
         channel = self.table.get(channel_id)

@@ -37,6 +37,7 @@ from logrouter.sessions import SessionTable
 from logrouter.settings import Settings
 from logrouter.store.base import ConfigStore
 from logrouter.store.sqlite import SqliteStore
+from logrouter.tail import TailHubs
 from logrouter.tlsclient import server_context
 
 if TYPE_CHECKING:  # cluster mode's modules (and the Redis client) load only when it is on
@@ -228,20 +229,14 @@ class Node:
         destinations = DestinationPolicy(parse_networks(s.drain_deny_networks), own_ports)
         limits = Limits(s.max_drains_per_channel, s.max_channels, s.max_tokens_per_channel,
                         s.max_reserved_drains_per_channel)
-        self.control = control = Control(store, self.table, sessions, limits,
-                                         destinations=destinations)
         self.drains = drains = DrainSupervisor(self.table, DrainOptions.from_settings(s, destinations),
                                                  metrics)
-        control.drain_listeners.append(drains.channel_changed)
-        control.drain_status_provider = drains.status
-        self.streamer = streamer = SessionStreamer(metrics, s.tail_buffer_lines, s.sse_keepalive,
-                                                   s.sse_retry_ms, s.session_lifetime,
-                                                   s.sse_shutdown_retry_ms)
+        self.control = control = Control(store, self.table, sessions, limits,
+                                         destinations=destinations, drains=drains)
+        hubs = TailHubs(s.tail_buffer_lines, content_ids=bool(s.redis_url))
         metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
                                self.table.history_size)
         metrics.gauge_callback("logrouter_channels", "Channels", lambda: len(self.table))
-        metrics.gauge_callback("logrouter_tail_sessions", "Live tail sessions",
-                               lambda: streamer.active_tails)
         metrics.gauge_callback("logrouter_sessions", "Sessions held", lambda: len(sessions))
 
         api_port = api_l[0].socket.getsockname()[1]
@@ -252,34 +247,30 @@ class Node:
                            s.max_frame_bytes)
         cluster_scope = trio.CancelScope()
         cluster = None
+        history_source = None
         if s.redis_url:
             from logrouter.cluster import Cluster
             from logrouter.store.redis import RedisStore
 
             assert isinstance(store, RedisStore)
             cluster = self.cluster = Cluster(s.redis_url, store, self.table, control, metrics,
-                                             streamer.hub)
+                                             hubs.get)
             self.table.channel_listeners.append(cluster.attach)
             redis_store = store
 
             async def shared_history(channel: Channel) -> list[bytes]:
                 return await redis_store.read_history(channel.id)
 
-            async def tail_change(channel_id: str, started: bool) -> None:
-                assert cluster is not None
-                if started:
-                    await cluster.local_tail_started(channel_id)
-                else:
-                    await cluster.local_tail_ended(channel_id)
-
-            streamer.history_source = shared_history
-            streamer.on_tail_change = tail_change
-
+            history_source = shared_history
+        self.streamer = streamer = SessionStreamer(
+            metrics, hubs, s.sse_keepalive, s.sse_retry_ms, s.session_lifetime,
+            s.sse_shutdown_retry_ms, history_source=history_source, relay=cluster)
+        metrics.gauge_callback("logrouter_tail_sessions", "Live tail sessions",
+                               lambda: streamer.active_tails)
         api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
-                         s.account_email)
-        if cluster is not None:
-            api.refresh_channel = cluster.reload
-            api.ready_check = redis_store.ping
+                         s.account_email,
+                         refresh_channel=cluster.reload if cluster is not None else None,
+                         ready_check=redis_store.ping if cluster is not None else None)
         logs_listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(logs_l)
         if s.logs_tls_cert:
             ctx = self._tls_context(s.logs_tls_cert, s.logs_tls_key)

@@ -24,9 +24,10 @@ from collections import deque
 
 import trio
 
+from logrouter.channels import Channel
 from logrouter.protocol.tailfmt import TailFilter, render_lines
 
-__all__ = ["TailCursor", "TailHub"]
+__all__ = ["TailCursor", "TailHub", "TailHubs"]
 
 
 class _Batch:
@@ -153,3 +154,52 @@ class TailCursor:
         since = self.read_at
         self.read_at = time.time()
         return skipped, since, data
+
+
+class TailHubs:
+    """A node's tail hubs: one per channel that has live tails, made on the first attach and
+    dropped (and detached from its channel) with the last cursor.
+
+    Args:
+        capacity: lines each hub holds (a slower tail loses lines: L11).
+        content_ids: SSE ids derived from each line's bytes (cluster mode).
+    """
+
+    def __init__(self, capacity: int, content_ids: bool = False) -> None:
+        self.capacity = capacity
+        self.content_ids = content_ids
+        self._hubs: dict[str, TailHub] = {}
+
+    def get(self, channel_id: str) -> TailHub | None:
+        """The channel's hub, if it has live tails on this node."""
+        return self._hubs.get(channel_id)
+
+    def attach(self, channel: Channel, filt: TailFilter, sse: bool) -> tuple[TailCursor, bool]:
+        """A cursor at the channel's newest line; True when this started the channel's hub."""
+        hub = self._hubs.get(channel.id)
+        new = hub is None or hub.closed
+        if hub is None or hub.closed:
+            hub = self._hubs[channel.id] = TailHub(self.capacity, channel.history.seq,
+                                                   content_ids=self.content_ids)
+            channel.add_consumer(hub)
+        cursor = TailCursor(hub, filt, sse, channel.history.seq)
+        hub.cursors.add(cursor)
+        return cursor, new
+
+    def detach(self, channel: Channel, cursor: TailCursor) -> bool:
+        """Remove a cursor; True when it was the channel's last (its hub is gone)."""
+        hub = cursor.hub
+        hub.cursors.discard(cursor)
+        if hub.cursors:
+            return False
+        channel.remove_consumer(hub)
+        if self._hubs.get(channel.id) is hub:
+            del self._hubs[channel.id]
+            return True
+        return False
+
+    def close_all(self) -> None:
+        """End every cursor (shutdown)."""
+        for hub in list(self._hubs.values()):
+            for cursor in list(hub.cursors):
+                cursor.close()

@@ -71,7 +71,8 @@ class ApiHandler:
 
     def __init__(self, control: Control, streamer: SessionStreamer, metrics: Metrics,
                  auth_key: str, public_url: str, account_email: str = "admin@logrouter.invalid",
-                 ) -> None:
+                 refresh_channel: Callable[[str], Awaitable[None]] | None = None,
+                 ready_check: Callable[[], Awaitable[str | None]] | None = None) -> None:
         self.control = control
         self.streamer = streamer
         self.metrics = metrics
@@ -80,9 +81,9 @@ class ApiHandler:
         #: before the config message that announces a channel (created a moment ago on another
         #: node behind the same load balancer) does; a channel id the node does not know is
         #: looked up there before the request is answered.
-        self.refresh_channel: Callable[[str], Awaitable[None]] | None = None
+        self.refresh_channel = refresh_channel
         #: Cluster mode: None when the shared store answers, else why not (``/readyz``).
-        self.ready_check: Callable[[], Awaitable[str | None]] | None = None
+        self.ready_check = ready_check
         self.public_url = public_url
         self._openapi: bytes | None = None
         self.router = Router()

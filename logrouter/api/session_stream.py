@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
 
@@ -34,9 +35,9 @@ from logrouter.protocol.tailfmt import (
     sse_preamble,
 )
 from logrouter.serving import Response, SendChunk
-from logrouter.tail import TailCursor, TailHub
+from logrouter.tail import TailCursor, TailHubs
 
-__all__ = ["SessionStreamer", "backlog"]
+__all__ = ["SessionStreamer", "TailRelay", "backlog"]
 
 log = get_logger("logrouter.sessions")
 
@@ -82,68 +83,56 @@ def _render_numbered(items: list[tuple[int, bytes]], sse: bool) -> bytes:
     return b"".join(out)
 
 
+class TailRelay(Protocol):
+    """Carries tails across nodes (the cluster): told when this node starts and stops tailing
+    a channel."""
+
+    async def local_tail_started(self, channel_id: str) -> None: ...
+    async def local_tail_ended(self, channel_id: str) -> None: ...
+
+
 class SessionStreamer:
     """Builds streaming responses for sessions.
 
     Args:
-        tail_buffer_lines: how far a tail may fall behind before it loses lines (L11).
+        hubs: the node's tail hubs (each tail's buffer: how far it may fall behind, L11).
         keepalive: seconds between SSE keep-alive comments.
         retry_ms: the SSE ``retry:`` value.
         lifetime: seconds a session may stream after it was first opened.
         shutdown_retry_ms: the ``retry:`` sent to SSE tails when the node stops.
+        history_source: cluster mode: reads a channel's shared history.
+        relay: cluster mode: told when this node starts and stops tailing a channel.
     """
 
-    def __init__(self, metrics: Metrics, tail_buffer_lines: int, keepalive: float,
-                 retry_ms: int, lifetime: float, shutdown_retry_ms: int = 5000) -> None:
+    def __init__(self, metrics: Metrics, hubs: TailHubs, keepalive: float,
+                 retry_ms: int, lifetime: float, shutdown_retry_ms: int = 5000,
+                 history_source: Callable[[Channel], Awaitable[list[bytes]]] | None = None,
+                 relay: TailRelay | None = None) -> None:
         self.metrics = metrics
-        self.tail_buffer_lines = tail_buffer_lines
+        self.hubs = hubs
         self.keepalive = keepalive
         self.retry_ms = retry_ms
         self.lifetime = lifetime
         self.shutdown_retry_ms = shutdown_retry_ms
         self.shutting_down = False
         self.active_tails = 0
-        self._hubs: dict[str, TailHub] = {}
         #: Cluster mode: reads a channel's shared history (oldest first). Line numbers are
         #: per node, so SSE ids are then derived from each line's bytes (``line_id``), the same
         #: on every node: a client resumes after its ``Last-Event-ID`` on any node.
-        self.history_source: Callable[[Channel], Awaitable[list[bytes]]] | None = None
+        self.history_source = history_source
         #: Cluster mode: told when this node starts / stops tailing a channel.
-        self.on_tail_change: Callable[[str, bool], Awaitable[None]] | None = None
-
-    def hub(self, channel_id: str) -> TailHub | None:
-        """The channel's tail hub on this node, if it has live tails."""
-        return self._hubs.get(channel_id)
+        self.relay = relay
 
     def close_all(self) -> None:
         """End every tail stream cleanly (shutdown): each finishes its chunked body, and SSE
         clients are first told to wait ``shutdown_retry_ms`` before reconnecting."""
         self.shutting_down = True
-        for hub in list(self._hubs.values()):
-            for cursor in list(hub.cursors):
-                cursor.close()
-
-    def _attach(self, channel: Channel, filt: TailFilter, sse: bool) -> tuple[TailCursor, bool]:
-        hub = self._hubs.get(channel.id)
-        new = hub is None or hub.closed
-        if hub is None or hub.closed:
-            hub = self._hubs[channel.id] = TailHub(self.tail_buffer_lines, channel.history.seq,
-                                                   content_ids=self.history_source is not None)
-            channel.add_consumer(hub)
-        cursor = TailCursor(hub, filt, sse, channel.history.seq)
-        hub.cursors.add(cursor)
-        return cursor, new
+        self.hubs.close_all()
 
     async def _detach(self, channel: Channel, cursor: TailCursor) -> None:
-        hub = cursor.hub
-        hub.cursors.discard(cursor)
-        if not hub.cursors:
-            channel.remove_consumer(hub)
-            if self._hubs.get(channel.id) is hub:
-                del self._hubs[channel.id]
-                if self.on_tail_change is not None:
-                    with trio.CancelScope(shield=True), trio.move_on_after(2):
-                        await self.on_tail_change(channel.id, False)
+        if self.hubs.detach(channel, cursor) and self.relay is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await self.relay.local_tail_ended(channel.id)
 
     async def _head(self, session: SessionRecord, channel: Channel, filt: TailFilter, sse: bool,
                     last_event_id: str) -> bytes:
@@ -177,9 +166,9 @@ class SessionStreamer:
         # no repeat); in cluster mode a line can fall between the Redis read and this point.
         cursor = None
         if session.tail:
-            cursor, new_hub = self._attach(channel, filt, sse)
-            if new_hub and self.on_tail_change is not None:
-                await self.on_tail_change(channel.id, True)
+            cursor, new_hub = self.hubs.attach(channel, filt, sse)
+            if new_hub and self.relay is not None:
+                await self.relay.local_tail_started(channel.id)
         self.metrics.sessions_opened.labels("tail" if session.tail else "backlog").inc()
         opened_at = session.opened_at if session.opened_at is not None else time.time()
         deadline = trio.current_time() + max(0.0, opened_at + self.lifetime - time.time())
