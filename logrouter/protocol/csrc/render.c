@@ -101,7 +101,7 @@ render(PyObject *lines, PyObject *dtoken, PyObject *slow)
         int newline = syslog && s[n - 1] != '\n';
         Py_ssize_t body = sp[1] + 1 + dtlen + (sp[4] - sp[2]) + seplen + (n - sp[6] - 1) + newline;
         char digits[24];
-        int dlen = snprintf(digits, sizeof digits, "%zd ", body);
+        int dlen = put_decimal(digits, (long long)body, ' ');
         if (outbuf_reserve(&b, dlen + body) < 0)
             goto fail;
         outbuf_put(&b, digits, dlen);
@@ -302,7 +302,7 @@ lr_render_tail(PyObject *self, PyObject *args)
                 goto fail;
             }
         } else if (numbered) {
-            dlen = snprintf(digits, sizeof digits, "%lld", first_id + (long long)k);
+            dlen = put_decimal(digits, first_id + (long long)k, 0);
         }
         Py_DECREF(line);
         int has_id = id != NULL || numbered;

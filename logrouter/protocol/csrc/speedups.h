@@ -45,6 +45,27 @@ find_spaces(const char *s, Py_ssize_t n, Py_ssize_t *sp, int want)
     return found;
 }
 
+/* Write n in decimal followed by `suffix` (0 for none) into out (at least 24 bytes); return
+ * the length. snprintf costs more than the rest of a line's rendering. */
+static inline int
+put_decimal(char *out, long long n, char suffix)
+{
+    char tmp[24];
+    int len = 0, pos = 0;
+    unsigned long long v = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    do {
+        tmp[len++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (n < 0)
+        out[pos++] = '-';
+    for (int i = 0; i < len; i++)
+        out[pos++] = tmp[len - 1 - i];
+    if (suffix)
+        out[pos++] = suffix;
+    return pos;
+}
+
 PyObject *lr_split_octets(PyObject *self, PyObject *args);
 PyObject *lr_route_frames(PyObject *self, PyObject *args);
 PyObject *lr_route_to(PyObject *self, PyObject *args);
