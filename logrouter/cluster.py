@@ -256,8 +256,10 @@ class Cluster:
     async def flush(self) -> None:
         """Write pending history, then publish pending tail batches: a line a remote tail
         has shown is already in the shared history (a node killed between the two steps
-        loses the relay, never leaves a tail ahead of the history)."""
+        loses the relay, never leaves a tail ahead of the history). A failed history write
+        is counted and does not hold the tails back."""
         out, self._tails_out = self._tails_out, {}
+        failed = False
         if self._history:
             batch, self._history = self._history, {}
             count, self._pending = self._pending, 0
@@ -265,16 +267,15 @@ class Cluster:
                 await self.store.append_history(batch)
             except StoreUnavailable as exc:
                 self._dropped("history", count, str(exc))
-                if out:
-                    self._dropped("tail", sum(len(lines) for lines in out.values()), str(exc))
-                await trio.sleep(1.0)
-                return
+                failed = True
         for channel_id, lines in out.items():
             try:
                 await self.store.publish_tail(
                     channel_id, msgpack.packb([self.node_id, lines], use_bin_type=True))
             except StoreUnavailable as exc:
                 self._dropped("tail", len(lines), str(exc))
+        if failed:
+            await trio.sleep(1.0)
 
     # tail registry ----------------------------------------------------------------------------
 

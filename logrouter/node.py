@@ -13,6 +13,7 @@ and cluster packages.
 from __future__ import annotations
 
 import os
+import resource
 import secrets
 import signal
 import ssl
@@ -112,7 +113,9 @@ class Node:
         self.announce = announce
         self.handle_signals = handle_signals
         self.metrics = Metrics()
-        self.table = ChannelTable(settings.history_lines)
+        # Cluster mode keeps history in Redis only: the local ring holds nothing (it still
+        # numbers lines, which tails use).
+        self.table = ChannelTable(0 if settings.redis_url else settings.history_lines)
         self.auth_key = ""
         self.public_url = settings.public_url
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -137,6 +140,7 @@ class Node:
         """
         s = self.settings
         store: ConfigStore
+        self._raise_file_limit()
         try:
             secure_data_dir(s.data_dir)
             if s.redis_url:
@@ -349,6 +353,19 @@ class Node:
             return server_context(cert, key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"TLS certificate {cert} / key {key}: {exc}") from None
+
+    @staticmethod
+    def _raise_file_limit() -> None:
+        """Raise the open-file limit to its hard limit: every drain and tail is a socket."""
+        try:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if hard == resource.RLIM_INFINITY:
+                hard = 1 << 20
+            if soft < hard:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                log.info("file_limit_raised", soft=soft, now=hard)
+        except (ValueError, OSError) as exc:
+            log.warning("file_limit_not_raised", error=str(exc))
 
     async def _sweep_sessions(self, sessions: SessionTable) -> None:
         while True:
