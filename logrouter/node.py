@@ -29,7 +29,7 @@ from logrouter.control import Control, Limits
 from logrouter.destinations import DestinationPolicy, parse_networks
 from logrouter.drain_supervisor import DrainSupervisor
 from logrouter.errors import ConfigError, StoreUnavailable
-from logrouter.history import History, load_histories, save_histories
+from logrouter.history import History, HistoryCompactor, load_histories, save_histories
 from logrouter.ingest import Ingest, LogsHandler, SyslogServer
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
@@ -325,6 +325,10 @@ class Node:
             task_status.started(dict(self.addresses))
             async with trio.open_nursery() as background:
                 background.start_soon(self._sweep_sessions, sessions)
+                if not s.redis_url:  # cluster nodes keep no ring to compress
+                    background.start_soon(HistoryCompactor(
+                        lambda: {c.id: c.history for c in self.table.channels.values()},
+                        s.history_compact_after).run)
                 if self.handle_signals:
                     background.start_soon(self._watch_signals)
                 await self._stop.wait()

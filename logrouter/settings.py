@@ -63,6 +63,8 @@ class Settings:
     data_dir: str = _opt("./.logrouter", "config database, saved history, generated key")
     public_url: str = _opt("", "base of session URLs; empty = http://127.0.0.1:<api port>")
     history_lines: int = _opt(1500, "recent lines kept per channel")
+    history_compact_after: float = _opt(
+        10.0, "seconds a channel must be quiet before its history is kept compressed (0 = never)")
     tail_buffer_lines: int = _opt(1024, "lines a slow tail client may fall behind (L11)")
     max_frame_bytes: int = _opt(10240, "largest syslog frame accepted")
     max_body_bytes: int = _opt(8 * 1024 * 1024, "largest POST /logs body (decoded); 413 past it")
