@@ -197,10 +197,10 @@ class Node:
         except ValueError as exc:
             log.error("history_load_failed", error=str(exc))
             saved = {}
-        for channel_id, (seq, lines) in saved.items():
+        for channel_id, state in saved.items():
             channel = self.table.get(channel_id)
             if channel is not None:
-                channel.history = History(s.history_lines, lines, seq)
+                channel.history = History.restore(s.history_lines, *state)
         sessions = SessionTable(store, s.session_expiry, s.session_lifetime)
         sessions.load(snapshot.sessions)
         log.info("loaded", channels=len(self.table), tokens=len(self.table.tokens),
@@ -240,6 +240,12 @@ class Node:
         hubs = TailHubs(s.tail_buffer_lines, content_ids=bool(s.redis_url))
         metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
                                self.table.history_size)
+        metrics.gauge_callback(
+            "logrouter_history_raw_lines", "History lines held uncompressed",
+            lambda: sum(c.history.hot for c in self.table.channels.values()))
+        metrics.gauge_callback(
+            "logrouter_history_compressed_bytes", "Bytes of compressed history chunks",
+            lambda: sum(c.history.compressed_bytes for c in self.table.channels.values()))
         metrics.gauge_callback("logrouter_channels", "Channels", lambda: len(self.table))
         metrics.gauge_callback("logrouter_sessions", "Sessions held", lambda: len(sessions))
 
@@ -328,7 +334,7 @@ class Node:
                 if not s.redis_url:  # cluster nodes keep no ring to compress
                     background.start_soon(HistoryCompactor(
                         lambda: {c.id: c.history for c in self.table.channels.values()},
-                        s.history_compact_after).run)
+                        s.history_compact_after, s.history_raw_bytes).run)
                 if self.handle_signals:
                     background.start_soon(self._watch_signals)
                 await self._stop.wait()

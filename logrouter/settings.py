@@ -65,6 +65,9 @@ class Settings:
     history_lines: int = _opt(1500, "recent lines kept per channel")
     history_compact_after: float = _opt(
         10.0, "seconds a channel must be quiet before its history is kept compressed (0 = never)")
+    history_raw_bytes: int = _opt(
+        64 << 20, "uncompressed history a node keeps at most (estimated); past it the channels "
+        "holding most are compressed too (0 = no limit)")
     tail_buffer_lines: int = _opt(1024, "lines a slow tail client may fall behind (L11)")
     max_frame_bytes: int = _opt(10240, "largest syslog frame accepted")
     max_body_bytes: int = _opt(8 * 1024 * 1024, "largest POST /logs body (decoded); 413 past it")
@@ -187,6 +190,9 @@ def _validate(values: dict[str, Any]) -> None:
                      "http_drain_batch_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
+    for not_negative in ("history_compact_after", "history_raw_bytes", "drain_spool_bytes"):
+        if values[not_negative] < 0:
+            raise ConfigError(f"{not_negative} must not be negative, got {values[not_negative]}")
     if values["workers"] < 1:
         raise ConfigError(f"workers must be at least 1, got {values['workers']}")
     if values["workers"] > 1 and not values["redis_url"]:

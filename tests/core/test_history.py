@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from pathlib import Path
 
+import msgpack
+import pytest
 import trio
 import trio.testing
 
-from logrouter.history import History, HistoryCompactor, compress_lines
+from logrouter.history import (
+    CHUNK_LINES,
+    History,
+    HistoryCompactor,
+    load_histories,
+    save_histories,
+)
+
+LINE = b"<190>1 2026-11-26T10:00:00.000000+00:00 host app web.1 - - " + b"x" * 90
 
 
 def check(h: History, ref: deque[bytes], seq: int) -> None:
@@ -23,48 +34,145 @@ def check(h: History, ref: deque[bytes], seq: int) -> None:
         assert after is not None and after[1] == list(ref)[-3:]
 
 
-def compact(h: History) -> None:
-    seq, tail, lines = h.compaction_input()
-    assert h.compacted(seq, bool(tail), compress_lines(tail, lines))
-
-
 def test_random_extends_and_compactions_match_a_plain_ring() -> None:
+    """Compression may run while lines keep arriving (taken, extended, then put back):
+    whether or not the swap is accepted, the history answers exactly as a plain ring."""
     rng = random.Random(7)
-    for _ in range(300):
+    swapped = refused = 0
+    for _ in range(400):
         capacity = rng.randint(1, 700)
         h = History(capacity, seq=0)
         ref: deque[bytes] = deque(maxlen=capacity)
         seq = 0
-        for _ in range(rng.randint(1, 25)):
-            batch = [b"line %d" % (seq + i) for i in range(rng.randint(0, 400))]
+        pending = []
+        for _ in range(rng.randint(1, 30)):
+            batch = [b"line %d" % (seq + i) for i in range(rng.randint(0, 300))]
             h.extend(batch)
             ref.extend(batch)
             seq += len(batch)
             if rng.random() < 0.5 and h.hot:
-                compact(h)
+                job = h.take_raw()
+                job.compress()
+                pending.append(job)
+            if pending and rng.random() < 0.6:
+                if h.put_compressed(pending.pop(rng.randrange(len(pending)))):
+                    swapped += 1
+                else:
+                    refused += 1
             check(h, ref, seq)
+    assert swapped > 1000 and refused > 100  # both paths were exercised
 
 
-def test_compaction_is_refused_when_lines_arrived_meanwhile() -> None:
-    h = History(100, seq=0)
+def test_lines_arriving_during_compression_stay_raw() -> None:
+    h = History(1500, seq=0)
     h.extend([b"a", b"b"])
-    seq, tail, lines = h.compaction_input()
+    job = h.take_raw()
+    job.compress()
     h.extend([b"c"])
-    assert not h.compacted(seq, bool(tail), compress_lines(tail, lines))
-    assert h.snapshot() == [b"a", b"b", b"c"] and h.hot == 3
+    assert h.put_compressed(job)
+    assert h.hot == 1 and h.snapshot() == [b"a", b"b", b"c"]
 
 
-def test_compactor_touches_only_quiet_channels() -> None:
+def test_compression_is_refused_when_the_window_moved_past_the_lines() -> None:
+    h = History(3, seq=0)
+    h.extend([b"a", b"b"])
+    job = h.take_raw()
+    job.compress()
+    h.extend([b"c", b"d"])  # "a" fell out of the window
+    assert not h.put_compressed(job)
+    assert h.snapshot() == [b"b", b"c", b"d"] and h.hot == 3
+
+
+def test_a_partly_filled_chunk_is_merged_not_multiplied() -> None:
+    h = History(1500, seq=0)
+    for _ in range(20):
+        h.extend([LINE] * 10)
+        job = h.take_raw()
+        job.compress()
+        assert h.put_compressed(job)
+    assert len(h._cold) == 1 and h._cold[0][0] == 200  # one chunk of 200, not 20 of 10
+    h.extend([LINE] * 100)
+    job = h.take_raw()
+    job.compress()
+    assert h.put_compressed(job)
+    assert [count for count, _ in h._cold] == [CHUNK_LINES, 300 - CHUNK_LINES]
+
+
+def test_compactor_compresses_quiet_channels_only_while_under_budget() -> None:
     async def main() -> None:
         quiet, busy = History(1500, seq=0), History(1500, seq=0)
-        line = b"<190>1 2026-11-26T10:00:00.000000+00:00 host app web.1 - - " + b"x" * 90
-        quiet.extend([line] * 1500)
-        busy.extend([line] * 1500)
-        compactor = HistoryCompactor(lambda: {"q": quiet, "b": busy}, idle=5.0)
-        await compactor.pass_once()  # first sight of both: nothing yet
-        busy.extend([line])
-        await compactor.pass_once()
+        quiet.extend([LINE] * 1500)
+        busy.extend([LINE] * 1500)
+        compactor = HistoryCompactor(lambda: {"q": quiet, "b": busy}, idle=5.0, raw_bytes=64 << 20)
+        await compactor.pass_once()  # first sight of both
+        for _ in range(6):
+            await trio.sleep(1)
+            busy.extend([LINE])
+            await compactor.pass_once()
         assert quiet.hot == 0 and busy.hot == 1500
-        assert quiet.snapshot() == [line] * 1500 and compactor.compacted_lines == 1500
+        assert quiet.snapshot() == [LINE] * 1500 and compactor.compacted_lines == 1500
+        assert quiet.compressed_bytes * 10 < 1500 * len(LINE)
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_compactor_holds_raw_lines_under_the_budget_while_every_channel_is_busy() -> None:
+    async def main() -> None:
+        rng = random.Random(3)
+        histories = {f"c{i}": History(1500, seq=0) for i in range(200)}
+        refs = {cid: deque[bytes](maxlen=1500) for cid in histories}
+        budget = 2_000_000
+        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=budget)
+        for _ in range(20):
+            for cid, h in histories.items():
+                lines = [b"%s %d %s" % (cid.encode(), h.seq, rng.randbytes(40).hex().encode())
+                         for _ in range(rng.randint(50, 150))]
+                h.extend(lines)
+                refs[cid].extend(lines)
+            await compactor.pass_once()
+            assert compactor.raw_estimate() <= budget
+        for cid, h in histories.items():
+            assert h.snapshot() == list(refs[cid])
+        raw = sum(h.hot for h in histories.values())
+        assert 0 < raw * 200 < budget  # busy channels keep their newest lines raw
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_save_and_restore_keep_lines_numbers_and_compression(tmp_path: Path) -> None:
+    h = History(1500, seq=1000)
+    h.extend([b"old %d" % i for i in range(1400)])
+    job = h.take_raw()
+    job.compress()
+    assert h.put_compressed(job)
+    h.extend([b"new %d" % i for i in range(300)])  # 200 old lines leave the window
+    path = str(tmp_path / "history.msgpack")
+    assert save_histories(path, {"c": h}) == 1500
+    saved = load_histories(path)
+    back = History.restore(1500, *saved["c"])
+    assert back.seq == h.seq and back.snapshot() == h.snapshot()
+    assert back.hot == 300 and back.compressed_bytes == h.compressed_bytes
+    smaller = History.restore(1000, *saved["c"])  # history_lines lowered meanwhile
+    assert smaller.snapshot() == h.snapshot()[-1000:] and smaller.seq == h.seq
+    tiny = History.restore(100, *saved["c"])
+    assert tiny.snapshot() == h.snapshot()[-100:]
+
+
+def test_histories_saved_before_compression_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "history.msgpack"
+    path.write_bytes(msgpack.packb({"c": [42, [b"a", b"b"]]}, use_bin_type=True))
+    back = History.restore(1500, *load_histories(str(path))["c"])
+    assert back.seq == 42 and back.snapshot() == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("payload", [
+    [1, [], [[3, b"not zstd"]], 0],
+    [1, [], [[0, b""]], 0],
+    [1, [], "x", 0],
+    "x",
+])
+def test_a_damaged_history_file_is_refused_with_its_path(tmp_path: Path, payload: object) -> None:
+    path = tmp_path / "history.msgpack"
+    path.write_bytes(msgpack.packb({"c": payload}, use_bin_type=True))
+    with pytest.raises(ValueError, match="not a history file"):
+        load_histories(str(path))
