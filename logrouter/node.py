@@ -333,7 +333,7 @@ class Node:
                 background.start_soon(self._sweep_sessions, sessions)
                 if not s.redis_url:  # cluster nodes keep no ring to compress
                     background.start_soon(HistoryCompactor(
-                        lambda: {c.id: c.history for c in self.table.channels.values()},
+                        lambda: [c.history for c in self.table.channels.values()],
                         s.history_compact_after, s.history_raw_bytes).run)
                 if self.handle_signals:
                     background.start_soon(self._watch_signals)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-__all__ = ["native"]
+__all__ = ["native", "untrack"]
 
 
 def _load() -> ModuleType | None:
@@ -26,3 +26,16 @@ def _load() -> ModuleType | None:
 
 #: The C module, or None when it is not built or turned off.
 native: ModuleType | None = _load()
+
+
+def untrack(container: object) -> None:
+    """Take ``container`` out of the cyclic garbage collector (with the C module; without
+    it, nothing changes but the cost of full collections).
+
+    Only for containers that hold nothing but bytes for their whole life (a history's raw
+    ring): they cannot be part of a reference cycle, and a full collection would otherwise
+    visit every line of every channel — measured at over half the CPU of a node holding
+    15 M lines of history.
+    """
+    if native is not None:
+        native.untrack(container)

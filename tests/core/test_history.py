@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from collections import deque
 from pathlib import Path
@@ -18,6 +19,7 @@ from logrouter.history import (
     load_histories,
     save_histories,
 )
+from logrouter.protocol.speedups import native
 
 LINE = b"<190>1 2026-11-26T10:00:00.000000+00:00 host app web.1 - - " + b"x" * 90
 
@@ -50,8 +52,8 @@ def test_random_extends_and_compactions_match_a_plain_ring() -> None:
             h.extend(batch)
             ref.extend(batch)
             seq += len(batch)
-            if rng.random() < 0.5 and h.hot:
-                job = h.take_raw()
+            if rng.random() < 0.5 and (h.hot or h.ragged):
+                job = h.take_raw(merge=rng.random() < 0.5)
                 job.compress()
                 pending.append(job)
             if pending and rng.random() < 0.6:
@@ -83,6 +85,42 @@ def test_compression_is_refused_when_the_window_moved_past_the_lines() -> None:
     assert h.snapshot() == [b"b", b"c", b"d"] and h.hot == 3
 
 
+def test_busy_channels_get_partial_chunks_merged_once_quiet() -> None:
+    h = History(1500, seq=0)
+    ref = []
+    for i in range(5):  # compressed while busy: no recompression, chunks of 100
+        lines = [b"line %d" % (i * 100 + k) for k in range(100)]
+        h.extend(lines)
+        ref += lines
+        job = h.take_raw(merge=False)
+        job.compress()
+        assert h.put_compressed(job)
+    assert [count for count, _ in h._cold] == [100] * 5 and h.ragged
+    job = h.take_raw()  # gone quiet: merged into full chunks
+    assert len(job.tail) == 5
+    job.compress()
+    assert h.put_compressed(job)
+    assert [count for count, _ in h._cold] == [CHUNK_LINES, 500 - CHUNK_LINES] and not h.ragged
+    assert h.snapshot() == ref
+
+
+def test_the_compactor_merges_chunks_only_once_a_channel_is_quiet() -> None:
+    async def main() -> None:
+        h = History(1500, seq=0)
+        compactor = HistoryCompactor(lambda: [h], idle=5.0, raw_bytes=1)
+        for _ in range(3):
+            h.extend([LINE] * 10)  # over the (tiny) budget: compressed as it is, not merged
+            await compactor.pass_once()
+            await trio.sleep(1)
+        assert [count for count, _ in h._cold] == [10, 10, 10] and h.ragged
+        await trio.sleep(5)
+        await compactor.pass_once()  # quiet now: its chunks are merged
+        assert [count for count, _ in h._cold] == [30] and not h.ragged
+        assert h.snapshot() == [LINE] * 30
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
 def test_a_partly_filled_chunk_is_merged_not_multiplied() -> None:
     h = History(1500, seq=0)
     for _ in range(20):
@@ -103,7 +141,7 @@ def test_compactor_compresses_quiet_channels_only_while_under_budget() -> None:
         quiet, busy = History(1500, seq=0), History(1500, seq=0)
         quiet.extend([LINE] * 1500)
         busy.extend([LINE] * 1500)
-        compactor = HistoryCompactor(lambda: {"q": quiet, "b": busy}, idle=5.0, raw_bytes=64 << 20)
+        compactor = HistoryCompactor(lambda: [quiet, busy], idle=5.0, raw_bytes=64 << 20)
         await compactor.pass_once()  # first sight of both
         for _ in range(6):
             await trio.sleep(1)
@@ -122,7 +160,7 @@ def test_compactor_holds_raw_lines_under_the_budget_while_every_channel_is_busy(
         histories = {f"c{i}": History(1500, seq=0) for i in range(200)}
         refs = {cid: deque[bytes](maxlen=1500) for cid in histories}
         budget = 2_000_000
-        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=budget)
+        compactor = HistoryCompactor(lambda: histories.values(), idle=0, raw_bytes=budget)
         for _ in range(20):
             for cid, h in histories.items():
                 lines = [b"%s %d %s" % (cid.encode(), h.seq, rng.randbytes(40).hex().encode())
@@ -176,3 +214,15 @@ def test_a_damaged_history_file_is_refused_with_its_path(tmp_path: Path, payload
     path.write_bytes(msgpack.packb({"c": payload}, use_bin_type=True))
     with pytest.raises(ValueError, match="not a history file"):
         load_histories(str(path))
+
+
+@pytest.mark.skipif(native is None, reason="needs the C speed-ups")
+def test_raw_lines_are_out_of_the_cyclic_collector() -> None:
+    h = History(100, [b"a"], seq=0)
+    h.extend([b"b"] * 20)
+    job = h.take_raw()
+    job.compress()
+    h.extend([b"c"])
+    assert h.put_compressed(job)  # the ring made anew keeps out too
+    assert not gc.is_tracked(h._lines)
+    assert h.snapshot()[-1] == b"c"

@@ -12,6 +12,8 @@
  *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
  *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
  *   render_tail    tailfmt._render_lines_py    (session rendering: text or SSE)
+ *   untrack        speedups.untrack            (a container of bytes out of the cyclic GC;
+ *                                               without C it stays tracked: slower, same result)
  *
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the
