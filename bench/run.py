@@ -1,12 +1,13 @@
 """Benchmark runner: start a router, provision apps, drive a scenario, print one result line.
 
-    python bench/run.py S1 [-n 1000000] [--rate R] [--sink-rate R] [--runs 3] [--json-out F] [--cold]
+    python bench/run.py S1 [-n 1000000] [-s 150] [--rate R] [--sink-rate R] [--runs 3]
+        [--apps 100] [--drains N] [--tails 100] [--payload pad|mixed] [--json-out F] [--cold]
 
 Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
   S1  relay: 4 TCP connections, 100 apps, each with a syslog drain to the sink, history on
   S2  HTTP ingest: 16 keep-alive connections, 100 lines per POST, history on, no drains
   S3  TCP in → HTTPS drain out (100 apps, one HTTPS drain each, local CA)
-  S4  tail fan-out: 1 app, 100 live SSE tails, 4 TCP connections in
+  S4  tail fan-out: 1 app, 100 live SSE tails (--tails), 4 TCP connections in
   S5  S1 with --workers 2 on its own redis-server (drains cold: each worker has its own)
   S1-tls  S1 with syslog+tls drains (local CA)
   S6  S1 with the disk spool on (drain_spool_bytes = 1 GiB), receivers up: the spool's cost
@@ -14,6 +15,12 @@ Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
       --rate lines/s (default 50,000) arrive for --outage seconds (60), then comes up: the time
       to deliver the backlog, the router's peak RSS (sampled), lines lost (drain back-off capped
       at 5 s so the drains notice the receiver within seconds)
+  H   history fill: --apps apps each get 1,500 lines (-n is ignored), the first 100 with a
+      syslog drain to sample latency; then, 14 s later, the settled RSS and the history's
+      gauges (raw lines, compressed bytes): what holding every app's full history costs
+
+--apps, --drains (how many of the apps get a drain), --tails and -s (message bytes) scale
+the scenarios; ``bench/scale.py`` sweeps them.
 
 Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
 per line (utime+stime from /proc, summed over the router's process tree and, for S5, Redis),
@@ -31,6 +38,7 @@ ports, bind address, data directory, API key and log level.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -92,6 +100,9 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not start")
 
 
+RECEIVED = 'logrouter_messages_received_total{transport="syslog_tcp"}'
+
+
 class Router:
     def __init__(self, extra_env: dict[str, str]) -> None:
         self.dir = tempfile.mkdtemp(prefix="lr-bench-")
@@ -111,13 +122,24 @@ class Router:
                 _, name, _, addr = line.split()
                 self.ports[name] = int(addr.rsplit(":", 1)[1])
 
+        self.conn: http.client.HTTPConnection | None = None
+
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.ports['api']}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {KEY}"})
-        with urllib.request.urlopen(req) as resp:
-            data = resp.read()
+        """One API call on a kept-alive connection (provisioning 50,000 apps takes seconds)."""
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.ports["api"], timeout=60)
+        self.conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                          headers={"Authorization": f"Bearer {KEY}"})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status >= 400:
+            raise RuntimeError(f"{method} {path}: {resp.status} {data[:200]!r}")
         return json.loads(data) if data else None
+
+    def metric(self, name: str) -> float:
+        """The value of one sample of the router's /metrics (``name`` with its labels)."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.ports['api']}/metrics").read().decode()
+        return float(next((x.split()[1] for x in text.splitlines() if x.startswith(name + " ")), 0))
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -139,13 +161,16 @@ def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = Non
     return proc, port
 
 
-def provision(router: Router, apps: int, drain_url: str | None) -> tuple[list[str], list[str]]:
-    """Create the apps (and a drain each); return their tokens and their drains' API paths."""
+def provision(router: Router, apps: int, drain_url: str | None,
+              drained: int | None = None) -> tuple[list[str], list[str]]:
+    """Create the apps (and a drain each for the first ``drained``, default all); return their
+    tokens and their drains' API paths."""
     tokens, drains = [], []
+    drained = apps if drained is None else drained
     for i in range(apps):
         ch = router.api("PUT", f"/v3/channels/bench{i}", {"tokens": ["app"]})
         tokens.append(ch["tokens"]["app"])
-        if drain_url:
+        if drain_url and i < drained:
             d = router.api("POST", f"/v3/channels/bench{i}/drains", {"url": drain_url})
             drains.append(f"/v3/channels/bench{i}/drains/{d['id']}")
     return tokens, drains
@@ -163,7 +188,7 @@ def warm_up(router: Router, tokens: list[str], drains: list[str]) -> None:
         frames.append(b"%d %s" % (len(f), f))
     with socket.create_connection(("127.0.0.1", router.ports["syslog"])) as sock:
         sock.sendall(b"".join(frames))
-    deadline = time.time() + 30
+    deadline = time.time() + 30 + len(drains) / 100
     waiting = list(drains)
     while waiting and time.time() < deadline:
         waiting = [d for d in waiting if not router.api("GET", d)["status"]["delivered"]]
@@ -173,14 +198,36 @@ def warm_up(router: Router, tokens: list[str], drains: list[str]) -> None:
 
 
 def run_loadgen(port: int, tokens_file: str, n: int, k: int, size: int, http: int,
-                rate: float) -> dict[str, Any]:
+                rate: float, payload: str = "pad", cycle: int = 0) -> dict[str, Any]:
     cmd = [PY, str(HERE / "loadgen.py"), "--port", str(port), "--tokens-file", tokens_file,
-           "-n", str(n), "-k", str(k), "-s", str(size), "--rate", str(rate)]
+           "-n", str(n), "-k", str(k), "-s", str(size), "--rate", str(rate),
+           "--payload", payload, "--cycle", str(cycle)]
     if http:
         cmd += ["--http", str(http)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def lines_to_first(n: int, k: int, apps: int, first: int, cycle: int = 0) -> int:
+    """How many of the ``n`` lines ``loadgen.py`` sends over ``k`` connections go to the
+    first ``first`` of ``apps`` apps (tokens round-robin from each connection's offset)."""
+
+    def among(offset: int, length: int) -> int:
+        full, rest = divmod(length, apps)
+        start = (offset + full * apps) % apps
+        return full * first + sum(1 for t in range(rest) if (start + t) % apps < first)
+
+    per = n // k
+    total = 0
+    for c in range(k):
+        count = per if c < k - 1 else n - per * (k - 1)
+        span = count
+        if cycle and cycle < count:
+            span = -(-cycle // apps) * apps
+        repeats, rest = divmod(count, span)
+        total += repeats * among(c * per, span) + among(c * per, rest)
+    return total
 
 
 def tls_files(workdir: str) -> tuple[str, str, str]:
@@ -195,117 +242,146 @@ def tls_files(workdir: str) -> tuple[str, str, str]:
     return paths
 
 
-class SseTails:
-    """``count`` SSE tail clients counting the lines they receive (threads, blocking sockets)."""
+class Tails:
+    """``count`` SSE tails of ``channel`` counted by ``tails.py`` in its own process."""
 
-    def __init__(self, router: Router, channel: str, count: int) -> None:
-        self.lines = [0] * count
-        self.threads = []
-        for i in range(count):
-            url = router.api("POST", "/v3/sessions", {"channel_id": channel, "num": "0", "tail": True})["url"]
-            path = url[url.index("/sessions/"):]
-            sock = socket.create_connection(("127.0.0.1", router.ports["api"]))
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
-            t = threading.Thread(target=self._read, args=(sock, i), daemon=True)
-            t.start()
-            self.threads.append(t)
+    def __init__(self, router: Router, channel: str, count: int, lines: int) -> None:
+        self.proc = subprocess.Popen(
+            [PY, str(HERE / "tails.py"), "--api-port", str(router.ports["api"]), "--key", KEY,
+             "--channel", channel, "--count", str(count), "--lines", str(lines)],
+            stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline()
+        if not ready:
+            raise RuntimeError("tail clients did not start")
 
-    def _read(self, sock: socket.socket, i: int) -> None:
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                return
-            self.lines[i] += data.count(b"\ndata: ") + data.startswith(b"data: ")
+    def result(self) -> dict[str, Any]:
+        out, _ = self.proc.communicate(timeout=600)
+        got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return got
+
+
+def history_settled(router: Router, pids: list[int], wait: float) -> dict[str, Any]:
+    """RSS once the compactor had ``wait`` seconds to compress quiet channels, and the
+    history's own gauges."""
+    time.sleep(wait)
+    rss = sum(current_rss_kb(p) for p in pids)
+    return {"settled_rss_mb": round(rss / 1024, 1),
+            "history_lines": int(router.metric("logrouter_history_lines")),
+            "history_raw_lines": int(router.metric("logrouter_history_raw_lines")),
+            "history_compressed_mb": round(
+                router.metric("logrouter_history_compressed_bytes") / 1e6, 1)}
+
+
+def current_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
-             sink_rate: float = 0.0) -> dict[str, Any]:
+             sink_rate: float = 0.0, apps: int = 100, drains: int | None = None,
+             tails: int = 100, payload: str = "pad", history_lines: int = 1500,
+             ) -> dict[str, Any]:
+    """Run one scenario (see the module docstring) and return its result fields."""
     workdir = tempfile.mkdtemp(prefix="lr-bench-run-")
     env: dict[str, str] = {}
-    http_lines, k, apps, tails = 0, 4, 100, None
+    http_lines, k = 0, 4
+    cycle = 0
     sink = None
     redis: subprocess.Popen[bytes] | None = None
+    if name == "H":  # fill every app's history; the first 100 apps' drains sample latency
+        n = apps * history_lines
+        env["LOGROUTER_HISTORY_LINES"] = str(history_lines)
+        drains = min(apps, 100) if drains is None else drains
+        cycle = 200_000
     if name == "S5":  # each worker has its own drains: a warm-up through one would warm half
         cold = True
         redis, env["LOGROUTER_REDIS_URL"] = start_redis(workdir)
         env["LOGROUTER_WORKERS"] = "2"
     if name == "S6":
         env["LOGROUTER_DRAIN_SPOOL_BYTES"] = str(1 << 30)
-    warm = 0 if cold else apps  # warm-up lines the sink gets before the run
-    if name in ("S1", "S5", "S4", "S6"):
-        if name == "S4":
-            apps = 1
-        else:
-            sink, sink_port = start_sink(n, max_rate=sink_rate, warm=warm)
+    if name == "S4":
+        apps = 1
+    if name in ("S2", "S4"):
+        drains = 0
+    drains = apps if drains is None else min(drains, apps)
+    warm = 0 if cold else drains  # warm-up lines the sink gets before the run
+    expected = lines_to_first(n, k, apps, drains, cycle)  # lines the sink should get
+    if name in ("S1", "S5", "S6", "H"):
+        sink, sink_port = start_sink(expected, max_rate=sink_rate, warm=warm)
     elif name == "S2":
         http_lines, k = 100, 16
     elif name == "S3":
         ca, cert, key = tls_files(workdir)
         env["LOGROUTER_TLS_CA_FILE"] = ca
-        sink, sink_port = start_sink(n, http=True, tls=(cert, key), warm=warm)
+        sink, sink_port = start_sink(expected, http=True, tls=(cert, key), warm=warm)
     elif name == "S1-tls":
         ca, cert, key = tls_files(workdir)
         env["LOGROUTER_TLS_CA_FILE"] = ca
-        sink, sink_port = start_sink(n, tls=(cert, key), max_rate=sink_rate, warm=warm)
-    else:
+        sink, sink_port = start_sink(expected, tls=(cert, key), max_rate=sink_rate, warm=warm)
+    elif name != "S4":
         raise SystemExit(f"unknown scenario {name}")
     router = Router(env)
     try:
         drain = None
-        if name in ("S1", "S5", "S6"):
+        if name in ("S1", "S5", "S6", "H"):
             drain = f"syslog://127.0.0.1:{sink_port}"
         elif name == "S3":
             drain = f"https://127.0.0.1:{sink_port}/logs"
         elif name == "S1-tls":
             drain = f"syslog+tls://127.0.0.1:{sink_port}"
-        tokens, drains = provision(router, apps, drain)
-        if drains and not cold:
-            warm_up(router, tokens, drains)
+        tokens, drain_paths = provision(router, apps, drain, drains)
+        if drain_paths and not cold:
+            warm_up(router, tokens, drain_paths)
         tokens_file = f"{workdir}/tokens.txt"
         Path(tokens_file).write_text("\n".join(tokens) + "\n")
-        if name == "S4":
-            tails = SseTails(router, "bench0", 100)
-            time.sleep(0.5)
+        tail_clients = Tails(router, "bench0", tails, n) if name == "S4" else None
         # The router's process tree (the workers, for S5) and Redis count as the router.
         pids = process_tree(router.proc.pid) + ([redis.pid] if redis is not None else [])
         cpu0 = sum(cpu_seconds(p) for p in pids)
+        received0 = router.metric(RECEIVED) if name == "H" else 0.0
         port = router.ports["logs"] if http_lines else router.ports["syslog"]
-        gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate)
+        gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate, payload, cycle)
         result: dict[str, Any] = {"scenario": name, "n": n, "rate": rate or None, "warm": not cold,
-                                  "sink_rate": sink_rate or None}
-        if sink is not None:
-            out, _ = sink.communicate(timeout=300)
-            got = json.loads(out.strip().splitlines()[-1])
-            delivered = got["frames"] - warm
-            elapsed = got["last"] - gen["start"]
-            result.update(delivered=delivered, lost=n - delivered, l10_reported=got["l10_lost"],
-                          p50_ms=got["p50_ms"], p99_ms=got["p99_ms"])
-        elif tails is not None:
-            last, last_change = -1, time.time()
-            while min(tails.lines) < n and time.time() - last_change < 1.0:
-                total = sum(tails.lines)
-                if total != last:
-                    last, last_change = total, time.time()
-                time.sleep(0.05)
-            elapsed = last_change - gen["start"]
+                                  "sink_rate": sink_rate or None, "apps": apps, "drains": drains,
+                                  "size": size, "payload": payload}
+        if name == "H":
+            received = 0.0
+            while received < n:
+                received = router.metric(RECEIVED) - received0
+                time.sleep(0.02)
+            elapsed = time.time() - gen["start"]
             delivered = n
-            result.update(tail_lines_min=min(tails.lines), tail_lines_total=sum(tails.lines),
-                          tail_lines_per_s=round(sum(tails.lines) / elapsed),
+        if sink is not None:
+            out, _ = sink.communicate(timeout=600)
+            got = json.loads(out.strip().splitlines()[-1])
+            to_sink = got["frames"] - warm
+            if name != "H":
+                delivered = to_sink
+                elapsed = got["last"] - gen["start"]
+            result.update(delivered=to_sink, lost=expected - to_sink, l10_reported=got["l10_lost"],
+                          p50_ms=got["p50_ms"], p99_ms=got["p99_ms"])
+        elif tail_clients is not None:
+            got = tail_clients.result()
+            elapsed = got["last"] - gen["start"]
+            delivered = n
+            result.update(tails=tails, tail_lines_min=got["min"], tail_lines_total=got["total"],
+                          tails_complete=got["min"] >= n,
+                          tail_lines_per_s=round(got["total"] / elapsed),
                           ingest_lines_per_s=round(n / (gen["end"] - gen["start"])))
-        else:
-            hist = 0
+        elif name == "S2":
+            hist = 0.0
             deadline = time.time() + 60
             while time.time() < deadline:
-                metrics = urllib.request.urlopen(
-                    f"http://127.0.0.1:{router.ports['api']}/metrics").read().decode()
-                key = 'logrouter_messages_received_total{transport="http"}'
-                hist = int(float(next(x.split()[1] for x in metrics.splitlines() if x.startswith(key))))
+                hist = router.metric('logrouter_messages_received_total{transport="http"}')
                 if hist >= gen["sent"]:
                     break
                 time.sleep(0.02)
             elapsed = time.time() - gen["start"]
-            delivered = hist
-            result.update(delivered=hist, lost=n - hist, http_errors=gen["errors"])
+            delivered = int(hist)
+            result.update(delivered=delivered, lost=n - delivered, http_errors=gen["errors"])
         cpu = sum(cpu_seconds(p) for p in pids) - cpu0
         result.update(lines_per_s=round(delivered / elapsed),
                       ingest_s=round(gen["end"] - gen["start"], 2),
@@ -313,6 +389,8 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
                       cpu_us_per_line=round(cpu / n * 1e6, 2), router_cpu_s=round(cpu, 2),
                       peak_rss_mb=round(sum(peak_rss_kb(p) for p in pids) / 1024, 1),
                       seconds=round(elapsed, 2))
+        if name == "H":
+            result.update(history_settled(router, pids, 14.0))
         return result
     finally:
         router.stop()
@@ -383,7 +461,13 @@ def outage(rate: float, seconds: float, size: int) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4", "S5", "S6", "S6-outage"])
+    p.add_argument("scenario", choices=["S1", "S1-tls", "S2", "S3", "S4", "S5", "S6", "S6-outage", "H"])
+    p.add_argument("--apps", type=int, default=100, help="apps (S4: always 1)")
+    p.add_argument("--drains", type=int, default=None,
+                   help="how many of the apps get a drain (default: all; H: 100)")
+    p.add_argument("--tails", type=int, default=100, help="S4: SSE tails on the app")
+    p.add_argument("--payload", choices=["pad", "mixed"], default="pad",
+                   help="message text: dots, or like a real app's (see loadgen.py)")
     p.add_argument("--outage", type=float, default=60.0, help="S6-outage: seconds the receiver is down")
     p.add_argument("-n", type=int, default=1_000_000)
     p.add_argument("-s", type=int, default=150)
@@ -399,7 +483,8 @@ def main() -> None:
         if args.scenario == "S6-outage":
             result = outage(args.rate, args.outage, args.s)
         else:
-            result = scenario(args.scenario, args.n, args.rate, args.s, args.cold, args.sink_rate)
+            result = scenario(args.scenario, args.n, args.rate, args.s, args.cold, args.sink_rate,
+                              args.apps, args.drains, args.tails, args.payload)
         line = json.dumps(result)
         print(line, flush=True)
         if args.json_out:
