@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 A channel with at least one live tail has one :class:`TailHub`, a channel
 consumer. ``push`` (on the ingest path) appends the batch to a ring of recent
-batches holding at most ``capacity`` lines and wakes the readers — constant
-work, however many tails there are. Every line has its channel sequence number
+batches holding ``capacity`` lines (more for at most half a second, so that a
+burst read in one scheduler round does not overflow a tail that keeps up) and
+wakes the readers — constant work, however many tails there are. Every line has its channel sequence number
 (see :class:`~logrouter.history.History`).
 
 Each session holds a :class:`TailCursor`: the number of the last line it sent.
@@ -31,11 +32,12 @@ __all__ = ["TailCursor", "TailHub", "TailHubs"]
 
 
 class _Batch:
-    __slots__ = ("first_seq", "lines", "sse", "text")
+    __slots__ = ("at", "first_seq", "lines", "sse", "text")
 
-    def __init__(self, first_seq: int, lines: list[bytes]) -> None:
+    def __init__(self, first_seq: int, lines: list[bytes], at: float) -> None:
         self.first_seq = first_seq
         self.lines = lines
+        self.at = at  # when it was pushed (trio clock)
         self.text: bytes | None = None
         self.sse: bytes | None = None
 
@@ -78,17 +80,30 @@ class TailHub:
     def oldest_seq(self) -> int:
         return self._batches[0].first_seq if self._batches else self.next_seq
 
+    #: Lines younger than this stay even past ``capacity`` (up to ``BURST_FACTOR`` times it):
+    #: the reads of one scheduler round can bring more lines than ``capacity`` at once, and a
+    #: tail that keeps up must not lose them before its writer even ran.
+    GRACE = 0.5
+    BURST_FACTOR = 64
+
     def push(self, lines: list[bytes]) -> bool:
-        """Add a batch (never asks the feeder to wait: a slow tail only loses lines)."""
-        if len(lines) > self.capacity:
-            skipped = len(lines) - self.capacity
+        """Add a batch (never asks the feeder to wait: a slow tail only loses lines).
+
+        Past ``capacity`` lines the oldest batches go, unless they are younger than
+        ``GRACE`` seconds and the ring holds at most ``BURST_FACTOR × capacity`` lines.
+        """
+        hard = self.capacity * self.BURST_FACTOR
+        if len(lines) > hard:
+            skipped = len(lines) - hard
             self.next_seq += skipped
             lines = lines[skipped:]
-        self._batches.append(_Batch(self.next_seq, lines))
+        now = trio.current_time()
+        self._batches.append(_Batch(self.next_seq, lines, now))
         self.next_seq += len(lines)
         self._held += len(lines)
-        while self._held > self.capacity:
-            self._held -= len(self._batches.popleft().lines)
+        batches = self._batches
+        while self._held > self.capacity and (self._held > hard or now - batches[0].at > self.GRACE):
+            self._held -= len(batches.popleft().lines)
         self.wake()
         return False
 
@@ -109,10 +124,19 @@ class TailHub:
         await self._wakeup.wait()
 
     def read(self, after: int, filt: TailFilter, sse: bool) -> tuple[int, bytes, int]:
-        """Everything after line ``after``: ``(lines skipped, rendered bytes, last line number)``."""
+        """What came after line ``after``: ``(lines skipped, rendered bytes, last line number)``.
+
+        At most about ``capacity`` lines (whole batches, at least one) per call, so what a
+        tail has in hand to send stays bounded while the ring holds a burst; the next call
+        goes on from there."""
         skipped = max(0, self.oldest_seq - after - 1)
         chunks = []
+        last = self.next_seq - 1
+        taken = 0
         for batch in self._batches:
+            if taken >= self.capacity:
+                last = batch.first_seq - 1
+                break
             if batch.end_seq <= after + 1:
                 continue
             if batch.first_seq > after:
@@ -125,7 +149,8 @@ class TailHub:
                 start = after + 1 - batch.first_seq
                 chunks.append(render_lines(batch.lines[start:], filt, sse,
                                            after + 1 if sse else None, self.content_ids))
-        return skipped, b"".join(chunks), self.next_seq - 1
+            taken += batch.end_seq - max(batch.first_seq, after + 1)
+        return skipped, b"".join(chunks), last
 
 
 class TailCursor:

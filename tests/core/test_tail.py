@@ -1,0 +1,71 @@
+"""TailHub's ring: bursts a reader keeps up with are kept whole, slow readers lose the oldest
+lines and are told how many (the L11 count)."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from logrouter.protocol.tailfmt import TailFilter
+from logrouter.tail import TailHub
+
+
+def lines(start: int, count: int) -> list[bytes]:
+    return [b"<190>1 2026-11-27T10:00:00+00:00 host app web.1 - - line %d" % i
+            for i in range(start, start + count)]
+
+
+def run(main: object) -> None:
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))  # type: ignore[arg-type]
+
+
+def test_a_burst_larger_than_the_buffer_reaches_a_reader_that_keeps_up() -> None:
+    async def main() -> None:
+        hub = TailHub(1024, last_seq=0)
+        for b in range(5):  # one scheduler round's reads: 3,000 lines before the writer runs
+            hub.push(lines(b * 600, 600))
+        got = 0
+        after = 0
+        while after < 3000:  # in pieces of about the buffer's size, nothing skipped
+            skipped, data, after = hub.read(after, TailFilter(), sse=True)
+            assert skipped == 0 and data.count(b"data: ") <= 1024 + 600
+            got += data.count(b"data: ")
+        assert got == 3000 and data.endswith(b"id: 3000\n\n")
+
+    run(main)
+
+
+def test_a_reader_behind_for_longer_than_the_grace_loses_the_oldest_and_counts_them() -> None:
+    async def main() -> None:
+        hub = TailHub(1024, last_seq=0)
+        hub.push(lines(0, 600))
+        await trio.sleep(1)  # the reader did not come for a second
+        hub.push(lines(600, 600))
+        skipped, data, last = hub.read(0, TailFilter(), sse=False)
+        assert skipped == 600 and last == 1200
+        assert data.count(b"\n") == 600 and b"line 600\n" in data and b"line 599\n" not in data
+
+    run(main)
+
+
+def test_even_within_the_grace_the_ring_is_bounded() -> None:
+    async def main() -> None:
+        hub = TailHub(10, last_seq=0)
+        for b in range(100):
+            hub.push(lines(b * 10, 10))
+        skipped, data, last = hub.read(0, TailFilter(), sse=False)
+        assert skipped == 1000 - 10 * TailHub.BURST_FACTOR
+        assert last == 1000 - 10 * TailHub.BURST_FACTOR + 10 and data.count(b"\n") == 10
+
+    run(main)
+
+
+def test_a_batch_beyond_the_hard_bound_keeps_its_newest_lines() -> None:
+    async def main() -> None:
+        hub = TailHub(2, last_seq=5)
+        hub.push(lines(0, 1000))
+        skipped, data, last = hub.read(5, TailFilter(), sse=False)
+        assert last == 1005 and skipped == 1000 - 2 * TailHub.BURST_FACTOR
+        assert data.endswith(b"line 999\n")
+
+    run(main)
