@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A module may import only from its own layer or lower ones.
 LAYERS: list[set[str]] = [
-    {"logrouter.settings", "logrouter.errors", "logrouter.models", "logrouter.logs"},
+    {"logrouter.settings", "logrouter.errors", "logrouter.models", "logrouter.logs",
+     "logrouter.console"},
     {"logrouter.protocol"},
     {"logrouter.buffer", "logrouter.metrics", "logrouter.history", "logrouter.router"},
     {"logrouter.channels", "logrouter.tail", "logrouter.sessions", "logrouter.store",

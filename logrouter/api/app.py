@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from logrouter import __version__
+from logrouter.api.console_routes import ConsoleRoutes
 from logrouter.api.logplex_routes import LogplexRoutes
 from logrouter.api.openapi import document
 from logrouter.api.platform_routes import PlatformRoutes, platform_error
@@ -99,6 +100,7 @@ class ApiHandler:
         r.add("GET", r"/v2/canary-fetch/([^/]+)", self.stream_session, auth=False)
         LogplexRoutes(control, public_url, streamer.history_source).register(r)
         PlatformRoutes(control, public_url, account_email).register(r)
+        ConsoleRoutes().register(r)
 
     def inspect(self, request: Request) -> Response | None:
         """Answer from the head alone: unknown routes (404/405) and missing or wrong
@@ -118,7 +120,10 @@ class ApiHandler:
         if route.auth and not check_auth(request.header("authorization"), self.key):
             if request.path.startswith(_PLATFORM_PREFIXES):
                 return platform_error(401, "unauthorized", "Invalid credentials provided.")
-            return text_response(401, "Not Authorized", headers=list(_UNAUTHORIZED))
+            # a browser script asks not to be challenged: a Basic challenge would open the
+            # browser's own password dialog over the page (and hold its request)
+            challenge = [] if request.header("x-requested-with") else list(_UNAUTHORIZED)
+            return text_response(401, "Not Authorized", headers=challenge)
         return None
 
     async def __call__(self, request: Request) -> Response:
@@ -186,7 +191,8 @@ class ApiHandler:
             if d.url is None:
                 continue
             status = self.control.drain_status(d.id) or {}
-            drains.append({"id": d.id, "channel_id": d.channel_id, "url": d.url, **status})
+            drains.append({"id": d.id, "channel_id": d.channel_id, "token": d.token, "url": d.url,
+                           **status})
         return json_response(200, {"totals": totals, "channels": channels, "drains": drains})
 
     async def openapi(self, call: Call) -> Response:

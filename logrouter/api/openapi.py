@@ -202,6 +202,16 @@ def document(server_url: str, version: str) -> dict[str, Any]:
                 "application/logplex-1": {"schema": {"type": "string"}}}),
                 "406": _resp("not acceptable", _json(_ERROR_V2))}, v2,
             params=[_CHANNEL, {"name": "num", "in": "query", "schema": {"type": "string"}}])},
+        "/console": {"get": _op("the web console (redirects to /console/)", {"308": _resp(
+            "redirect", _TEXT)}, v1, auth=False)},
+        "/console/": {"get": _op("the web console's page", {"200": _resp(
+            "page", {"text/html": {"schema": {"type": "string"}}})}, v1, auth=False)},
+        "/console/{file}": {"get": _op("a file of the web console", {"200": _resp(
+            "file", {"text/javascript": {"schema": {"type": "string"}},
+                     "text/css": {"schema": {"type": "string"}},
+                     "image/svg+xml": {"schema": {"type": "string"}}}),
+            "404": _resp("no such file", _TEXT)}, v1, auth=False,
+            params=[_path("file", "^[A-Za-z0-9_.-]+$", "console.js")])},
         "/v3/stats": {"get": _op("the node's counters, per channel and per drain", {
             "200": _resp("stats", _json({"type": "object", "properties": {
                 "totals": {"type": "object"}, "channels": {"type": "array"},

@@ -27,7 +27,8 @@ __all__ = ["BODY", "HEAD", "IDLE", "REASONS", "Request", "RequestParser", "chunk
            "simple_response"]
 
 REASONS = {
-    200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content", 400: "Bad Request",
+    200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content",
+    308: "Permanent Redirect", 400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
     409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
