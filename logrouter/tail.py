@@ -90,7 +90,7 @@ class TailHub:
         """Add a batch (never asks the feeder to wait: a slow tail only loses lines).
 
         Past ``capacity`` lines the oldest batches go, unless they are younger than
-        ``GRACE`` seconds and the ring holds at most ``BURST_FACTOR × capacity`` lines.
+        ``GRACE`` seconds and the ring holds at most ``BURST_FACTOR * capacity`` lines.
         """
         hard = self.capacity * self.BURST_FACTOR
         if len(lines) > hard:
