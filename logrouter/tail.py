@@ -85,6 +85,8 @@ class TailHub:
     #: tail that keeps up must not lose them before its writer even ran.
     GRACE = 0.5
     BURST_FACTOR = 64
+    BATCH_LINES = 1024  # a pushed batch is kept in pieces of at most this many lines
+    READ_BYTES = 256 * 1024  # a read stops after this much rendered data (at least one batch)
 
     def push(self, lines: list[bytes]) -> bool:
         """Add a batch (never asks the feeder to wait: a slow tail only loses lines).
@@ -98,8 +100,11 @@ class TailHub:
             self.next_seq += skipped
             lines = lines[skipped:]
         now = trio.current_time()
-        self._batches.append(_Batch(self.next_seq, lines, now))
-        self.next_seq += len(lines)
+        step = self.BATCH_LINES
+        for start in range(0, len(lines), step):  # a tail's read then stays small
+            part = lines[start:start + step] if len(lines) > step else lines
+            self._batches.append(_Batch(self.next_seq, part, now))
+            self.next_seq += len(part)
         self._held += len(lines)
         batches = self._batches
         while self._held > self.capacity and (self._held > hard or now - batches[0].at > self.GRACE):
@@ -126,15 +131,16 @@ class TailHub:
     def read(self, after: int, filt: TailFilter, sse: bool) -> tuple[int, bytes, int]:
         """What came after line ``after``: ``(lines skipped, rendered bytes, last line number)``.
 
-        At most about ``capacity`` lines (whole batches, at least one) per call, so what a
-        tail has in hand to send stays bounded while the ring holds a burst; the next call
-        goes on from there."""
+        At most about ``capacity`` lines or ``READ_BYTES`` (whole batches, at least one)
+        per call, so what a tail has in hand to send stays small while the ring holds a
+        burst (a thousand tails each with a burst in hand would hold gigabytes); the next
+        call goes on from there."""
         skipped = max(0, self.oldest_seq - after - 1)
         chunks = []
         last = self.next_seq - 1
-        taken = 0
+        taken = size = 0
         for batch in self._batches:
-            if taken >= self.capacity:
+            if taken >= self.capacity or size >= self.READ_BYTES:
                 last = batch.first_seq - 1
                 break
             if batch.end_seq <= after + 1:
@@ -150,7 +156,8 @@ class TailHub:
                 chunks.append(render_lines(batch.lines[start:], filt, sse,
                                            after + 1 if sse else None, self.content_ids))
             taken += batch.end_seq - max(batch.first_seq, after + 1)
-        return skipped, b"".join(chunks), last
+            size += len(chunks[-1])
+        return skipped, chunks[0] if len(chunks) == 1 else b"".join(chunks), last
 
 
 class TailCursor:

@@ -69,3 +69,18 @@ def test_a_batch_beyond_the_hard_bound_keeps_its_newest_lines() -> None:
         assert data.endswith(b"line 999\n")
 
     run(main)
+
+
+def test_a_large_batch_is_read_in_pieces() -> None:
+    async def main() -> None:
+        hub = TailHub(100_000, last_seq=0)
+        hub.push([line + b" " + b"x" * 400 for line in lines(0, 5000)])  # one read of a busy app
+        after, reads, got = 0, 0, 0
+        while after < 5000:
+            skipped, data, after = hub.read(after, TailFilter(), sse=False)
+            assert skipped == 0 and data.count(b"\n") <= TailHub.BATCH_LINES
+            got += data.count(b"\n")
+            reads += 1
+        assert got == 5000 and reads >= 5
+
+    run(main)
