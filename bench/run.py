@@ -16,8 +16,9 @@ Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
       to deliver the backlog, the router's peak RSS (sampled), lines lost (drain back-off capped
       at 5 s so the drains notice the receiver within seconds)
   H   history fill: --apps apps each get 1,500 lines (-n is ignored), the first 100 with a
-      syslog drain to sample latency; then, 14 s later, the settled RSS and the history's
-      gauges (raw lines, compressed bytes): what holding every app's full history costs
+      syslog drain to sample latency; then, once every channel is quiet and compressed (at
+      most 60 s), the settled RSS and the history's gauges (raw lines, compressed bytes):
+      what holding every app's full history costs
 
 --apps, --drains (how many of the apps get a drain), --tails and -s (message bytes) scale
 the scenarios; ``bench/scale.py`` sweeps them.
@@ -262,9 +263,12 @@ class Tails:
 
 
 def history_settled(router: Router, pids: list[int], wait: float) -> dict[str, Any]:
-    """RSS once the compactor had ``wait`` seconds to compress quiet channels, and the
-    history's own gauges."""
-    time.sleep(wait)
+    """RSS once the compactor compressed every quiet channel (no raw lines left; at most
+    ``wait`` seconds), and the history's own gauges."""
+    deadline = time.time() + wait
+    while time.time() < deadline and router.metric("logrouter_history_raw_lines") > 0:
+        time.sleep(1)
+    time.sleep(2)
     rss = sum(current_rss_kb(p) for p in pids)
     return {"settled_rss_mb": round(rss / 1024, 1),
             "history_lines": int(router.metric("logrouter_history_lines")),
@@ -390,7 +394,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
                       peak_rss_mb=round(sum(peak_rss_kb(p) for p in pids) / 1024, 1),
                       seconds=round(elapsed, 2))
         if name == "H":
-            result.update(history_settled(router, pids, 14.0))
+            result.update(history_settled(router, pids, 60.0))
         return result
     finally:
         router.stop()
