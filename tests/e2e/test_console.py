@@ -36,7 +36,8 @@ ARTIFACTS = Path(os.environ.get("LOGROUTER_TEST_ARTIFACTS", "test-artifacts")) /
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RouterProcess]:
     proc = RouterProcess(tmp_path_factory.mktemp("console"),
                          env={"LOGROUTER_DRAIN_BACKOFF_INITIAL": "0.2", "LOGROUTER_DRAIN_BACKOFF_MAX": "0.5",
-                              "LOGROUTER_SYSLOG_DRAIN_LINGER": "0"})
+                              "LOGROUTER_SYSLOG_DRAIN_LINGER": "0",
+                              "LOGROUTER_SSE_SHUTDOWN_RETRY_MS": "300"})
     proc.start()
     yield proc
     proc.stop()
@@ -63,12 +64,13 @@ class Watched:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.origin = origin
 
-    def check_clean(self, *expected: int) -> None:
+    def check_clean(self, *expected: int | str) -> None:
         """No request left the router; no console error but the browser's note of the
-        API answering one of the ``expected`` statuses (a refusal the test provoked)."""
+        API answering one of the ``expected`` statuses, or of an expected network error
+        (what the test provoked)."""
         strays = [u for u in self.requests if not u.startswith(self.origin + "/")]
         assert not strays, f"requests left the router: {strays}"
-        notes = tuple(f"status of {status} " for status in expected)
+        notes = tuple(f"status of {e} " if isinstance(e, int) else e for e in expected)
         errors = [e for e in self.errors if not (notes and any(n in e for n in notes))]
         assert not errors, errors
 
@@ -271,3 +273,43 @@ def test_create_and_delete_an_app(watched: Watched, router: RouterProcess) -> No
     sync_api.expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
     watched.check_clean(400, 422)
+
+
+def test_the_tail_resumes_after_a_restart_without_repeats_and_pauses(
+        watched: Watched, router: RouterProcess) -> None:
+    _, token = make_app(router, "resumed")
+    router.post_lines(token, [("web.1", datetime.now(UTC).isoformat(), f"before {i}") for i in range(3)])
+    login(watched)
+    page = watched.page
+    page.get_by_role("link", name="resumed").click()
+    log = page.locator("#log")
+    sync_api.expect(log).to_contain_text("before 2")
+    router.stop()  # the stream ends; the page reconnects with Last-Event-ID
+    router.start()
+    send_syslog(router, token, "web.1", "after the restart")
+    sync_api.expect(log).to_contain_text("after the restart", timeout=10_000)
+    text = log.text_content() or ""
+    assert all(text.count(f"before {i}") == 1 for i in range(3)), text
+    page.get_by_role("button", name="Pause").click()
+    send_syslog(router, token, "web.1", "while paused")
+    page.wait_for_timeout(500)
+    sync_api.expect(log).not_to_contain_text("while paused")
+    page.get_by_role("button", name="Resume").click()
+    sync_api.expect(log).to_contain_text("while paused")
+    watched.check_clean("net::ERR_CONNECTION_REFUSED")  # while the router restarted
+
+
+def test_the_page_keeps_at_most_5000_lines(watched: Watched, router: RouterProcess) -> None:
+    _, token = make_app(router, "busy")
+    login(watched)
+    page = watched.page
+    page.get_by_role("link", name="busy").click()
+    sync_api.expect(page.locator("#stream-state")).to_have_text("live")
+    now = datetime.now(UTC).isoformat()
+    for start in range(0, 6000, 1000):
+        router.post_lines(token, [("web.1", now, f"busy {start + i}") for i in range(1000)])
+    log = page.locator("#log")
+    sync_api.expect(log).to_contain_text("busy 5999")
+    assert page.locator("#log .line").count() == 5000
+    assert "busy 999\n" not in (log.text_content() or "")
+    watched.check_clean()
