@@ -13,10 +13,10 @@ import argparse
 import json
 import time
 
+from logrouter.core.token_routing import route_by_token
 from logrouter.protocol.drainfmt import render_http, render_syslog
 from logrouter.protocol.framing import FrameSplitter
 from logrouter.protocol.speedups import native
-from logrouter.router import route_by_token
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A drain is a channel consumer. ``push`` (on the ingest path, synchronous)
-appends to the drain's own :class:`~logrouter.buffer.BoundedBuffer` and wakes
+appends to the drain's own :class:`~logrouter.core.buffer.BoundedBuffer` and wakes
 the drain's task; it never blocks. The drain's task (:meth:`Drain.run`) takes
 batches out of the buffer and delivers them.
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import trio
 
-from logrouter.buffer import BoundedBuffer, DrainQueue, Loss
+from logrouter.core.buffer import BoundedBuffer, DrainQueue, Loss
 from logrouter.destinations import DestinationPolicy
 from logrouter.logs import get_logger
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url

@@ -27,12 +27,12 @@ import trio
 from drains.backoff import reconnect_delay
 from drains.base import Drain
 from logrouter import __version__
-from logrouter.buffer import Loss
+from logrouter.core.buffer import Loss
 from logrouter.errors import DestinationRefused
-from logrouter.httpclient import HttpClientError, HttpConnection
 from logrouter.protocol.drainfmt import http_l10, render_http
 from logrouter.protocol.logplex1 import drain_request, drain_request_head
-from logrouter.tlsclient import cert_error, open_stream
+from logrouter.transport.httpclient import HttpClientError, HttpConnection
+from logrouter.transport.tlsclient import cert_error, open_stream
 
 __all__ = ["HttpDrain"]
 

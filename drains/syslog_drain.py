@@ -28,11 +28,11 @@ import trio
 from drains.backoff import reconnect_delay
 from drains.base import Drain, log
 from drains.syslog_writer import SyslogWriter
-from logrouter.buffer import Loss
+from logrouter.core.buffer import Loss
 from logrouter.errors import DestinationRefused
 from logrouter.protocol.drainfmt import render_syslog, syslog_l10, syslog_unsent
 from logrouter.protocol.syslog import l14_line
-from logrouter.tlsclient import cert_error, open_stream
+from logrouter.transport.tlsclient import cert_error, open_stream
 
 __all__ = ["SyslogDrain"]
 

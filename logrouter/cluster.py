@@ -34,8 +34,9 @@ import msgpack
 import trio
 from glide import GlideError
 
-from logrouter.channels import Channel, ChannelTable
 from logrouter.control import Control
+from logrouter.core.channels import Channel, ChannelTable
+from logrouter.core.tail import TailHub
 from logrouter.errors import StoreUnavailable
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
@@ -47,7 +48,6 @@ from logrouter.store.redis import (
     connect,
     tail_channel,
 )
-from logrouter.tail import TailHub
 
 __all__ = ["Cluster"]
 

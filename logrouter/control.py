@@ -1,7 +1,7 @@
 """Control: the operations behind every control API route.
 
 Each operation validates, writes the config store, then updates the node's
-in-memory :class:`~logrouter.channels.ChannelTable`, and finally tells the
+in-memory :class:`~logrouter.core.channels.ChannelTable`, and finally tells the
 drain runner given at construction (the drain supervisor) that a
 channel's drains changed. The API layers (Logplex v1/v2/v3, Platform API) only
 translate HTTP to these calls and their errors to statuses.
@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import trio
 
-from logrouter.channels import Channel, ChannelTable
+from logrouter.core.channels import Channel, ChannelTable
+from logrouter.core.sessions import SessionTable
 from logrouter.destinations import DestinationPolicy
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import (
@@ -29,7 +30,6 @@ from logrouter.models import (
     new_token,
     parse_drain_url,
 )
-from logrouter.sessions import SessionTable
 from logrouter.store.base import ConfigStore
 
 __all__ = ["Control", "DrainRunner", "Limits"]

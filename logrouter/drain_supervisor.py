@@ -19,8 +19,8 @@ from typing import Any
 import trio
 
 from drains import KINDS, Drain, DrainOptions, SyslogDrain, SyslogWriter
-from logrouter.buffer import DrainQueue
-from logrouter.channels import Channel, ChannelTable
+from logrouter.core.buffer import DrainQueue
+from logrouter.core.channels import Channel, ChannelTable
 from logrouter.errors import ValidationError
 from logrouter.logs import get_logger
 from logrouter.metrics import DrainRow, Metrics

@@ -24,22 +24,22 @@ import trio
 
 from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
-from logrouter.channels import Channel, ChannelTable
 from logrouter.control import Control, Limits
+from logrouter.core.channels import Channel, ChannelTable
+from logrouter.core.history import History, HistoryCompactor, load_histories, save_histories
+from logrouter.core.sessions import SessionTable
+from logrouter.core.tail import TailHubs
 from logrouter.destinations import DestinationPolicy, parse_networks
 from logrouter.drain_supervisor import DrainSupervisor
 from logrouter.errors import ConfigError, StoreUnavailable
-from logrouter.history import History, HistoryCompactor, load_histories, save_histories
 from logrouter.ingest import Ingest, LogsHandler, SyslogServer
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
-from logrouter.serving import HttpServer, StreamServer, open_listeners
-from logrouter.sessions import SessionTable
 from logrouter.settings import Settings
 from logrouter.store.base import ConfigStore
 from logrouter.store.sqlite import SqliteStore
-from logrouter.tail import TailHubs
-from logrouter.tlsclient import server_context
+from logrouter.transport.serving import HttpServer, StreamServer, open_listeners
+from logrouter.transport.tlsclient import server_context
 
 if TYPE_CHECKING:  # cluster mode's modules (and the Redis client) load only when it is on
     from logrouter.cluster import Cluster

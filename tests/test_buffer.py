@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from logrouter.buffer import BoundedBuffer
+from logrouter.core.buffer import BoundedBuffer
 
 
 def lines(*xs: int) -> list[bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from logrouter.sessions import SessionTable
+from logrouter.core.sessions import SessionTable
 from logrouter.store.sqlite import SqliteStore
 
 

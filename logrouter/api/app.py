@@ -30,7 +30,7 @@ from logrouter.errors import (
 from logrouter.logs import get_logger
 from logrouter.metrics import CONTENT_TYPE, Metrics
 from logrouter.protocol.http1 import Request
-from logrouter.serving import Response
+from logrouter.transport.serving import Response
 
 __all__ = ["ApiHandler"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from logrouter.api.routing import Call, Router
-from logrouter.serving import Response
+from logrouter.transport.serving import Response
 
 __all__ = ["CONSOLE_HEADERS", "ConsoleRoutes"]
 

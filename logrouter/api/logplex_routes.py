@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from logrouter.api.routing import BadJson, Call, Router, json_response, text_response
-from logrouter.channels import Channel
 from logrouter.control import Control
+from logrouter.core.channels import Channel
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import DrainRecord
 from logrouter.protocol.logplex1 import channel_log_frames
-from logrouter.serving import Response, SendChunk
+from logrouter.transport.serving import Response, SendChunk
 
 __all__ = ["LogplexRoutes"]
 

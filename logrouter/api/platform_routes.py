@@ -19,11 +19,11 @@ from typing import Any
 import trio
 
 from logrouter.api.routing import BadJson, Call, Router, json_response
-from logrouter.channels import Channel
 from logrouter.control import Control
+from logrouter.core.channels import Channel
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import DrainRecord
-from logrouter.serving import Response
+from logrouter.transport.serving import Response
 
 __all__ = ["PlatformRoutes", "platform_error"]
 

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from logrouter.protocol.http1 import Request
-from logrouter.serving import Response
+from logrouter.transport.serving import Response
 
 __all__ = ["BadJson", "Call", "Route", "Router", "check_auth", "json_response", "text_response"]
 

@@ -20,7 +20,8 @@ from typing import Protocol
 
 import trio
 
-from logrouter.channels import Channel
+from logrouter.core.channels import Channel
+from logrouter.core.tail import TailCursor, TailHubs
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.models import SessionRecord
@@ -34,12 +35,11 @@ from logrouter.protocol.tailfmt import (
     sse_event,
     sse_preamble,
 )
-from logrouter.serving import Response, SendChunk
-from logrouter.tail import TailCursor, TailHubs
+from logrouter.transport.serving import Response, SendChunk
 
 __all__ = ["SessionStreamer", "TailRelay", "backlog"]
 
-log = get_logger("logrouter.sessions")
+log = get_logger("logrouter.core.sessions")
 
 
 def backlog(channel: Channel, num: int, filt: TailFilter) -> list[tuple[int, bytes]]:

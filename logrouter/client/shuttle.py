@@ -6,7 +6,7 @@ A reader task splits the input into lines (the trailing LF is kept, as
 log-shuttle does), cuts lines longer than ``max_line_bytes`` (10,000) into
 pieces, and frames each as log-shuttle does (§2.4):
 ``<190>1 2026-11-26T10:00:00.123456+00:00 shuttle <token> <procid> - - <line>``.
-Frames go into a :class:`~logrouter.buffer.BoundedBuffer` (``buffer_lines``,
+Frames go into a :class:`~logrouter.core.buffer.BoundedBuffer` (``buffer_lines``,
 drop-oldest), so a router that is down or slow costs bounded memory.
 
 One poster task (one, so lines arrive in order) sends a batch when
@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import trio
 
 from logrouter import __version__
-from logrouter.buffer import BoundedBuffer, Loss
-from logrouter.httpclient import HttpClientError, HttpConnection
-from logrouter.tlsclient import open_stream
+from logrouter.core.buffer import BoundedBuffer, Loss
+from logrouter.transport.httpclient import HttpClientError, HttpConnection
+from logrouter.transport.tlsclient import open_stream
 
 __all__ = ["ShuttleOptions", "frame_line", "run_shuttle", "split_long"]
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hmac
 
-from logrouter.channels import ChannelTable
+from logrouter.core.channels import ChannelTable
 from logrouter.errors import PeerError
 from logrouter.ingest.pipeline import Ingest
 from logrouter.metrics import Metrics
 from logrouter.protocol.http1 import Request
 from logrouter.protocol.logplex1 import decode_body, parse_auth, parse_ingest
-from logrouter.serving import Response
+from logrouter.transport.serving import Response
 
 __all__ = ["LogsHandler"]
 

@@ -14,10 +14,10 @@ import time
 import trio
 from prometheus_client import Counter
 
-from logrouter.channels import Channel, ChannelTable, Consumer
+from logrouter.core.channels import Channel, ChannelTable, Consumer
+from logrouter.core.token_routing import route_by_token, route_to
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
-from logrouter.router import route_by_token, route_to
 
 __all__ = ["Ingest", "WaitBudget"]
 

@@ -15,7 +15,7 @@ import trio
 from logrouter.ingest.pipeline import Ingest
 from logrouter.metrics import Metrics
 from logrouter.protocol.framing import FrameSplitter
-from logrouter.serving import Slot, StreamServer
+from logrouter.transport.serving import Slot, StreamServer
 
 __all__ = ["SyslogServer", "peer_name"]
 

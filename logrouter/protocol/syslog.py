@@ -5,7 +5,7 @@ Theory of operation
 Ingest touches only what routing needs: the APP-NAME field (the 4th
 space-separated field, RFC 5424 §6.2.5) carries the token ``t.<uuid>``. The
 frame is *cooked* by swapping that field for the token's name (``app``,
-``heroku``; done in bulk by :mod:`logrouter.router`); the rest of the bytes are
+``heroku``; done in bulk by :mod:`logrouter.core.token_routing`); the rest of the bytes are
 kept as they came. Every other reader
 (tails, drains, history readers) parses the cooked line lazily with
 :func:`parse_line`, once per consumer kind and never on the ingest path.

@@ -1,7 +1,7 @@
 """The drain spool: what a drain has not delivered yet, kept on disk across crashes.
 
 :class:`SpoolQueue` is a drain's queue (the disk-backed twin of
-:class:`~logrouter.buffer.BoundedBuffer`); :class:`Spooler` writes every queue of a
+:class:`~logrouter.core.buffer.BoundedBuffer`); :class:`Spooler` writes every queue of a
 node; :mod:`logrouter.spool.files` holds the file operations, run in worker threads.
 """
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import trio
 
-from logrouter.buffer import BufferStatistics, Loss
+from logrouter.core.buffer import BufferStatistics, Loss
 from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import Ledger
 from logrouter.spool import files

@@ -1,7 +1,7 @@
 """The config store contract: channels, tokens, drains and sessions.
 
 The store is the durable truth; every node serves from an in-memory copy
-(:class:`~logrouter.channels.ChannelTable`) loaded with :meth:`ConfigStore.load`.
+(:class:`~logrouter.core.channels.ChannelTable`) loaded with :meth:`ConfigStore.load`.
 Methods are async because a networked store blocks; the SQLite store answers
 at once.
 """

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from logrouter.history import (
+from logrouter.core.history import (
     CHUNK_LINES,
     History,
     HistoryCompactor,

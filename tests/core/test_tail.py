@@ -6,8 +6,8 @@ from __future__ import annotations
 import trio
 import trio.testing
 
+from logrouter.core.tail import TailHub
 from logrouter.protocol.tailfmt import TailFilter
-from logrouter.tail import TailHub
 
 
 def lines(start: int, count: int) -> list[bytes]:

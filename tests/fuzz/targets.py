@@ -11,13 +11,13 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 
+from logrouter.core.token_routing import _route_frames_py, _route_to_py
 from logrouter.errors import PeerError
 from logrouter.protocol import drainfmt, framing, spoolfmt, tailfmt
 from logrouter.protocol.http1 import RequestParser
 from logrouter.protocol.logplex1 import decode_body, parse_ingest
 from logrouter.protocol.speedups import native
 from logrouter.protocol.syslog import parse_line
-from logrouter.router import _route_frames_py, _route_to_py
 
 __all__ = ["TARGETS"]
 

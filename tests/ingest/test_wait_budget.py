@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from logrouter.channels import ChannelTable
+from logrouter.core.channels import ChannelTable
 from logrouter.ingest.pipeline import Ingest, WaitBudget
 from logrouter.metrics import Metrics
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logrouter.core.token_routing import _route_frames_py, _route_to_py
 from logrouter.protocol import drainfmt, framing, tailfmt
 from logrouter.protocol.speedups import native
-from logrouter.router import _route_frames_py, _route_to_py
 
 if os.environ.get("LOGROUTER_EXPECT_SPEEDUPS") == "1" and not os.environ.get("LOGROUTER_PURE_PYTHON"):
     assert native is not None, "the C speed-ups were expected to be built (LOGROUTER_EXPECT_SPEEDUPS=1)"
@@ -215,7 +215,7 @@ def test_pure_python_switch_selects_the_python_twins() -> None:
 
     code = (
         "from logrouter.protocol import drainfmt, framing, speedups\n"
-        "from logrouter import router\n"
+        "from logrouter.core import token_routing as router\n"
         "assert speedups.native is None\n"
         "assert framing.split_octets is framing._split_octets_py\n"
         "assert router._route_frames is router._route_frames_py\n"

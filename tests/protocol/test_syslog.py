@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from logrouter.core.token_routing import route_to
 from logrouter.protocol.syslog import format_time, l10_text, l11_text, l14_text, parse_line
-from logrouter.router import route_to
 
 
 def test_parse_line_with_nil_sd() -> None:

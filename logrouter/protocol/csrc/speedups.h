@@ -7,8 +7,8 @@
  * Each function here has a pure-Python twin that defines its behaviour:
  *
  *   split_octets   framing._split_octets_py    (FrameSplitter's octet-counted fast path)
- *   route_frames   router._route_frames_py     (route_by_token: token -> channel, cooking)
- *   route_to       router._route_to_py         (cooking for frames posted with one token)
+ *   route_frames   token_routing._route_frames_py  (route_by_token: token -> channel, cooking)
+ *   route_to       token_routing._route_to_py  (cooking for frames posted with one token)
  *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
  *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
  *   render_tail    tailfmt._render_lines_py    (session rendering: text or SSE)

@@ -1,5 +1,5 @@
-/* Framing, routing and cooking: twins of framing._split_octets_py, router._route_frames_py
- * and router._route_to_py. */
+/* Framing, routing and cooking: twins of framing._split_octets_py,
+ * token_routing._route_frames_py and token_routing._route_to_py. */
 #include "speedups.h"
 
 /* split_octets(buf, pos, max_frame, out) -> int

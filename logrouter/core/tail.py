@@ -7,7 +7,7 @@ consumer. ``push`` (on the ingest path) appends the batch to a ring of recent
 batches holding ``capacity`` lines (more for at most half a second, so that a
 burst read in one scheduler round does not overflow a tail that keeps up) and
 wakes the readers — constant work, however many tails there are. Every line has its channel sequence number
-(see :class:`~logrouter.history.History`).
+(see :class:`~logrouter.core.history.History`).
 
 Each session holds a :class:`TailCursor`: the number of the last line it sent.
 On wake-up it takes everything after that from the ring. A batch is rendered
@@ -25,7 +25,7 @@ from collections import deque
 
 import trio
 
-from logrouter.channels import Channel
+from logrouter.core.channels import Channel
 from logrouter.protocol.tailfmt import TailFilter, render_lines
 
 __all__ = ["TailCursor", "TailHub", "TailHubs"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from logrouter.history import History
+from logrouter.core.history import History
 from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 
 __all__ = ["Channel", "ChannelTable", "Consumer"]
