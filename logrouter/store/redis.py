@@ -53,8 +53,8 @@ from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
 from logrouter.store.base import ConfigSnapshot
 
-__all__ = ["CONFIG_CHANNEL", "TAIL_STARTED_CHANNEL", "RedisStore", "StoreUnavailable", "connect",
-           "tail_channel"]
+__all__ = ["CONFIG_CHANNEL", "TAIL_STARTED_CHANNEL", "RedisStore", "RedisSubscriber",
+           "StoreUnavailable", "connect", "tail_channel"]
 
 CONFIG_CHANNEL = "lr:config"
 # History is kept in chunks, one per flush per channel: a string key holding a msgpack array of
@@ -361,6 +361,46 @@ class RedisStore:
             channel_id, _, node = _s(field).rpartition("|")
             out.setdefault(channel_id, set()).add(node)
         return out
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.close()
+        except GlideError:
+            pass
+
+
+class RedisSubscriber:
+    """A pub/sub connection: subscribe, unsubscribe, wait for the next message. Every Redis
+    error comes out as :class:`StoreUnavailable` (glide reconnects by itself meanwhile)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @classmethod
+    async def connect(cls, url: str) -> RedisSubscriber:
+        return cls(await connect(url, pubsub=True))
+
+    async def subscribe(self, channels: set[str]) -> None:
+        try:
+            await self.client.subscribe(channels, timeout_ms=REQUEST_TIMEOUT_MS)
+        except GlideError as exc:
+            raise StoreUnavailable(f"cannot subscribe: {exc}") from None
+
+    async def unsubscribe(self, channels: set[str]) -> None:
+        try:
+            await self.client.unsubscribe(channels, timeout_ms=REQUEST_TIMEOUT_MS)
+        except GlideError as exc:
+            raise StoreUnavailable(f"cannot unsubscribe: {exc}") from None
+
+    async def next_message(self) -> tuple[str, bytes]:
+        """The next message: ``(pub/sub channel, payload)``."""
+        try:
+            msg = await self.client.get_pubsub_message()
+        except GlideError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        channel = msg.channel.decode() if isinstance(msg.channel, bytes) else str(msg.channel)
+        payload = msg.message if isinstance(msg.message, bytes) else str(msg.message).encode()
+        return channel, payload
 
     async def aclose(self) -> None:
         try:

@@ -155,9 +155,9 @@ async def _count_logs(router: Router, cid: str, n: int) -> bool:
 
 async def test_a_new_tail_is_relayed_to_at_once_not_at_the_next_refresh(
         cluster: Nodes, monkeypatch: pytest.MonkeyPatch) -> None:
-    import logrouter.cluster
+    import logrouter.cluster.tail_relay
 
-    monkeypatch.setattr(logrouter.cluster, "TAIL_REFRESH", 60.0)  # only the notice can tell A
+    monkeypatch.setattr(logrouter.cluster.tail_relay, "TAIL_REFRESH", 60.0)  # only the notice can tell A
     a, b = await cluster.start(), await cluster.start()
     cid, tokens = await a.create_channel()
     await eventually(lambda: _has(b, cid))
@@ -166,7 +166,7 @@ async def test_a_new_tail_is_relayed_to_at_once_not_at_the_next_refresh(
 
     async def a_knows() -> bool:
         assert a.node.cluster is not None
-        return cid in a.node.cluster._remote_tailed
+        return cid in a.node.cluster.relay.remote_tailed
 
     await eventually(a_knows)
     await a.send_tcp(octet(frame(tokens["app"], "first line after the tail started")))
