@@ -25,8 +25,9 @@ import trio
 from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.control import Control, Limits
-from logrouter.core.channels import Channel, ChannelTable
+from logrouter.core.channels import ChannelTable
 from logrouter.core.history import History, HistoryCompactor, load_histories, save_histories
+from logrouter.core.history_view import HistoryView, LocalHistory, SharedHistory
 from logrouter.core.sessions import SessionTable
 from logrouter.core.tail import TailHubs
 from logrouter.destinations import DestinationPolicy, parse_networks
@@ -257,7 +258,8 @@ class Node:
                            s.max_frame_bytes)
         cluster_scope = trio.CancelScope()
         cluster = None
-        history_source = None
+        history: HistoryView = LocalHistory()
+        ready_check = None
         if s.redis_url:
             from logrouter.cluster import Cluster
             from logrouter.store.redis import RedisStore
@@ -266,21 +268,17 @@ class Node:
             cluster = self.cluster = Cluster(s.redis_url, store, self.table, control, metrics,
                                              hubs.get)
             self.table.channel_listeners.append(cluster.attach)
-            redis_store = store
-
-            async def shared_history(channel: Channel) -> list[bytes]:
-                return await redis_store.read_history(channel.id)
-
-            history_source = shared_history
+            history = SharedHistory(store.read_history)
+            ready_check = store.ping
         self.streamer = streamer = SessionStreamer(
             metrics, hubs, s.sse_keepalive, s.sse_retry_ms, s.session_lifetime,
-            s.sse_shutdown_retry_ms, history_source=history_source, relay=cluster)
+            s.sse_shutdown_retry_ms, history=history, relay=cluster)
         metrics.gauge_callback("logrouter_tail_sessions", "Live tail sessions",
                                lambda: streamer.active_tails)
         api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
                          s.account_email,
                          refresh_channel=cluster.reload if cluster is not None else None,
-                         ready_check=redis_store.ping if cluster is not None else None)
+                         ready_check=ready_check)
         logs_listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(logs_l)
         if s.logs_tls_cert:
             ctx = self._tls_context(s.logs_tls_cert, s.logs_tls_key)

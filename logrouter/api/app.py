@@ -98,7 +98,7 @@ class ApiHandler:
         r.add("GET", r"/v3/stats", self.stats)
         r.add("GET", r"/sessions/([^/]+)", self.stream_session, auth=False)
         r.add("GET", r"/v2/canary-fetch/([^/]+)", self.stream_session, auth=False)
-        LogplexRoutes(control, public_url, streamer.history_source).register(r)
+        LogplexRoutes(control, public_url, streamer.history).register(r)
         PlatformRoutes(control, public_url, account_email).register(r)
         ConsoleRoutes().register(r)
 

@@ -7,12 +7,12 @@ served as ``application/json`` (Logplex served some as ``text/html``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from logrouter.api.routing import BadJson, Call, Router, json_response, text_response
 from logrouter.control import Control
 from logrouter.core.channels import Channel
+from logrouter.core.history_view import HistoryView, LocalHistory
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
 from logrouter.models import DrainRecord
 from logrouter.protocol.logplex1 import channel_log_frames
@@ -68,11 +68,11 @@ class LogplexRoutes:
     """
 
     def __init__(self, control: Control, public_url: str,
-                 shared_history: Callable[[Channel], Awaitable[list[bytes]]] | None = None) -> None:
+                 history: HistoryView | None = None) -> None:
         self.control = control
         self.public_url = public_url.rstrip("/")
-        #: Cluster mode: reads a channel's shared history (oldest first) for ``…/logs``.
-        self.shared_history = shared_history
+        #: How ``…/logs`` reads a channel's history (the node's rings, or the shared history).
+        self.history: HistoryView = history if history is not None else LocalHistory()
 
     def register(self, r: Router) -> None:
         r.add("POST", r"/channels", self.v1_create_channel)
@@ -416,10 +416,7 @@ class LogplexRoutes:
                    for a in accept.split(",")):
             return json_response(406, {"error": "only application/logplex-1 is served"})
         num = _num(call.query("num"))
-        if self.shared_history is not None:  # cluster mode: every node's lines, from Redis
-            lines = (await self.shared_history(channel))[-num:] if num else []
-        else:
-            _, lines = channel.history.last(num)
+        lines = await self.history.newest(channel, num)
         frames = channel_log_frames(lines)
 
         async def stream(send: SendChunk) -> None:

@@ -15,72 +15,28 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
 from logrouter.core.channels import Channel
+from logrouter.core.history_view import HistoryView, LocalHistory
 from logrouter.core.tail import TailCursor, TailHubs
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.models import SessionRecord
-from logrouter.protocol.syslog import l11_line, parse_line
+from logrouter.protocol.syslog import l11_line
 from logrouter.protocol.tailfmt import (
     SSE_KEEPALIVE,
     TailFilter,
-    line_id,
-    render_lines,
-    render_text,
     sse_event,
     sse_preamble,
 )
 from logrouter.transport.serving import Response, SendChunk
 
-__all__ = ["SessionStreamer", "TailRelay", "backlog"]
+__all__ = ["SessionStreamer", "TailRelay"]
 
 log = get_logger("logrouter.core.sessions")
-
-
-def backlog(channel: Channel, num: int, filt: TailFilter) -> list[tuple[int, bytes]]:
-    """The newest ``num`` history lines that pass ``filt``, oldest first, with their numbers.
-
-    Unlike Logplex (which filtered only the newest ``num + 1`` lines), the whole
-    history is searched, so ``-n 5 --dyno web.1`` finds five web.1 lines.
-    """
-    history = channel.history
-    first, lines = history.last(len(history))
-    return backlog_of(lines, first, num, filt)
-
-
-def backlog_of(lines: list[bytes], first: int, num: int, filt: TailFilter) -> list[tuple[int, bytes]]:
-    """:func:`backlog` over ``lines`` (oldest first, the first numbered ``first``)."""
-    if num <= 0:
-        return []
-    if not filt.active:
-        keep = lines[-num:]
-        start = first + len(lines) - len(keep)
-        return [(start + i, line) for i, line in enumerate(keep)]
-    out: list[tuple[int, bytes]] = []
-    for i in range(len(lines) - 1, -1, -1):
-        parsed = parse_line(lines[i])
-        if parsed is not None and filt.matches(parsed):
-            out.append((first + i, lines[i]))
-            if len(out) == num:
-                break
-    out.reverse()
-    return out
-
-
-def _render_numbered(items: list[tuple[int, bytes]], sse: bool) -> bytes:
-    out = []
-    for seq, raw in items:
-        parsed = parse_line(raw)
-        if parsed is None:
-            continue
-        text = render_text(parsed)
-        out.append(sse_event(text, seq) if sse else text)
-    return b"".join(out)
 
 
 class TailRelay(Protocol):
@@ -100,14 +56,14 @@ class SessionStreamer:
         retry_ms: the SSE ``retry:`` value.
         lifetime: seconds a session may stream after it was first opened.
         shutdown_retry_ms: the ``retry:`` sent to SSE tails when the node stops.
-        history_source: cluster mode: reads a channel's shared history.
+        history: how sessions read a channel's history (default: the node's own rings; in
+            cluster mode the shared history, with SSE ids derived from each line's bytes).
         relay: cluster mode: told when this node starts and stops tailing a channel.
     """
 
     def __init__(self, metrics: Metrics, hubs: TailHubs, keepalive: float,
                  retry_ms: int, lifetime: float, shutdown_retry_ms: int = 5000,
-                 history_source: Callable[[Channel], Awaitable[list[bytes]]] | None = None,
-                 relay: TailRelay | None = None) -> None:
+                 history: HistoryView | None = None, relay: TailRelay | None = None) -> None:
         self.metrics = metrics
         self.hubs = hubs
         self.keepalive = keepalive
@@ -116,10 +72,7 @@ class SessionStreamer:
         self.shutdown_retry_ms = shutdown_retry_ms
         self.shutting_down = False
         self.active_tails = 0
-        #: Cluster mode: reads a channel's shared history (oldest first). Line numbers are
-        #: per node, so SSE ids are then derived from each line's bytes (``line_id``), the same
-        #: on every node: a client resumes after its ``Last-Event-ID`` on any node.
-        self.history_source = history_source
+        self.history: HistoryView = history if history is not None else LocalHistory()
         #: Cluster mode: told when this node starts / stops tailing a channel.
         self.relay = relay
 
@@ -134,32 +87,12 @@ class SessionStreamer:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await self.relay.local_tail_ended(channel.id)
 
-    async def _head(self, session: SessionRecord, channel: Channel, filt: TailFilter, sse: bool,
-                    last_event_id: str) -> bytes:
-        if self.history_source is not None:
-            lines = await self.history_source(channel)
-            wanted = last_event_id.strip().encode("latin-1", "replace")
-            if sse and wanted.startswith(b"c"):
-                # after the oldest line with that id (a repeat rather than a gap if two match)
-                for i, raw in enumerate(lines):
-                    if line_id(raw) == wanted:
-                        return render_lines(lines[i + 1:], filt, True, content_ids=True)
-            items = backlog_of(lines, 1, session.num, filt)
-            return render_lines([raw for _, raw in items], filt, sse, content_ids=True)
-        resume = last_event_id.strip()
-        since = None
-        if sse and resume.isascii() and resume.isdigit() and len(resume) <= 20:
-            since = channel.history.after(int(resume))
-        if since is not None:
-            return render_lines(since[1], filt, True, since[0])
-        return _render_numbered(backlog(channel, session.num, filt), sse)
-
     async def respond(self, session: SessionRecord, channel: Channel, accept: str,
                       last_event_id: str) -> Response:
         sse = "text/event-stream" in accept
         filt = TailFilter(session.ps.encode() if session.ps else None,
                           session.source.encode() if session.source else None)
-        head = await self._head(session, channel, filt, sse, last_event_id)
+        head = await self.history.session_head(channel, session.num, filt, sse, last_event_id)
         if sse:
             head = sse_preamble(self.retry_ms) + head
         # Embedded mode reads the backlog and places the cursor in one synchronous step (no gap,

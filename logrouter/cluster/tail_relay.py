@@ -48,6 +48,7 @@ class TailRelay:
         self.subscriber: RedisSubscriber | None = None
         self.remote_tailed: set[str] = set()  # channels some other node tails
         self.local_tails: set[str] = set()
+        self._unsubscribed: set[str] = set()  # local tails whose subscription failed: retried
         self._out: dict[str, list[bytes]] = {}
 
     # ingest side (synchronous) ------------------------------------------------------------------
@@ -91,6 +92,12 @@ class TailRelay:
 
     async def local_tail_started(self, channel_id: str) -> None:
         self.local_tails.add(channel_id)
+        self._unsubscribed.add(channel_id)
+        await self._subscribe(channel_id)
+
+    async def _subscribe(self, channel_id: str) -> None:
+        """Subscribe to a local tail's channel and tell the other nodes; on failure the
+        registry tries again at its next round (Redis may be restarting)."""
         try:
             if self.subscriber is not None:
                 await self.subscriber.subscribe({tail_channel(channel_id)})
@@ -98,9 +105,12 @@ class TailRelay:
             await self.store.publish_tail_started(self.node_id, channel_id)
         except StoreUnavailable as exc:
             log.warning("tail_subscribe_failed", channel_id=channel_id, error=str(exc))
+        else:
+            self._unsubscribed.discard(channel_id)
 
     async def local_tail_ended(self, channel_id: str) -> None:
         self.local_tails.discard(channel_id)
+        self._unsubscribed.discard(channel_id)
         try:
             if self.subscriber is not None:
                 await self.subscriber.unsubscribe({tail_channel(channel_id)})
@@ -120,6 +130,8 @@ class TailRelay:
                     await self.store.announce_tails(self.node_id, sorted(self.local_tails),
                                                     TAIL_ANNOUNCE_TTL)
                     announced = now
+                for channel_id in sorted(self._unsubscribed & self.local_tails):
+                    await self._subscribe(channel_id)
                 tailed = await self.store.tailed_channels()
                 self.remote_tailed = {c for c, nodes in tailed.items() if nodes - {self.node_id}}
                 if not healthy:

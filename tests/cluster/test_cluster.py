@@ -222,7 +222,12 @@ async def test_redis_restart_mid_stream(cluster: Nodes) -> None:
     await eventually(lambda: _api_ok(a), 10.0)
     await eventually(lambda: _api_ok(b), 10.0)  # each node's client reconnects on its own
     tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
-    await trio.sleep(1.0)
+
+    async def a_relays() -> bool:  # b's subscription is retried until Redis takes it
+        assert a.node.cluster is not None
+        return cid in a.node.cluster.relay.remote_tailed
+
+    await eventually(a_relays, 10.0)
     await a.send_tcp(octet(frame(tokens["app"], "after restart")))
     await tail.read_until(b"after restart", timeout=5)
     await tail.aclose()
