@@ -17,7 +17,7 @@ class Runner:
         self.changed: list[str] = []
 
     def channel_changed(self, channel: object) -> None:
-        self.changed.append(getattr(channel, "id"))
+        self.changed.append(channel.id)
 
     def status(self, drain_id: int) -> dict[str, object] | None:
         return {"delivered": drain_id}
