@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logrouter.control import Control, Limits
-from logrouter.core.channels import ChannelTable
+from logrouter.core.channels import Channel, ChannelTable
 from logrouter.core.sessions import SessionTable
 from logrouter.destinations import DestinationPolicy
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
@@ -16,7 +16,7 @@ class Runner:
     def __init__(self) -> None:
         self.changed: list[str] = []
 
-    def channel_changed(self, channel: object) -> None:
+    def channel_changed(self, channel: Channel) -> None:
         self.changed.append(channel.id)
 
     def status(self, drain_id: int) -> dict[str, object] | None:
