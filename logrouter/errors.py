@@ -8,8 +8,8 @@ I/O layer never has to guess.
 from __future__ import annotations
 
 __all__ = [
-    "ConfigError", "ConflictError", "DestinationRefused", "LimitError", "LogrouterError", "NotFoundError",
-    "PeerError", "StoreUnavailable", "ValidationError",
+    "BadJson", "ConfigError", "ConflictError", "DestinationRefused", "LimitError", "LogrouterError",
+    "NotFoundError", "PeerError", "StoreUnavailable", "ValidationError",
 ]
 
 
@@ -36,6 +36,10 @@ class PeerError(LogrouterError):
         self.status = status
         self.text = text
         self.drop_reason = drop_reason
+
+
+class BadJson(LogrouterError):
+    """A request body is not the JSON its route needs (not JSON, too deep, not an object)."""
 
 
 class NotFoundError(LogrouterError):

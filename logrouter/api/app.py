@@ -144,15 +144,20 @@ class ApiHandler:
                     and self.control.table.get(params[0]) is None):
                 await self.refresh_channel(params[0])
             return await route.handler(Call(request, params))
-        except BadJson as exc:
-            return error_response(request.path, 400, "bad_request", str(exc))
-        except (NotFoundError, ValidationError, ConflictError, LimitError) as exc:
-            status, ident = _ERRORS[type(exc)]
-            return error_response(request.path, status, ident, str(exc))
         except StoreUnavailable as exc:
             log.warning("store_unavailable", method=request.method, path=request.path, error=str(exc))
             return json_response(503, {"id": "unavailable", "error": "config store unavailable",
                                        "message": "The config store is unavailable; try again."})
+        except LogrouterError as exc:  # the route's own texts, else the shape of its API
+            answer = route.errors.answer(exc) if route.errors is not None else None
+            if answer is not None:
+                return answer
+            if isinstance(exc, BadJson):
+                return error_response(request.path, 400, "bad_request", str(exc))
+            if type(exc) in _ERRORS:
+                status, ident = _ERRORS[type(exc)]
+                return error_response(request.path, status, ident, str(exc))
+            raise
 
     async def healthcheck(self, call: Call) -> Response:
         return json_response(200, {"status": "normal"})

@@ -12,19 +12,17 @@ import binascii
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from logrouter.errors import BadJson, LogrouterError
 from logrouter.protocol.http1 import Request
 from logrouter.transport.serving import Response
 
-__all__ = ["BadJson", "Call", "Route", "Router", "check_auth", "json_response", "text_response"]
-
-
-class BadJson(Exception):
-    """The request body is not the JSON the route needs."""
+__all__ = ["BadJson", "Call", "ErrorTable", "Route", "Router", "check_auth", "json_response",
+           "text_response"]
 
 
 @dataclass(slots=True)
@@ -64,6 +62,35 @@ class Call:
 
 Handler = Callable[[Call], Awaitable[Response]]
 
+#: An error class → (status, message; None means the error's own text).
+ErrorCases = Mapping[type[LogrouterError], tuple[int, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTable:
+    """How the routes of one API version answer the errors a handler raises.
+
+    Handlers let :mod:`logrouter.errors` exceptions propagate; the router answers them from
+    the route's table (its texts are the ones Logplex's clients know), so no handler holds a
+    ladder of ``except`` clauses.
+    """
+
+    render: Callable[[int, str], Response]
+    cases: ErrorCases
+
+    def but(self, cases: ErrorCases) -> ErrorTable:
+        """This table with some cases answered differently (one route's own texts)."""
+        return ErrorTable(self.render, {**self.cases, **cases})
+
+    def answer(self, exc: LogrouterError) -> Response | None:
+        """The answer to ``exc``, or None when this table does not cover it."""
+        for cls in type(exc).__mro__:
+            case = self.cases.get(cls)  # type: ignore[call-overload]
+            if case is not None:
+                status, message = case
+                return self.render(status, message if message is not None else str(exc))
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -71,6 +98,7 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     auth: bool
+    errors: ErrorTable | None = None
 
 
 class Router:
@@ -79,8 +107,9 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True) -> None:
-        self.routes.append(Route(method, re.compile(pattern + r"/?\Z"), handler, auth))
+    def add(self, method: str, pattern: str, handler: Handler, auth: bool = True,
+            errors: ErrorTable | None = None) -> None:
+        self.routes.append(Route(method, re.compile(pattern + r"/?\Z"), handler, auth, errors))
 
     def match(self, method: str, path: str) -> tuple[Route | None, tuple[str, ...], bool]:
         """Return ``(route, params, path_known)``; ``path_known`` tells 405 from 404."""
