@@ -8,8 +8,8 @@ I/O layer never has to guess.
 from __future__ import annotations
 
 __all__ = [
-    "BadJson", "ConfigError", "ConflictError", "DestinationRefused", "LimitError", "LogrouterError",
-    "NotFoundError", "PeerError", "StoreUnavailable", "ValidationError",
+    "BadJson", "ConfigError", "ConflictError", "DestinationRefused", "HttpClientError", "LimitError",
+    "LogrouterError", "NotFoundError", "PeerError", "StoreUnavailable", "ValidationError",
 ]
 
 
@@ -64,3 +64,7 @@ class ValidationError(LogrouterError):
 
 class DestinationRefused(LogrouterError):
     """A drain may not deliver to that address (this router itself, or a denied network)."""
+
+
+class HttpClientError(LogrouterError):
+    """A receiver's answer to logrouter's own HTTP client was not valid HTTP, or too large."""

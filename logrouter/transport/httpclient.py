@@ -10,13 +10,11 @@ from __future__ import annotations
 import httptools
 import trio
 
+from logrouter.errors import HttpClientError
+
 __all__ = ["HttpClientError", "HttpConnection", "HttpResult"]
 
 MAX_RESPONSE_BYTES = 1 << 20
-
-
-class HttpClientError(Exception):
-    """The receiver's answer was not valid HTTP, or too large."""
 
 
 class HttpResult:
