@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,3 +134,16 @@ async def request(port: int, method: str, path: str, body: bytes | dict[str, Any
     finally:
         await resp.aclose()
     return HttpResponse(resp.status, resp.collector.reason, resp.headers, data)
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` (plain or async) is true: the tests' one way to wait for
+    observable state instead of sleeping a fixed time; fails after ``timeout`` seconds."""
+    with trio.fail_after(timeout):
+        while True:
+            result = check()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await trio.sleep(0.02)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
 
 from logrouter.models import ChannelRecord, TokenRecord
 from logrouter.store.redis import RedisStore, connect
+from tests import helpers
 from tests.cluster.conftest import Nodes
 from tests.conftest import Router
 from tests.helpers import frame, octet, open_request
@@ -16,10 +18,8 @@ from tests.helpers import frame, octet, open_request
 SSE = {"Accept": "text/event-stream"}
 
 
-async def eventually(check, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]
-    with trio.fail_after(timeout):
-        while not await check():
-            await trio.sleep(0.02)
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 2.0) -> None:
+    await helpers.eventually(check, timeout)
 
 
 async def test_config_written_on_one_node_is_seen_on_the_others(cluster: Nodes) -> None:

@@ -11,7 +11,7 @@ from tests.drains.conftest import add_drain, drain_status
 from tests.drains.sinks import HttpSink, SyslogSink
 from tests.drains.test_http_drain import L10 as HTTP_L10
 from tests.drains.test_http_drain import split_body
-from tests.helpers import frame, octet
+from tests.helpers import eventually, frame, octet
 from tests.procs import free_port
 
 SYSLOG_L10 = re.compile(rb"Error L10 \(output buffer overflow\): (\d+) messages dropped")
@@ -29,10 +29,7 @@ async def http_lines(sink: HttpSink) -> list[bytes]:
     return [f for req in sink.requests for f in split_body(req.body) if b"Error L10" not in f]
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    with trio.fail_after(timeout):
-        while not await predicate():
-            await trio.sleep(0.02)
+wait_for = eventually
 
 
 async def test_one_large_burst_reaches_healthy_receivers_whole(
@@ -181,9 +178,10 @@ async def test_drain_metrics_count_connects_errors_and_request_times(
     drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
     await fast_router.send_tcp(octet(frame(tokens["app"], "one")))
     await http.wait_requests(2)
-    await trio.sleep(0.1)
-    text = fast_router.node.metrics.render().decode()
     did = drain["id"]
+    await eventually(lambda: "logrouter_drain_write_delay_seconds_count 1.0"
+                     in fast_router.node.metrics.render().decode())
+    text = fast_router.node.metrics.render().decode()
     assert re.search(rf"logrouter_drain_errors_total{{drain_id=\"{did}\"}} 1\.0", text)
     assert re.search(rf'logrouter_drain_connects_total{{drain_id="{did}"}} [12]\.0', text)
     assert re.search(r"logrouter_http_drain_request_seconds_count 2\.0", text)

@@ -12,7 +12,7 @@ from logrouter.node import Node
 from tests.conftest import Router, make_settings
 from tests.drains.conftest import FAST, add_drain, drain_status
 from tests.drains.sinks import SyslogSink
-from tests.helpers import frame, octet
+from tests.helpers import eventually, frame, octet
 from tests.procs import free_port
 
 L10 = re.compile(rb"^<172>1 \S+ d\.[0-9a-f-]+ heroku logplex - - Error L10 \(output buffer overflow\): "
@@ -52,9 +52,14 @@ async def test_receiver_down_then_up_gets_l10_and_newest_lines(tmp_path: Path,
         drain = await add_drain(router, cid, f"syslog://127.0.0.1:{port}")
         await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(25))))
         await router.wait_history(cid, 25)
-        await trio.sleep(0.3)  # a few refused connects
-        status = (await router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")).json()["status"]
-        assert status["last_error"].startswith("connect:") and status["buffered"] == 10
+
+        async def refused_and_full() -> bool:  # a few refused connects
+            status = (await router.api("GET", f"/v3/channels/{cid}/drains/{drain['id']}")
+                      ).json()["status"]
+            return bool((status["last_error"] or "").startswith("connect:")
+                        and status["buffered"] == 10)
+
+        await eventually(refused_and_full)
         sink = SyslogSink()
         sinks.start_soon(lambda: sink.run(port=port))
         frames = await sink.wait_frames(11)
