@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from logrouter.api.routing import BadJson, Call, Router, json_response
+from logrouter.api.routing import BadJson, Call, ErrorTable, Router, json_response
 from logrouter.control import Control
 from logrouter.core.channels import Channel
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
@@ -56,6 +56,12 @@ def platform_error(status: int, ident: str, message: str) -> Response:
     return json_response(status, {"id": ident, "message": message})
 
 
+#: The Platform API's own words for a body that is not a JSON object; the other control errors
+#: get the API handler's Platform-shaped answers (``id`` naming the error).
+PLATFORM_ERRORS = ErrorTable(lambda status, message: platform_error(status, "bad_request", message),
+                             {BadJson: (400, "Request body must be a JSON object.")})
+
+
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -74,18 +80,19 @@ class PlatformRoutes:
         self.email = account_email
 
     def register(self, r: Router) -> None:
-        r.add("GET", r"/account", self.account)
-        r.add("GET", r"/users/~/apps", self.list_apps)
-        r.add("GET", r"/apps", self.list_apps)
-        r.add("POST", r"/apps", self.create_app)
-        r.add("POST", r"/teams/apps", self.create_app)
-        r.add("GET", rf"/apps/{_APP}", self.get_app)
-        r.add("DELETE", rf"/apps/{_APP}", self.delete_app)
-        r.add("POST", rf"/apps/{_APP}/log-sessions", self.create_log_session)
-        r.add("GET", rf"/apps/{_APP}/log-drains", self.list_drains)
-        r.add("POST", rf"/apps/{_APP}/log-drains", self.add_drain)
-        r.add("GET", rf"/apps/{_APP}/log-drains/([^/]+)", self.get_drain)
-        r.add("DELETE", rf"/apps/{_APP}/log-drains/([^/]+)", self.remove_drain)
+        e = PLATFORM_ERRORS
+        r.add("GET", r"/account", self.account, errors=e)
+        r.add("GET", r"/users/~/apps", self.list_apps, errors=e)
+        r.add("GET", r"/apps", self.list_apps, errors=e)
+        r.add("POST", r"/apps", self.create_app, errors=e)
+        r.add("POST", r"/teams/apps", self.create_app, errors=e)
+        r.add("GET", rf"/apps/{_APP}", self.get_app, errors=e)
+        r.add("DELETE", rf"/apps/{_APP}", self.delete_app, errors=e)
+        r.add("POST", rf"/apps/{_APP}/log-sessions", self.create_log_session, errors=e)
+        r.add("GET", rf"/apps/{_APP}/log-drains", self.list_drains, errors=e)
+        r.add("POST", rf"/apps/{_APP}/log-drains", self.add_drain, errors=e)
+        r.add("GET", rf"/apps/{_APP}/log-drains/([^/]+)", self.get_drain, errors=e)
+        r.add("DELETE", rf"/apps/{_APP}/log-drains/([^/]+)", self.remove_drain, errors=e)
 
     # helpers ----------------------------------------------------------------------------
 
@@ -153,10 +160,7 @@ class PlatformRoutes:
         return json_response(200, apps)
 
     async def create_app(self, call: Call) -> Response:
-        try:
-            body = call.json_object()
-        except BadJson:
-            return platform_error(400, "bad_request", "Request body must be a JSON object.")
+        body = call.json_object()
         name = body.get("name")
         if name is None:
             name = f"app-{uuid.uuid4().hex[:12]}"
@@ -192,10 +196,7 @@ class PlatformRoutes:
         channel = self.find_app(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
-        try:
-            body = call.json_object()
-        except BadJson:
-            return platform_error(400, "bad_request", "Request body must be a JSON object.")
+        body = call.json_object()
         lines, tail = body.get("lines", 100), body.get("tail", False)
         dyno, source = body.get("dyno"), body.get("source")
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 0 \
@@ -223,10 +224,7 @@ class PlatformRoutes:
         channel = self.find_app(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
-        try:
-            url = call.json_object().get("url")
-        except BadJson:
-            return platform_error(400, "bad_request", "Request body must be a JSON object.")
+        url = call.json_object().get("url")
         if not isinstance(url, str):
             return platform_error(422, "invalid_params", _BAD_URL)
         try:
