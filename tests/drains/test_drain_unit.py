@@ -1,0 +1,97 @@
+"""The drain's buffer policy on a mock clock, without sockets: bursts absorbed while the drain
+delivers, a drain that cannot catch up marked slow with a doubling cool-down, degraded mode."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from drains.base import SLOW_COOLDOWN, Drain, DrainOptions
+from logrouter.models import DrainRecord
+
+LINES = [b"<190>1 2026-11-27T10:00:00+00:00 host app web.1 - - x"] * 100
+
+
+class Idle(Drain):
+    """A drain whose delivery the test performs by hand."""
+
+    async def deliver_forever(self) -> None:
+        await trio.sleep_forever()
+
+
+def drain(**options: int) -> Idle:
+    record = DrainRecord(1, "c", "d.1", "syslog://logs.example.com:514", 0.0, 0.0)
+    return Idle(record, DrainOptions(buffer_lines=100, burst_lines=1000, degraded_lines=10, **options))
+
+
+def run(main: object) -> None:
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))  # type: ignore[arg-type]
+
+
+def deliver_all(d: Drain) -> None:
+    _, lines = d.buffer.pop_batch(max_lines=10_000)
+    d.succeeded(len(lines))
+
+
+def test_a_burst_is_absorbed_while_the_drain_delivers() -> None:
+    async def main() -> None:
+        d = drain()
+        pushback = [d.push(LINES) for _ in range(5)]  # 500 lines: past buffer_lines, kept
+        assert pushback[-1] and len(d.buffer) == 500 and d.dropped == 0
+
+        async def deliver_soon() -> None:
+            await trio.sleep(0.2)
+            deliver_all(d)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(deliver_soon)
+            await d.wait_room(trio.current_time() + 1.0)  # the feeder waits for the delivery
+        assert not d.slow and d.delivered == 500 and d.dropped == 0
+
+    run(main)
+
+
+def test_a_drain_that_does_not_catch_up_is_marked_slow_and_its_cool_down_doubles() -> None:
+    async def main() -> None:
+        d = drain()
+        for _ in range(5):
+            d.push(LINES)
+        start = trio.current_time()
+        await d.wait_room(start + 1.0)
+        assert trio.current_time() - start == 1.0
+        assert d.slow and len(d.buffer) == 100 and d.dropped == 400  # back to buffer_lines
+        assert not d.push(LINES)  # a slow drain no longer asks ingest to wait
+        deliver_all(d)
+        assert d.slow  # caught up, but still cooling down
+        await trio.sleep(SLOW_COOLDOWN)
+        d.push(LINES)
+        deliver_all(d)
+        assert not d.slow  # absorbs again
+        for _ in range(5):
+            d.push(LINES)
+        await d.wait_room(trio.current_time() + 1.0)  # slow again: the second strike
+        deliver_all(d)
+        await trio.sleep(SLOW_COOLDOWN)
+        d.push(LINES)
+        deliver_all(d)
+        assert d.slow  # twice as long this time
+        await trio.sleep(SLOW_COOLDOWN)
+        d.push(LINES)
+        deliver_all(d)
+        assert not d.slow
+
+    run(main)
+
+
+def test_degraded_mode_keeps_the_newest_lines_and_counts_the_rest() -> None:
+    async def main() -> None:
+        d = drain()
+        d.push(LINES)
+        d.degrade()
+        assert d.degraded and len(d.buffer) == 10 and d.dropped == 90
+        d.push(LINES)
+        assert len(d.buffer) == 10 and d.dropped == 190
+        deliver_all(d)
+        assert not d.degraded and d.buffer.capacity >= 100
+
+    run(main)
