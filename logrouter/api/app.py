@@ -43,8 +43,9 @@ _PLATFORM_PREFIXES = ("/apps", "/account", "/users/", "/teams/")
 #: The control errors every route may raise → status and Platform API error id. Routes map
 #: the cases where Logplex prescribes another status or text; the rest end here.
 _ERRORS: dict[type[LogrouterError], tuple[int, str]] = {
-    NotFoundError: (404, "not_found"), ValidationError: (422, "invalid_params"),
-    ConflictError: (409, "conflict"), LimitError: (422, "limit_reached"),
+    BadJson: (400, "bad_request"), NotFoundError: (404, "not_found"),
+    ValidationError: (422, "invalid_params"), ConflictError: (409, "conflict"),
+    LimitError: (422, "limit_reached"),
 }
 
 
@@ -152,8 +153,6 @@ class ApiHandler:
             answer = route.errors.answer(exc) if route.errors is not None else None
             if answer is not None:
                 return answer
-            if isinstance(exc, BadJson):
-                return error_response(request.path, 400, "bad_request", str(exc))
             if type(exc) in _ERRORS:
                 status, ident = _ERRORS[type(exc)]
                 return error_response(request.path, status, ident, str(exc))
