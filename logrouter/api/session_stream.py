@@ -36,7 +36,7 @@ from logrouter.transport.serving import Response, SendChunk
 
 __all__ = ["SessionStreamer", "TailRelay"]
 
-log = get_logger("logrouter.core.sessions")
+log = get_logger("logrouter.sessions")
 
 
 class TailRelay(Protocol):

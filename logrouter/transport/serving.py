@@ -55,7 +55,7 @@ from logrouter.protocol.http1 import (
 __all__ = ["EVICT_MIN_IDLE", "HttpServer", "Response", "SendChunk", "Slot", "StreamServer",
            "open_listeners"]
 
-log = get_logger("logrouter.transport.serving")
+log = get_logger("logrouter.serving")
 
 RECEIVE_SIZE = 65536
 #: A full listener closes a connection to admit a new one only if it was idle this long.
