@@ -272,12 +272,13 @@ class Node:
             ready_check = store.ping
         self.streamer = streamer = SessionStreamer(
             metrics, hubs, s.sse_keepalive, s.sse_retry_ms, s.session_lifetime,
-            s.sse_shutdown_retry_ms, history=history, relay=cluster)
+            s.sse_shutdown_retry_ms, history=history,
+            relay=cluster.relay if cluster is not None else None)
         metrics.gauge_callback("logrouter_tail_sessions", "Live tail sessions",
                                lambda: streamer.active_tails)
         api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
                          s.account_email,
-                         refresh_channel=cluster.reload if cluster is not None else None,
+                         refresh_channel=cluster.config.reload if cluster is not None else None,
                          ready_check=ready_check)
         logs_listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(logs_l)
         if s.logs_tls_cert:

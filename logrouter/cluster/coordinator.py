@@ -82,9 +82,9 @@ class Cluster:
         self.node_id = uuid.uuid4().hex[:12]
         self.drops = RateLimitedLog()
         self.history = HistoryWriter(store, self.drops)
-        self.relay = TailRelay(store, self.node_id, hub_for, self.drops, self.resync)
         self.config = ConfigSync(store, table, control, self.attach, self._forget,
                                  resync_interval)
+        self.relay = TailRelay(store, self.node_id, hub_for, self.drops, self.config.resync)
         self._taps: dict[str, _Tap] = {}
         self._sub: RedisSubscriber | None = None
         metrics.gauge_callback("logrouter_cluster_history_pending", "History lines waiting for Redis",
@@ -111,19 +111,6 @@ class Cluster:
 
     def _forget(self, channel_id: str) -> None:
         self._taps.pop(channel_id, None)
-
-    async def reload(self, channel_id: str) -> None:
-        """Make the table's view of ``channel_id`` match Redis."""
-        await self.config.reload(channel_id)
-
-    async def resync(self) -> None:
-        await self.config.resync()
-
-    async def local_tail_started(self, channel_id: str) -> None:
-        await self.relay.local_tail_started(channel_id)
-
-    async def local_tail_ended(self, channel_id: str) -> None:
-        await self.relay.local_tail_ended(channel_id)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         for channel in list(self.table.channels.values()):
