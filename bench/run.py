@@ -65,11 +65,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def peak_rss_kb(pid: int) -> int:
+def status_kb(pid: int, field: str) -> int:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``); 0 when absent."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def peak_rss_kb(pid: int) -> int:
+    return status_kb(pid, "VmHWM")
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The RSS of ``pid`` and its descendants now (a process that just ended counts 0)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            total += status_kb(p, "VmRSS")
+        except OSError:
+            pass
+    return total
 
 
 def process_tree(pid: int) -> list[int]:
@@ -269,19 +285,12 @@ def history_settled(router: Router, pids: list[int], wait: float) -> dict[str, A
     while time.time() < deadline and router.metric("logrouter_history_raw_lines") > 0:
         time.sleep(1)
     time.sleep(2)
-    rss = sum(current_rss_kb(p) for p in pids)
+    rss = sum(status_kb(p, "VmRSS") for p in pids)
     return {"settled_rss_mb": round(rss / 1024, 1),
             "history_lines": int(router.metric("logrouter_history_lines")),
             "history_raw_lines": int(router.metric("logrouter_history_raw_lines")),
             "history_compressed_mb": round(
                 router.metric("logrouter_history_compressed_bytes") / 1e6, 1)}
-
-
-def current_rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
@@ -416,15 +425,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(0.2):
-            total = 0
-            for p in process_tree(self.pid):
-                try:
-                    for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1])
-                except OSError:
-                    pass
-            self.peak_kb = max(self.peak_kb, total)
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pid))
 
 
 def outage(rate: float, seconds: float, size: int) -> dict[str, Any]:

@@ -29,17 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run
 
-
-def rss_kb(pid: int) -> int:
-    total = 0
-    for p in run.process_tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+rss_kb = run.tree_rss_kb
 
 
 class Hostiles(threading.Thread):
