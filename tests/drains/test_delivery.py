@@ -29,7 +29,6 @@ async def http_lines(sink: HttpSink) -> list[bytes]:
     return [f for req in sink.requests for f in split_body(req.body) if b"Error L10" not in f]
 
 
-wait_for = eventually
 
 
 async def test_one_large_burst_reaches_healthy_receivers_whole(
@@ -47,7 +46,7 @@ async def test_one_large_burst_reaches_healthy_receivers_whole(
     async def all_arrived() -> bool:
         return len(syslog_lines(syslog)) >= n and len(await http_lines(http)) >= n
 
-    await wait_for(all_arrived)
+    await eventually(all_arrived)
     for lines in (syslog_lines(syslog), await http_lines(http)):
         assert [int(line.split(b" b ")[1][:6]) for line in lines] == list(range(n))
     assert not any(b"Error L10" in f for f in syslog.frames)
@@ -70,7 +69,7 @@ async def test_http_batches_given_up_on_are_reported_by_the_next_l10(
     async def delivered() -> bool:
         return any(req.body.endswith(b"after") for req in http.requests)
 
-    await wait_for(delivered)
+    await eventually(delivered)
     answered_2xx = [http.requests[1], *http.requests[5:]]
     later = [f for req in answered_2xx for f in split_body(req.body)]
     reported = [int(m.group(1)) for f in later if (m := HTTP_L10.fullmatch(f))]
@@ -149,14 +148,14 @@ async def test_a_slow_receiver_loses_only_its_own_lines_and_says_how_many(
     async def fast_has_all() -> bool:
         return len(syslog_lines(fast)) >= total
 
-    await wait_for(fast_has_all)
+    await eventually(fast_has_all)
     assert not any(b"Error L10" in f for f in fast.frames)
 
     async def slow_settled() -> bool:
         st = await drain_status(fast_router, cid, slow_drain["id"])
         return st["buffered"] == 0 and st["pending_loss"] == 0
 
-    await wait_for(slow_settled, timeout=30)
+    await eventually(slow_settled, timeout=30)
 
     def reported() -> int:
         return sum(int(m.group(1)) for f in slow.frames if (m := SYSLOG_L10.search(f)))
@@ -164,7 +163,7 @@ async def test_a_slow_receiver_loses_only_its_own_lines_and_says_how_many(
     async def accounted() -> bool:  # socket buffers hold megabytes the slow reader still reads
         return len(set(syslog_lines(slow))) + reported() >= total
 
-    await wait_for(accounted, timeout=30)
+    await eventually(accounted, timeout=30)
     status = await drain_status(fast_router, cid, slow_drain["id"])
     assert reported() > 0 and status["dropped"] == reported()
     assert len(set(syslog_lines(slow))) + reported() == total

@@ -13,8 +13,9 @@ from logrouter.node import Node
 from tests.conftest import Router, make_settings
 from tests.drains.conftest import FAST, add_drain
 from tests.drains.sinks import HttpSink, SyslogSink
-from tests.drains.test_delivery import SYSLOG_L10, syslog_lines, wait_for
+from tests.drains.test_delivery import SYSLOG_L10, syslog_lines
 from tests.drains.test_http_drain import split_body
+from tests.helpers import eventually
 from tests.procs import RouterProcess, free_port
 
 SPOOL_ENV = {"LOGROUTER_DRAIN_SPOOL_BYTES": str(200 * 1024 * 1024),
@@ -60,7 +61,7 @@ async def test_kill_9_with_the_receiver_down_loses_nothing(tmp_path: Path, sinks
         return len(set(numbers(sink.frames))) >= total
 
     try:
-        await wait_for(all_delivered, timeout=30)
+        await eventually(all_delivered, timeout=30)
     finally:
         proc.stop()
     got = numbers(syslog_lines(sink))
@@ -130,7 +131,7 @@ async def test_spool_bound_drops_the_oldest_and_says_so(tmp_path: Path, sinks: t
         async def accounted() -> bool:
             return len(numbers(syslog_lines(sink))) + reported() >= total
 
-        await wait_for(accounted, timeout=20)
+        await eventually(accounted, timeout=20)
         got = numbers(syslog_lines(sink))
         assert reported() > 0 and len(got) + reported() == total
         assert got == list(range(total - len(got), total))  # the newest, in order
@@ -170,7 +171,7 @@ async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sin
         async def accounted() -> bool:
             return len(numbers(syslog_lines(sink))) + reported() >= 3000
 
-        await wait_for(accounted, timeout=20)
+        await eventually(accounted, timeout=20)
         got = numbers(syslog_lines(sink))
         assert 0 < reported() < 3000 and len(got) + reported() == 3000
         assert got == sorted(got)
