@@ -1,14 +1,15 @@
-"""Test helpers: a small async HTTP client on real sockets, and syslog frame builders."""
+"""Test helpers: the tests' one HTTP client (httpx on real sockets), syslog frame builders and
+:func:`eventually`."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httptools
+import httpx
 import trio
 
 
@@ -28,71 +29,60 @@ class HttpResponse:
     reason: str
     headers: dict[str, str]
     body: bytes = b""
-    chunks: list[bytes] = field(default_factory=list)
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-class _ResponseCollector:
-    def __init__(self) -> None:
-        self.headers: dict[str, str] = {}
-        self.reason = ""
-        self.body: list[bytes] = []
-        self.headers_done = False
-        self.done = False
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status.decode("latin-1")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode().lower()] = value.decode("latin-1")
-
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.done = True
-
-
 class HttpStream:
-    """An open HTTP response whose body is read incrementally (chunked streams, SSE)."""
+    """An open HTTP response whose body is read incrementally (chunked streams, SSE).
 
-    def __init__(self, stream: trio.SocketStream, parser: Any, collector: _ResponseCollector) -> None:
-        self.stream = stream
-        self.parser = parser
-        self.collector = collector
-        self.status = parser.get_status_code()
-        self.headers = collector.headers
+    Attributes:
+        status, headers: the response head (header names lower-case).
+        socket: the connection's socket (tests that reset or close it under the router).
+    """
 
-    @property
-    def done(self) -> bool:
-        return self.collector.done
+    def __init__(self, client: httpx.AsyncClient, response: httpx.Response) -> None:
+        self._client = client
+        self._response = response
+        self._chunks = response.aiter_raw()
+        self.body: list[bytes] = []
+        self.done = False
+        self.status = response.status_code
+        self.reason = response.reason_phrase
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        self.socket: Any = response.extensions["network_stream"].get_extra_info("socket")
+
+    async def _read_some(self) -> bool:
+        try:
+            self.body.append(await self._chunks.__anext__())
+        except StopAsyncIteration:
+            self.done = True  # the whole body arrived (for chunked: the terminating chunk)
+            return False
+        except httpx.TransportError:
+            return False  # the router closed or reset the connection mid-body
+        return True
 
     async def read_until(self, needle: bytes, timeout: float = 5.0) -> bytes:
         """Read until the body so far contains ``needle``; return the body so far."""
         with trio.fail_after(timeout):
-            while needle not in b"".join(self.collector.body) and not self.collector.done:
-                data = await self.stream.receive_some(65536)
-                if not data:
-                    break
-                self.parser.feed_data(data)
-        return b"".join(self.collector.body)
+            while needle not in b"".join(self.body) and await self._read_some():
+                pass
+        return b"".join(self.body)
 
     async def read_to_end(self, timeout: float = 5.0) -> bytes:
         with trio.fail_after(timeout):
-            while not self.collector.done:
-                data = await self.stream.receive_some(65536)
-                if not data:
-                    break
-                self.parser.feed_data(data)
-        return b"".join(self.collector.body)
+            while await self._read_some():
+                pass
+        return b"".join(self.body)
 
     async def aclose(self) -> None:
-        await self.stream.aclose()
+        with trio.CancelScope(shield=True):
+            try:
+                await self._response.aclose()
+            except httpx.TransportError:
+                pass
+            await self._client.aclose()
 
 
 def basic(user: str, password: str) -> str:
@@ -101,22 +91,22 @@ def basic(user: str, password: str) -> str:
 
 async def open_request(port: int, method: str, path: str, body: bytes | None = None,
                        headers: dict[str, str] | None = None, host: str = "127.0.0.1") -> HttpStream:
-    """Send one request on a new connection; return once the response head arrived."""
-    stream = await trio.open_tcp_stream(host, port)
-    hdrs = {"Host": f"{host}:{port}", "Connection": "close", **(headers or {})}
-    if body is not None:
-        hdrs.setdefault("Content-Length", str(len(body)))
-    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
-    await stream.send_all(head.encode() + b"\r\n" + (body or b""))
-    collector = _ResponseCollector()
-    parser = httptools.HttpResponseParser(collector)
-    with trio.fail_after(10):
-        while not collector.headers_done:
-            data = await stream.receive_some(65536)
-            if not data:
-                raise ConnectionError("connection closed before the response head")
-            parser.feed_data(data)
-    return HttpStream(stream, parser, collector)
+    """Send one request on a new connection; return once the response head arrived.
+
+    ``path`` may also be a full URL on that host and port (session URLs)."""
+    url = path if path.startswith("http") else f"http://{host}:{port}{path}"
+    client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+    try:
+        with trio.fail_after(10):
+            response = await client.send(
+                client.build_request(method, url, content=body, headers=[
+                    (k.encode("latin-1"), v.encode("latin-1"))  # hostile tests send non-ASCII
+                    for k, v in {"Connection": "close", **(headers or {})}.items()]),
+                stream=True)
+    except BaseException:
+        await client.aclose()
+        raise
+    return HttpStream(client, response)
 
 
 async def request(port: int, method: str, path: str, body: bytes | dict[str, Any] | None = None,
@@ -133,7 +123,7 @@ async def request(port: int, method: str, path: str, body: bytes | dict[str, Any
         data = await resp.read_to_end()
     finally:
         await resp.aclose()
-    return HttpResponse(resp.status, resp.collector.reason, resp.headers, data)
+    return HttpResponse(resp.status, resp.reason, resp.headers, data)
 
 
 async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -12,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 AUTH_KEY = "e2e-key"
 
@@ -68,13 +69,10 @@ class RouterProcess:
         return f"http://127.0.0.1:{self.ports['api']}"
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports["api"], timeout=10)
-        conn.request(method, path, json.dumps(body) if body is not None else None,
-                     {"Authorization": f"Bearer {AUTH_KEY}"})
-        resp = conn.getresponse()
-        data = resp.read()
-        conn.close()
-        return json.loads(data) if data else None
+        resp = httpx.request(method, self.api_url + path, timeout=10,
+                             content=json.dumps(body) if body is not None else None,
+                             headers={"Authorization": f"Bearer {AUTH_KEY}"})
+        return resp.json() if resp.content else None
 
     def post_lines(self, token: str, lines: list[tuple[str, str, str]]) -> None:
         """POST (procid, ts, msg) lines with the token's credentials."""
@@ -82,8 +80,7 @@ class RouterProcess:
         for procid, ts, msg in lines:
             f = f"<190>1 {ts} host {token} {procid} - - {msg}\n".encode()
             frames.append(b"%d %s" % (len(f), f))
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports["logs"], timeout=10)
-        conn.request("POST", "/logs", b"".join(frames),
-                     {"Content-Type": "application/logplex-1", "Authorization": f"Bearer {token}"})
-        assert conn.getresponse().status == 204
-        conn.close()
+        resp = httpx.post(f"http://127.0.0.1:{self.ports['logs']}/logs", content=b"".join(frames),
+                          timeout=10, headers={"Content-Type": "application/logplex-1",
+                                               "Authorization": f"Bearer {token}"})
+        assert resp.status_code == 204

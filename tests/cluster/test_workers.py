@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import httpx
 
 from tests.cluster.conftest import RedisServer
 from tests.helpers import frame
@@ -44,12 +44,11 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
         assert len(workers) == 2
 
         def api(method: str, path: str, body: object = None) -> object:
-            req = urllib.request.Request(f"http://127.0.0.1:{ports['api']}{path}", method=method,
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Authorization": "Bearer wk"})
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                data = resp.read()
-            return json.loads(data) if data else None
+            resp = httpx.request(method, f"http://127.0.0.1:{ports['api']}{path}", timeout=5,
+                                 content=json.dumps(body) if body is not None else None,
+                                 headers={"Authorization": "Bearer wk"})
+            resp.raise_for_status()
+            return resp.json() if resp.content else None
 
         created = api("POST", "/channels", {"name": "w", "tokens": ["app"]})
         assert isinstance(created, dict)
@@ -62,7 +61,7 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
             try:
                 api("GET", f"/v2/channels/{created['channel_id']}")
                 streak += 1
-            except urllib.error.HTTPError:
+            except httpx.HTTPStatusError:
                 streak = 0
                 time.sleep(0.05)
         assert streak == 20
@@ -75,8 +74,7 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
         def history() -> str:
             sess = api("POST", "/v2/sessions", {"channel_id": str(created["channel_id"]), "num": "100"})
             assert isinstance(sess, dict)
-            with urllib.request.urlopen(sess["url"], timeout=5) as resp:
-                return str(resp.read().decode())
+            return httpx.get(sess["url"], timeout=5).text
 
         deadline = time.monotonic() + 15
         while history().count("\n") < 40 and time.monotonic() < deadline:

@@ -39,7 +39,7 @@ async def test_reader_that_hangs_up_early_ends_only_its_connection(router: Route
         path = await router.session(cid, num="1500")
         resp = await open_request(router.api_port, "GET", path)
         await resp.read_until(b"\n")
-        reset(resp.stream.socket)  # `curl | head -c 100`
+        reset(resp.socket)  # `curl | head -c 100`
     await eventually(
         lambda: router.node.metrics.connection_errors.labels("api", "client_gone")._value.get() >= 1)
     await alive(router)
@@ -53,9 +53,9 @@ async def test_tail_clients_resetting_and_closing_at_once(router: Router) -> Non
         streams.append(await open_request(router.api_port, "GET", path, headers=SSE))
     for i, resp in enumerate(streams):
         if i % 2:
-            reset(resp.stream.socket)
+            reset(resp.socket)
         else:
-            resp.stream.socket.close()
+            resp.socket.close()
     await router.send_tcp(octet(*[frame(token, "after") for _ in range(50)]))
     await trio.sleep(0.5)
     await alive(router)
@@ -66,7 +66,7 @@ async def test_stalled_tail_client_is_dropped_not_the_router(router: Router) -> 
     cid, token = await fill_history(router, lines=100, size=100)
     path = await router.session(cid, num="1", tail=True)
     resp = await open_request(router.api_port, "GET", path)
-    sock = resp.stream.socket
+    sock = resp.socket
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     # The client stops reading; the router's writes block until its send timeout.
     for _ in range(40):

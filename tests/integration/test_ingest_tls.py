@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import ssl
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 import trustme
@@ -91,16 +91,12 @@ async def test_https_post_logs_with_curl(tls_router: Router, tmp_path: Path) -> 
              "-H", "Content-Type: application/logplex-1", "--data-binary", f"@{body}",
              "-w", "%{http_code}", url], capture_stdout=True, capture_stderr=True, check=False)
         status, detail = proc.stdout, proc.stderr
-    else:  # Python's own HTTPS client where curl is missing
-        def post() -> bytes:
-            ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
-            req = urllib.request.Request(url, data=body.read_bytes(), method="POST", headers={
-                "Content-Type": "application/logplex-1",
-                "Authorization": "Bearer " + tokens["app"]})
-            with urllib.request.urlopen(req, context=ctx) as resp:
-                return str(resp.status).encode()
-
-        status, detail = await trio.to_thread.run_sync(post), b"urllib"
+    else:  # the tests' own HTTP client where curl is missing
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        async with httpx.AsyncClient(verify=ctx) as client:
+            resp = await client.post(url, content=body.read_bytes(), headers={
+                "Content-Type": "application/logplex-1", "Authorization": "Bearer " + tokens["app"]})
+        status, detail = str(resp.status_code).encode(), resp.content
     assert status == b"204", detail
     assert (await tls_router.wait_history(cid, 1))[0].endswith(b"over https")
 
