@@ -114,9 +114,9 @@ class Node:
         self.announce = announce
         self.handle_signals = handle_signals
         self.metrics = Metrics()
-        # Cluster mode keeps history in Redis only: the local ring holds nothing (it still
-        # numbers lines, which tails use).
-        self.table = ChannelTable(0 if settings.redis_url else settings.history_lines)
+        #: The node's channels; built when :meth:`run` starts (in cluster mode the cluster's
+        #: tap is wired into it).
+        self.table: ChannelTable
         self.auth_key = ""
         self.public_url = settings.public_url
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -224,6 +224,19 @@ class Node:
                      task_status: trio.TaskStatus[dict[str, tuple[str, int]]]) -> None:
         s = self.settings
         metrics = self.metrics
+        hubs = TailHubs(s.tail_buffer_lines, content_ids=bool(s.redis_url))
+        cluster = None
+        if s.redis_url:
+            from logrouter.cluster import Cluster
+            from logrouter.store.redis import RedisStore
+
+            assert isinstance(store, RedisStore)
+            cluster = self.cluster = Cluster(s.redis_url, store, metrics, hubs.get)
+            # Cluster mode keeps history in Redis only: the local ring holds nothing (it still
+            # numbers lines, which tails use); every channel gets the cluster's tap.
+            self.table = ChannelTable(0, on_new_channel=cluster.attach)
+        else:
+            self.table = ChannelTable(s.history_lines)
         sessions = await self._load(store)
         syslog_l = await self._bind("syslog_port")
         logs_l = await self._bind("logs_port")
@@ -238,7 +251,6 @@ class Node:
                                                  metrics)
         self.control = control = Control(store, self.table, sessions, limits,
                                          destinations=destinations, drains=drains)
-        hubs = TailHubs(s.tail_buffer_lines, content_ids=bool(s.redis_url))
         metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
                                self.table.history_size)
         metrics.gauge_callback(
@@ -257,17 +269,10 @@ class Node:
         logs = LogsHandler(self.table, ingest, metrics, self.auth_key, s.max_body_bytes,
                            s.max_frame_bytes)
         cluster_scope = trio.CancelScope()
-        cluster = None
         history: HistoryView = LocalHistory()
         ready_check = None
-        if s.redis_url:
-            from logrouter.cluster import Cluster
-            from logrouter.store.redis import RedisStore
-
+        if cluster is not None:
             assert isinstance(store, RedisStore)
-            cluster = self.cluster = Cluster(s.redis_url, store, self.table, control, metrics,
-                                             hubs.get)
-            self.table.channel_listeners.append(cluster.attach)
             history = SharedHistory(store.read_history)
             ready_check = store.ping
         self.streamer = streamer = SessionStreamer(
@@ -278,7 +283,7 @@ class Node:
                                lambda: streamer.active_tails)
         api = ApiHandler(control, streamer, metrics, self.auth_key, self.public_url,
                          s.account_email,
-                         refresh_channel=cluster.config.reload if cluster is not None else None,
+                         refresh_channel=cluster.reload_channel if cluster is not None else None,
                          ready_check=ready_check)
         logs_listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(logs_l)
         if s.logs_tls_cert:
@@ -312,7 +317,7 @@ class Node:
         async def run_cluster(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             assert cluster is not None
             with cluster_scope:
-                await cluster.run(task_status=task_status)
+                await cluster.run(self.table, control, task_status=task_status)
 
         async with trio.open_nursery() as nursery:
             await nursery.start(run_drains)

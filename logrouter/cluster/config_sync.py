@@ -8,12 +8,10 @@ failing, so a missed message costs at most that long.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import trio
 
 from logrouter.control import Control
-from logrouter.core.channels import Channel, ChannelTable
+from logrouter.core.channels import ChannelTable
 from logrouter.errors import StoreUnavailable
 from logrouter.logs import get_logger
 from logrouter.store.redis import RedisStore
@@ -26,19 +24,14 @@ log = get_logger("logrouter.cluster")
 class ConfigSync:
     """Keeps ``table`` equal to what ``store`` holds.
 
-    Args:
-        on_channel: told of every channel the table gains or keeps (the cluster taps it).
-        on_removed: told of every channel id the table loses.
+    The table taps the channels it creates itself (``ChannelTable(on_new_channel=…)``).
     """
 
     def __init__(self, store: RedisStore, table: ChannelTable, control: Control,
-                 on_channel: Callable[[Channel], None], on_removed: Callable[[str], None],
                  resync_interval: float = 10.0) -> None:
         self.store = store
         self.table = table
         self.control = control
-        self.on_channel = on_channel
-        self.on_removed = on_removed
         self.resync_interval = resync_interval
 
     async def reload(self, channel_id: str) -> None:
@@ -55,11 +48,9 @@ class ConfigSync:
             if channel is not None:
                 table.remove_channel(channel_id)
                 self.control.sessions.drop_channel(channel_id)
-                self.on_removed(channel_id)
                 self.control.notify(channel)
             return
         channel = table.put_channel(record)
-        self.on_channel(channel)
         want = {t.token for t in tokens}
         for token in [t for t in channel.tokens if t not in want]:
             table.remove_token(token)

@@ -8,12 +8,14 @@
   on other nodes.
 
 Every channel gets a tap (a channel consumer) that hands each batch to the history
-writer and the relay. Every ``FLUSH_INTERVAL`` the history is written *before* the
-tail batches are published, so a line a remote tail has shown is already in the
-shared history. Drains stay local: every node delivers what it ingested (Logplex's
-model). Redis failures never stop ingest, drains or local tails; they degrade
-history writes and remote tails (counted, logged), and everything resumes when the
-client reconnects.
+writer and the relay: the node builds its channel table with
+``on_new_channel=cluster.attach``, so the cluster exists before the table and the config
+sync (which needs the table) starts with :meth:`Cluster.run`. Every ``FLUSH_INTERVAL``
+the history is written *before* the tail batches are published, so a line a remote tail
+has shown is already in the shared history. Drains stay local: every node delivers what
+it ingested (Logplex's model). Redis failures never stop ingest, drains or local tails;
+they degrade history writes and remote tails (counted, logged), and everything resumes
+when the client reconnects.
 """
 
 from __future__ import annotations
@@ -70,22 +72,20 @@ class Cluster:
     Args:
         url: the Redis URL (for the subscriber connection).
         store: the node's Redis store.
-        table, control: the node's channels and control operations.
         hub_for: returns the local tail hub of a channel, if any.
+        resync_interval: seconds between full config resyncs.
     """
 
-    def __init__(self, url: str, store: RedisStore, table: ChannelTable, control: Control,
-                 metrics: Metrics, hub_for: Callable[[str], TailHub | None],
-                 resync_interval: float = 10.0) -> None:
+    def __init__(self, url: str, store: RedisStore, metrics: Metrics,
+                 hub_for: Callable[[str], TailHub | None], resync_interval: float = 10.0) -> None:
         self.url = url
-        self.table = table
+        self.store = store
+        self.resync_interval = resync_interval
         self.node_id = uuid.uuid4().hex[:12]
         self.drops = RateLimitedLog()
         self.history = HistoryWriter(store, self.drops)
-        self.config = ConfigSync(store, table, control, self.attach, self._forget,
-                                 resync_interval)
-        self.relay = TailRelay(store, self.node_id, hub_for, self.drops, self.config.resync)
-        self._taps: dict[str, _Tap] = {}
+        self.relay = TailRelay(store, self.node_id, hub_for, self.drops, self._resync)
+        self._config: ConfigSync | None = None
         self._sub: RedisSubscriber | None = None
         metrics.gauge_callback("logrouter_cluster_history_pending", "History lines waiting for Redis",
                                lambda: self.history.pending_lines)
@@ -104,30 +104,36 @@ class Cluster:
         return self.drops.counts["tail"]
 
     def attach(self, channel: Channel) -> None:
-        """Tap ``channel`` (every channel of the table is tapped, new ones as they appear)."""
-        if channel.id not in self._taps:
-            tap = self._taps[channel.id] = _Tap(channel.id, self.history, self.relay)
-            channel.add_consumer(tap)
+        """Tap a channel the table has just created (the table's ``on_new_channel``)."""
+        channel.add_consumer(_Tap(channel.id, self.history, self.relay))
 
-    def _forget(self, channel_id: str) -> None:
-        self._taps.pop(channel_id, None)
+    async def reload_channel(self, channel_id: str) -> None:
+        """Make this node's view of ``channel_id`` match Redis now (an API read on a channel
+        the node has not heard of yet); nothing before :meth:`run` has started."""
+        if self._config is not None:
+            await self._config.reload(channel_id)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        for channel in list(self.table.channels.values()):
-            self.attach(channel)
+    async def _resync(self) -> None:
+        if self._config is not None:
+            await self._config.resync()
+
+    async def run(self, table: ChannelTable, control: Control, *,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep ``table`` equal to Redis and drive the history writer and the tail relay."""
+        config = self._config = ConfigSync(self.store, table, control, self.resync_interval)
         self._sub = self.relay.subscriber = await RedisSubscriber.connect(self.url)
         await self._sub.subscribe({CONFIG_CHANNEL, TAIL_STARTED_CHANNEL})
         # A change published between the node's initial load and this subscription would be
         # missed until the next periodic resync: reload once now that messages are flowing.
-        await self.config.resync()
+        await config.resync()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._listen)
-            nursery.start_soon(self.config.resync_forever)
+            nursery.start_soon(self._listen, config)
+            nursery.start_soon(config.resync_forever)
             nursery.start_soon(self._flush_forever)
             nursery.start_soon(self.relay.registry_forever)
             task_status.started()
 
-    async def _listen(self) -> None:
+    async def _listen(self, config: ConfigSync) -> None:
         assert self._sub is not None
         while True:
             try:
@@ -137,7 +143,7 @@ class Cluster:
                 await trio.sleep(1)
                 continue
             if channel == CONFIG_CHANNEL:
-                await self.config.reload(payload.decode(errors="replace"))
+                await config.reload(payload.decode(errors="replace"))
             elif channel.startswith(_TAIL_PREFIX):
                 self.relay.remote_lines(channel[len(_TAIL_PREFIX):], payload)
             elif channel == TAIL_STARTED_CHANNEL:

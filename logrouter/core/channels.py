@@ -98,19 +98,24 @@ class Channel:
 class ChannelTable:
     """The node's channels, tokens and drains.
 
+    Args:
+        history_lines: each channel's history ring size (0 keeps none: cluster mode).
+        on_new_channel: called with each channel the table creates, loaded ones included
+            (cluster mode adds its tap there).
+
     Attributes:
         route: token bytes → (channel, token name bytes); what ingest reads.
     """
 
-    def __init__(self, history_lines: int) -> None:
+    def __init__(self, history_lines: int,
+                 on_new_channel: Callable[[Channel], None] | None = None) -> None:
         self.history_lines = history_lines
         self.channels: dict[str, Channel] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self.route: dict[bytes, tuple[Channel, bytes]] = {}
         self.drains: dict[int, DrainRecord] = {}
         self._by_name: dict[str, dict[str, Channel]] = {}  # name → id → channel
-        #: Called with each channel this table creates (cluster mode taps it).
-        self.channel_listeners: list[Callable[[Channel], None]] = []
+        self._on_new_channel = on_new_channel
 
     def __len__(self) -> int:
         return len(self.channels)
@@ -140,8 +145,8 @@ class ChannelTable:
         if channel is None:
             channel = self.channels[record.id] = Channel(record, self.history_lines)
             self._index(channel, True)
-            for listener in self.channel_listeners:
-                listener(channel)
+            if self._on_new_channel is not None:
+                self._on_new_channel(channel)
         else:
             self._index(channel, False)
             channel.record = record

@@ -68,10 +68,12 @@ def test_renaming_and_removing_keep_every_index_true() -> None:
     assert table.named("store") == [] and consumer.closed
 
 
-def test_listeners_hear_of_new_channels_only() -> None:
-    table = ChannelTable(history_lines=10)
+def test_on_new_channel_hears_of_new_channels_only() -> None:
     seen: list[str] = []
-    table.channel_listeners.append(lambda c: seen.append(c.id))
+    table = ChannelTable(history_lines=10, on_new_channel=lambda c: seen.append(c.id))
     table.put_channel(ChannelRecord("7", "a", 0.0))
     table.put_channel(ChannelRecord("7", "b", 0.0))
-    assert seen == ["7"]
+    table.load([ChannelRecord("8", "c", 0.0)], [], [])
+    table.remove_channel("7")
+    table.put_channel(ChannelRecord("7", "a", 0.0))  # a new channel object: heard of again
+    assert seen == ["7", "8", "7"]
