@@ -58,14 +58,19 @@ class _Write:
 class SyslogDrain(Drain):
     """Delivers to one syslog receiver.
 
-    ``writer``, when set (plain TCP), writes this drain's batches while it is connected; the
-    drain's own task connects, finishes partial writes, closes idle connections and reconnects.
+    ``writer``, the node's shared writer, writes this drain's batches while it is connected
+    (plain TCP only: a TLS drain writes its own); the drain's own task connects, finishes
+    partial writes, closes idle connections and reconnects.
     """
 
-    writer: SyslogWriter | None = None
     _direct: socket.socket | None = None
     _out: _Write | None = None  # a write the writer handed back part-way
     _broken = False
+
+    def __init__(self, *args, writer: SyslogWriter | None = None,  # type: ignore[no-untyped-def]
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.writer = None if self.url.tls else writer
 
     def push(self, lines: list[bytes]) -> bool:
         writer = self.writer

@@ -56,7 +56,7 @@ class DrainSupervisor:
         self.syslog_writer = SyslogWriter(options.linger)
         #: Writes the drains' spools (drain_spool_bytes > 0), else None.
         self.spooler = Spooler() if options.spool_bytes > 0 else None
-        metrics.drains.source = self._metric_rows
+        metrics.drain_rows(self._metric_rows)
         self._observe_request = metrics.http_drain_request_seconds.observe
         self._observe_delay = metrics.drain_write_delay_seconds.observe
 
@@ -146,9 +146,8 @@ class DrainSupervisor:
                 await spooler.flush([spooled], sync=False, everything=True)
 
         drain = kind(record, self.options, inject=inject, buffer=queue, persist=persist,
-                     observe_request=self._observe_request, observe_delay=self._observe_delay)
-        if isinstance(drain, SyslogDrain) and not drain.url.tls:
-            drain.writer = self.syslog_writer
+                     observe_request=self._observe_request, observe_delay=self._observe_delay,
+                     **({"writer": self.syslog_writer} if kind is SyslogDrain else {}))
         scope = trio.CancelScope()
         self.running[record.id] = _Running(drain, channel, scope)
         channel.add_consumer(drain, drain=True)

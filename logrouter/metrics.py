@@ -54,8 +54,8 @@ class _DrainCollector(Collector):
     """Per-drain counters read from the running drains at scrape time (no per-batch cost;
     a removed drain's series disappear with it)."""
 
-    def __init__(self) -> None:
-        self.source: Callable[[], list[DrainRow]] = list
+    def __init__(self, source: Callable[[], list[DrainRow]]) -> None:
+        self.source = source
 
     def collect(self):  # type: ignore[no-untyped-def]
         labels = ["drain_id"]
@@ -148,8 +148,10 @@ class Metrics:
         PlatformCollector(registry=r)
         Info("logrouter_build", "The running logrouter", registry=r).info(
             {"version": __version__, "speedups": "c" if native is not None else "python"})
-        self.drains = _DrainCollector()
-        r.register(self.drains)
+
+    def drain_rows(self, source: Callable[[], list[DrainRow]]) -> None:
+        """Export the per-drain counters ``source`` returns at each scrape."""
+        self.registry.register(_DrainCollector(source))
 
     def gauge_callback(self, name: str, doc: str, fn: Callable[[], float]) -> None:
         """Expose ``fn()`` as gauge ``name``, evaluated at each scrape."""

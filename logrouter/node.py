@@ -26,7 +26,7 @@ from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.control import Control, Limits
 from logrouter.core.channels import ChannelTable
-from logrouter.core.history import History, HistoryCompactor, load_histories, save_histories
+from logrouter.core.history import HistoryCompactor, load_histories, save_histories
 from logrouter.core.history_view import HistoryView, LocalHistory, SharedHistory
 from logrouter.core.sessions import SessionTable
 from logrouter.core.tail import TailHubs
@@ -192,16 +192,12 @@ class Node:
     async def _load(self, store: ConfigStore) -> SessionTable:
         s = self.settings
         snapshot = await store.load()
-        self.table.load(snapshot.channels, snapshot.tokens, snapshot.drains)
         try:
             saved = {} if s.redis_url else load_histories(os.path.join(s.data_dir, HISTORY_FILE))
         except ValueError as exc:
             log.error("history_load_failed", error=str(exc))
             saved = {}
-        for channel_id, state in saved.items():
-            channel = self.table.get(channel_id)
-            if channel is not None:
-                channel.history = History.restore(s.history_lines, *state)
+        self.table.load(snapshot.channels, snapshot.tokens, snapshot.drains, saved)
         sessions = SessionTable(store, s.session_expiry, s.session_lifetime)
         sessions.load(snapshot.sessions)
         log.info("loaded", channels=len(self.table), tokens=len(self.table.tokens),

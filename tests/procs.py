@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,25 @@ class RouterProcess:
                              content=json.dumps(body) if body is not None else None,
                              headers={"Authorization": f"Bearer {AUTH_KEY}"})
         return resp.json() if resp.content else None
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples in ``/metrics`` (0 when it has none yet)."""
+        text = httpx.get(self.api_url + "/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith((name + " ", name + "{")))
+
+    def history_count(self, app: str) -> int:
+        """How many lines the app's history holds (``GET`` of a 1,500-line session)."""
+        session = self.api("POST", f"/apps/{app}/log-sessions", {"lines": 1500})
+        return httpx.get(session["logplex_url"], timeout=10).text.count("\n")
+
+    def wait_until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Poll ``check`` until it is true (the process tests' way to wait on observable
+        state); fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "condition not reached"
+            time.sleep(0.02)
 
     def post_lines(self, token: str, lines: list[tuple[str, str, str]]) -> None:
         """POST (procid, ts, msg) lines with the token's credentials."""

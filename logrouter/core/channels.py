@@ -13,10 +13,10 @@ only thing ingest reads (token → channel is one dict lookup).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from logrouter.core.history import History
+from logrouter.core.history import History, Saved
 from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 
 __all__ = ["Channel", "ChannelTable", "Consumer"]
@@ -43,11 +43,12 @@ class Channel:
     __slots__ = ("_consumers", "_local", "drains", "history", "id", "name", "received", "record",
                  "tokens")
 
-    def __init__(self, record: ChannelRecord, history_lines: int) -> None:
+    def __init__(self, record: ChannelRecord, history_lines: int,
+                 history: History | None = None) -> None:
         self.record = record
         self.id = record.id
         self.name = record.name
-        self.history = History(history_lines)
+        self.history = history if history is not None else History(history_lines)
         self.tokens: dict[str, str] = {}
         self.drains: dict[int, DrainRecord] = {}
         self._consumers: tuple[Consumer, ...] = ()
@@ -140,10 +141,12 @@ class ChannelTable:
     def history_size(self) -> int:
         return sum(len(c.history) for c in self.channels.values())
 
-    def put_channel(self, record: ChannelRecord) -> Channel:
+    def put_channel(self, record: ChannelRecord, history: History | None = None) -> Channel:
+        """Add the channel or update its record; a new channel starts with ``history`` when
+        given (restored from disk), else an empty one."""
         channel = self.channels.get(record.id)
         if channel is None:
-            channel = self.channels[record.id] = Channel(record, self.history_lines)
+            channel = self.channels[record.id] = Channel(record, self.history_lines, history)
             self._index(channel, True)
             if self._on_new_channel is not None:
                 self._on_new_channel(channel)
@@ -194,10 +197,15 @@ class ChannelTable:
         return record
 
     def load(self, channels: Iterable[ChannelRecord], tokens: Iterable[TokenRecord],
-             drains: Iterable[DrainRecord]) -> None:
-        """Fill the table from a store snapshot (records of unknown channels are skipped)."""
+             drains: Iterable[DrainRecord], histories: Mapping[str, Saved] | None = None) -> None:
+        """Fill the table from a store snapshot (records of unknown channels are skipped);
+        ``histories`` (channel id → what :func:`~logrouter.core.history.load_histories`
+        read) gives the channels their saved history."""
+        saved = histories or {}
         for record in channels:
-            self.put_channel(record)
+            state = saved.get(record.id)
+            self.put_channel(record, None if state is None
+                             else History.restore(self.history_lines, *state))
         for token in tokens:
             if token.channel_id in self.channels:
                 self.put_token(token)

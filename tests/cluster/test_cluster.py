@@ -18,7 +18,7 @@ from tests.helpers import frame, octet, open_request
 SSE = {"Accept": "text/event-stream"}
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 2.0) -> None:
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 2.0) -> None:
     await helpers.eventually(check, timeout)
 
 
@@ -71,7 +71,7 @@ async def test_tail_on_b_sees_lines_sent_to_a_quickly(cluster: Nodes) -> None:
     cid, tokens = await a.create_channel()
     await eventually(lambda: _has(b, cid))
     tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
-    await trio.sleep(1.0)  # A learns that B tails the channel (refreshed every 0.5 s)
+    await eventually(lambda: tailed_elsewhere(a, cid))  # A learns that B tails the channel
     delays = []
     for i in range(7):
         sent = trio.current_time()
@@ -104,7 +104,7 @@ async def test_sse_resumes_after_last_event_id_on_another_node(cluster: Nodes) -
     seen = events(await on_b.read_until(b"line 3"))
     assert [m for m, _ in seen] == [b"line 0", b"line 1", b"line 2", b"line 3"]
     assert len({i for _, i in seen}) == 4
-    await trio.sleep(1.0)  # A learns that B tails the channel
+    await eventually(lambda: tailed_elsewhere(a, cid))  # A learns that B tails the channel
     await a.send_tcp(octet(frame(tokens["app"], "line 4")))  # reaches B's tail over pub/sub
     seen = events(await on_b.read_until(b"line 4"))
     await on_b.aclose()
@@ -174,6 +174,12 @@ async def test_a_new_tail_is_relayed_to_at_once_not_at_the_next_refresh(
     await tail.aclose()
 
 
+def tailed_elsewhere(router: Router, cid: str) -> bool:
+    """Whether ``router``'s node knows that another node tails ``cid``."""
+    cluster = router.node.cluster
+    return cluster is not None and cid in cluster.relay.remote_tailed
+
+
 async def _has(router: Router, cid: str) -> bool:
     return router.node.table.get(cid) is not None
 
@@ -183,7 +189,7 @@ async def test_a_killed_node_does_not_stop_the_others(cluster: Nodes) -> None:
     cid, tokens = await a.create_channel()
     await eventually(lambda: _has(b, cid))
     tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True), headers=SSE)
-    await trio.sleep(1.0)
+    await eventually(lambda: tailed_elsewhere(a, cid))
     await a.send_tcp(octet(frame(tokens["app"], "before kill")))
     await tail.read_until(b"before kill")
     cluster.kill(0)

@@ -9,7 +9,7 @@ import trio
 from logrouter.node import Node
 from tests.cluster.conftest import RedisClusterServers
 from tests.conftest import Router, make_settings
-from tests.helpers import frame, octet, open_request
+from tests.helpers import eventually, frame, octet, open_request
 
 
 async def test_two_nodes_on_redis_cluster(redis_cluster: RedisClusterServers, tmp_path: Path) -> None:
@@ -20,13 +20,11 @@ async def test_two_nodes_on_redis_cluster(redis_cluster: RedisClusterServers, tm
             await nursery.start(node.run)
         a, b = Router(nodes[0]), Router(nodes[1])
         channels = [await a.create_channel(f"app{i}") for i in range(6)]  # spread over slots
-        with trio.fail_after(2):
-            while any(b.node.table.get(cid) is None for cid, _ in channels):
-                await trio.sleep(0.02)
+        await eventually(lambda: all(b.node.table.get(cid) is not None for cid, _ in channels), 2)
         cid = channels[3][0]
         tail = await open_request(b.api_port, "GET", await b.session(cid, num="0", tail=True),
                                   headers={"Accept": "text/event-stream"})
-        await trio.sleep(1.0)
+        await eventually(lambda: cid in nodes[0].cluster.relay.remote_tailed)  # type: ignore[union-attr]
         await a.send_tcp(octet(*(frame(t["app"], f"to {c}") for c, t in channels)))
         await tail.read_until(f"to {cid}".encode(), timeout=2)
         await tail.aclose()

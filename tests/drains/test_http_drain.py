@@ -15,7 +15,7 @@ from logrouter.node import Node
 from tests.conftest import Router, make_settings
 from tests.drains.conftest import FAST, add_drain, drain_status
 from tests.drains.sinks import HttpSink, SyslogSink
-from tests.helpers import frame, octet
+from tests.helpers import eventually, frame, octet
 
 L10 = re.compile(rb"<172>1 \S+ host heroku logplex - Error L10 \(output buffer overflow\): "
                  rb"(\d+) messages dropped since \S+\+00:00\.\n")
@@ -202,10 +202,15 @@ async def test_dead_drain_does_not_slow_another_drain(tmp_path: Path, sinks: tri
         node.request_stop()
 
 
+# Back-offs long enough that the test sends its next lines while the drain still waits after
+# giving a batch up (with FAST's 50 ms, the L10 may go out alone first).
+PATIENT = {**FAST, "drain_backoff_initial": 0.5, "drain_backoff_max": 0.5}
+
+
 async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_path: Path,
                                                                        sinks: trio.Nursery) -> None:
     node = Node(make_settings(tmp_path, drain_buffer_lines=50, drain_degraded_lines=5,
-                              http_drain_shrink_after=0.0, **FAST), announce=lambda line: None)
+                              http_drain_shrink_after=0.0, **PATIENT), announce=lambda line: None)
     sink = HttpSink(script=[200, 500])
     port = await sinks.start(sink.run)
     async with trio.open_nursery() as nursery:
@@ -237,7 +242,7 @@ async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_pat
 async def test_http_drain_that_never_succeeded_is_flagged_but_keeps_its_buffer(
         tmp_path: Path, sinks: trio.Nursery) -> None:
     node = Node(make_settings(tmp_path, drain_buffer_lines=50, drain_degraded_lines=5,
-                              http_drain_shrink_after=0.0, **FAST), announce=lambda line: None)
+                              http_drain_shrink_after=0.0, **PATIENT), announce=lambda line: None)
     sink = HttpSink(script=[500])
     port = await sinks.start(sink.run)
     async with trio.open_nursery() as nursery:
@@ -252,8 +257,13 @@ async def test_http_drain_that_never_succeeded_is_flagged_but_keeps_its_buffer(
         tried = len(sink.requests)
         sink.script = [*sink.script[:tried], 200]
         await router.send_tcp(octet(*(frame(tokens["app"], f"m{i}") for i in range(30))))
-        reqs = await sink.wait_requests(tried + 1)
-        frames = split_body(reqs[tried].body)
+
+        def after_recovery() -> list[bytes]:
+            return [f for r in sink.requests[tried:] for f in split_body(r.body)]
+
+        # the L10 goes first, alone when the drain's back-off ended before the lines arrived
+        await eventually(lambda: len(after_recovery()) >= 31)
+        frames = after_recovery()
         m = L10.fullmatch(frames[0])
         assert m and int(m.group(1)) == 1  # only "doomed" was lost: the buffer was not shrunk
         assert [f.rsplit(b" ", 1)[1] for f in frames[1:]] == [f"m{i}".encode() for i in range(30)]

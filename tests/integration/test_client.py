@@ -82,17 +82,17 @@ def test_shuttle_survives_a_router_restart(router_proc: RouterProcess) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "logrouter", "shuttle", "--token", token, "--wait", "0.05",
          "--logs-url", f"http://127.0.0.1:{router_proc.ports['logs']}/logs"],
-        stdin=subprocess.PIPE, env=env, text=True, stderr=subprocess.DEVNULL)
+        stdin=subprocess.PIPE, env=env, text=True, stderr=subprocess.PIPE)
     assert proc.stdin is not None
     for i in range(100):
         proc.stdin.write(f"before {i}\n")
     proc.stdin.flush()
-    time.sleep(0.5)
+    router_proc.wait_until(lambda: router_proc.history_count("shuttled") == 100)
     assert router_proc.stop() == 0
     for i in range(100):
         proc.stdin.write(f"during {i}\n")  # the router is down: the shuttle holds them
     proc.stdin.flush()
-    time.sleep(0.3)
+    wait_stderr(proc, "post failed (try 1)")
     router_proc.start()
     for i in range(100):
         proc.stdin.write(f"after {i}\n")
@@ -112,7 +112,7 @@ def test_logs_tail(router_proc: RouterProcess) -> None:
     tail = subprocess.Popen([sys.executable, "-m", "logrouter", "logs", "--tail", "-a", "tailed"],
                             env=env, stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)
+        router_proc.wait_until(lambda: router_proc.metric("logrouter_tail_sessions") == 1)
         router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "tailed line")])
         assert tail.stdout is not None
         ready, _, _ = select.select([tail.stdout], [], [], 5)
@@ -127,7 +127,21 @@ def _shuttle(router: RouterProcess, token: str, *extra: str) -> subprocess.Popen
     return subprocess.Popen(
         [sys.executable, "-m", "logrouter", "shuttle", "--token", token, "--wait", "0.05",
          "--logs-url", f"http://127.0.0.1:{router.ports['logs']}/logs", *extra],
-        stdin=subprocess.PIPE, text=True, stderr=subprocess.DEVNULL)
+        stdin=subprocess.PIPE, text=True, stderr=subprocess.PIPE)
+
+
+def wait_stderr(proc: subprocess.Popen[str], text: str, timeout: float = 10.0) -> str:
+    """Read the process's stderr until a line contains ``text``; return what was read."""
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no {text!r} on stderr after {timeout} s: {seen!r}"
+        line = proc.stderr.readline()
+        assert line, f"stderr closed before {text!r}: {seen!r}"
+        seen += line
+    return seen
 
 
 def test_shuttle_reports_lost_batches_as_l13(router_proc: RouterProcess) -> None:
@@ -138,7 +152,7 @@ def test_shuttle_reports_lost_batches_as_l13(router_proc: RouterProcess) -> None
     assert proc.stdin is not None
     proc.stdin.write("".join(f"gone {i}\n" for i in range(10)))
     proc.stdin.flush()
-    time.sleep(1.0)  # the batch fails once and is given up on
+    wait_stderr(proc, "post failed (try 1)")  # the batch fails once and is given up on
     router_proc.start()
     proc.stdin.write("survivor\n")
     proc.stdin.close()
@@ -157,10 +171,10 @@ def test_shuttle_reports_its_own_buffer_overflow_as_l12(router_proc: RouterProce
     assert proc.stdin is not None
     proc.stdin.write("".join(f"first {i}\n" for i in range(5)))
     proc.stdin.flush()
-    time.sleep(0.3)  # those five are taken into a batch that keeps failing
+    wait_stderr(proc, "post failed (try 1)")  # those five are in a batch that keeps failing
     proc.stdin.write("".join(f"more {i}\n" for i in range(20)))  # only the newest 5 fit
     proc.stdin.close()
-    time.sleep(0.5)
+    wait_stderr(proc, "post failed (try 2)")  # still failing after it read the 20
     router_proc.start()
     assert proc.wait(timeout=60) == 1  # it dropped lines: says so with its exit code
     lines = cli(router_proc, "logs", "-a", "full").stdout.splitlines()
@@ -191,7 +205,6 @@ def test_top_shows_rates_per_app_and_drain(router_proc: RouterProcess) -> None:
                              "--url", router_proc.api_url, "--auth-key", AUTH_KEY, "--no-color"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "160"})
-    time.sleep(0.3)  # inside top's two polls
     router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", f"m{i}")
                                    for i in range(500)])
     out, err = proc.communicate(timeout=30)

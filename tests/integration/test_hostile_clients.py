@@ -57,7 +57,10 @@ async def test_tail_clients_resetting_and_closing_at_once(router: Router) -> Non
         else:
             resp.socket.close()
     await router.send_tcp(octet(*[frame(token, "after") for _ in range(50)]))
-    await trio.sleep(0.5)
+    await router.wait_history(cid, 250)
+    streamer = router.node.streamer
+    assert streamer is not None
+    await eventually(lambda: streamer.active_tails == 0)  # every session ended, none leaked
     await alive(router)
 
 

@@ -9,7 +9,7 @@ import trio
 
 from logrouter.node import Node
 from tests.conftest import Router, make_settings
-from tests.helpers import HttpStream, frame, octet, open_request
+from tests.helpers import HttpStream, eventually, frame, octet, open_request
 
 SSE = {"Accept": "text/event-stream"}
 
@@ -152,7 +152,8 @@ async def test_l11_under_a_stalled_tail_client_without_slowing_ingest(tmp_path: 
         await sock.connect(("127.0.0.1", router.api_port))
         stream = trio.SocketStream(sock)
         await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        await trio.sleep(0.1)  # the session is subscribed; now the client stops reading
+        await eventually(lambda: node.streamer is not None and node.streamer.active_tails == 1)
+        # the session is subscribed; now the client stops reading
         payload = "x" * 2000
         for b in range(10):  # 5,000 lines, ~10 MB: far beyond socket buffers
             await router.send_tcp(octet(*(frame(tokens["app"], f"{b * 500 + i} {payload}")
