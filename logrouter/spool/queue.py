@@ -69,12 +69,15 @@ class SpoolQueue:
         memory_cap: lines memory may hold while the disk has not taken them yet (at least
             four times ``memory_lines``); past it the oldest of them are dropped, counted.
         clock: Unix time, for loss timestamps.
+        wants_flush: called when memory is over ``memory_lines`` and lines must go to disk
+            now (the spooler's :meth:`~logrouter.spool.spooler.Spooler.wake`).
     """
 
     spooled = True
 
     def __init__(self, directory: str, max_bytes: int, memory_lines: int,
-                 clock: Callable[[], float] = time.time, memory_cap: int = 0) -> None:
+                 clock: Callable[[], float] = time.time, memory_cap: int = 0,
+                 wants_flush: Callable[[], None] = lambda: None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.memory_lines = max(1, memory_lines)
@@ -104,7 +107,7 @@ class SpoolQueue:
         self._ripe = 0  # lines below this were pushed before the previous flush
         self._full_logged = -1e9
         self._full_drops = 0
-        self.wants_flush: Callable[[], None] = lambda: None  # set by the spooler
+        self.wants_flush = wants_flush  # asks the spooler to flush now (Spooler.wake)
 
     # -- opening -------------------------------------------------------------------------
 

@@ -85,8 +85,12 @@ class Spooler:
         self._error_logged: dict[str, float] = {}
 
     def register(self, queue: SpoolQueue) -> None:
+        """Flush ``queue`` from now on (build it with ``wants_flush=spooler.wake``)."""
         self.queues[queue] = None
-        queue.wants_flush = self._wakeup.set
+
+    def wake(self) -> None:
+        """Flush now rather than at the next tick (a queue is over its memory)."""
+        self._wakeup.set()
 
     def unregister(self, queue: SpoolQueue) -> None:
         self.queues.pop(queue, None)

@@ -147,3 +147,23 @@ async def test_bad_ledger_or_empty_files_do_not_stop_opening(tmp_path: Path, gar
     (tmp_path / "00000000000000000000.seg").write_bytes(garbage)
     q, _ = await open_queue(tmp_path)
     assert len(q) == 0
+
+
+async def test_a_queue_over_its_memory_wakes_the_spooler_every_time(tmp_path: Path) -> None:
+    """Memory pressure flushes at once, not at the next tick, on every occasion (not only
+    the first: the wake-up must reach the spooler's current event)."""
+    import trio
+
+    spooler = Spooler(flush_interval=30.0)
+    q = SpoolQueue(str(tmp_path), 1 << 30, 100, wants_flush=spooler.wake)
+    await q.recover()
+    spooler.register(q)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(spooler.run)
+        for round_ in range(3):
+            q.push_many(lines(round_ * 1000, 1000))  # ten times its memory: it asks for a flush
+            with trio.fail_after(5):  # well before the 30 s tick
+                while not q.disk_bytes or len(q._mem) > 100:  # type: ignore[attr-defined]
+                    await trio.sleep(0.01)
+            assert len(q._mem) <= 100  # type: ignore[attr-defined]
+        nursery.cancel_scope.cancel()
