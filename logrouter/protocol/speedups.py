@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-__all__ = ["native", "untrack"]
+__all__ = ["keep_arenas", "native", "untrack"]
 
 
 def _load() -> ModuleType | None:
@@ -39,3 +39,16 @@ def untrack(container: object) -> None:
     """
     if native is not None:
         native.untrack(container)
+
+
+def keep_arenas(max_bytes: int) -> None:
+    """Keep up to ``max_bytes`` of the object allocator's emptied arenas mapped for reuse
+    (with the C module; without it, nothing changes).
+
+    Each syslog read creates and frees tens of thousands of short-lived line objects; the
+    default allocator returns the arenas they empty to the kernel, and the next read pays a
+    page fault for every fresh page (measured at a quarter of the routing time for 4 MiB
+    reads). Process-wide; the server sets it once at start.
+    """
+    if native is not None:
+        native.keep_arenas(max_bytes)

@@ -2,6 +2,8 @@
  * token_routing._route_frames_py and token_routing._route_to_py. */
 #include "speedups.h"
 
+#include <stdint.h>
+
 /* split_octets(buf, pos, max_frame, out) -> int
  *
  * Append to `out` every well-formed octet-counted frame ("LEN SP MSG", LEN without a
@@ -62,12 +64,109 @@ splice(const char *s, Py_ssize_t n, Py_ssize_t a, Py_ssize_t b, PyObject *name)
     return out;
 }
 
+/* One slot of route_frames' per-call token cache: a token seen in this call, what `tokens`
+ * gave for it (NULL: not a known token) and its channel's group list. All references owned. */
+typedef struct {
+    uint64_t hash;
+    PyObject *token;  /* bytes; NULL marks an empty slot */
+    PyObject *entry;  /* the (channel, name) tuple, or NULL when unknown */
+    PyObject *group;  /* groups[channel], or NULL when unknown */
+} token_slot;
+
+static inline uint64_t
+token_hash(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void
+free_slots(token_slot *slots, Py_ssize_t size)
+{
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_XDECREF(slots[i].token);
+        Py_XDECREF(slots[i].entry);
+        Py_XDECREF(slots[i].group);
+    }
+    PyMem_Free(slots);
+}
+
+/* The slot for token s[0:n]: a hit, or a slot filled now from `tokens` (and `groups`).
+ * NULL with an exception set on error. A full probe window evicts its first slot. */
+static token_slot *
+lookup_token(token_slot *slots, Py_ssize_t mask, const char *s, Py_ssize_t n, PyObject *tokens,
+             PyObject *groups)
+{
+    uint64_t h = token_hash(s, n);
+    Py_ssize_t first = (Py_ssize_t)(h & (uint64_t)mask);
+    token_slot *slot = NULL;
+    for (Py_ssize_t probe = 0; probe < 8; probe++) {
+        token_slot *candidate = &slots[(first + probe) & mask];
+        if (candidate->token == NULL) {
+            slot = candidate;
+            break;
+        }
+        if (candidate->hash == h && PyBytes_GET_SIZE(candidate->token) == n
+                && memcmp(PyBytes_AS_STRING(candidate->token), s, (size_t)n) == 0)
+            return candidate;
+    }
+    if (slot == NULL)
+        slot = &slots[first]; /* the window is full: evict the home slot */
+    Py_CLEAR(slot->token);
+    Py_CLEAR(slot->entry);
+    Py_CLEAR(slot->group);
+    PyObject *token = PyBytes_FromStringAndSize(s, n);
+    if (token == NULL)
+        return NULL;
+    PyObject *entry = PyDict_GetItemWithError(tokens, token);
+    if (entry == NULL && PyErr_Occurred()) {
+        Py_DECREF(token);
+        return NULL;
+    }
+    PyObject *group = NULL;
+    if (entry != NULL) {
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+                || !PyBytes_Check(PyTuple_GET_ITEM(entry, 1))) {
+            PyErr_SetString(PyExc_TypeError, "tokens values must be (channel, bytes name)");
+            Py_DECREF(token);
+            return NULL;
+        }
+        Py_INCREF(entry); /* a channel's __eq__ below could change `tokens` */
+        PyObject *channel = PyTuple_GET_ITEM(entry, 0);
+        group = PyDict_GetItemWithError(groups, channel);
+        if (group == NULL) {
+            if (PyErr_Occurred() || (group = PyList_New(0)) == NULL
+                    || PyDict_SetItem(groups, channel, group) < 0) {
+                Py_XDECREF(group);
+                Py_DECREF(entry);
+                Py_DECREF(token);
+                return NULL;
+            }
+        } else {
+            Py_INCREF(group);
+        }
+    }
+    slot->hash = h;
+    slot->token = token;
+    slot->entry = entry;
+    slot->group = group;
+    return slot;
+}
+
 /* route_frames(frames, tokens, groups) -> (not_syslog, no_token, unknown_token)
  *
  * For each frame, look up its APP-NAME (the fourth space-separated field) in `tokens`
  * (a dict of token -> (channel, name)); append the frame with APP-NAME replaced by name
  * to groups[channel] (a list, created on first use). Frames with fewer than five fields,
- * or whose APP-NAME is not a known token, are counted and left out. */
+ * or whose APP-NAME is not a known token, are counted and left out.
+ *
+ * Each distinct token is looked up once per call (a small cache sized to the batch), so a
+ * read of many frames for a few hundred apps pays neither a bytes object, a hash nor a dict
+ * lookup per frame. */
 PyObject *
 lr_route_frames(PyObject *self, PyObject *args)
 {
@@ -76,8 +175,12 @@ lr_route_frames(PyObject *self, PyObject *args)
                           &tokens, &PyDict_Type, &groups))
         return NULL;
     Py_ssize_t not_syslog = 0, no_token = 0, unknown_token = 0;
-    /* The last channel's group, kept (with a reference) for runs of frames of one channel. */
-    PyObject *last_channel = NULL, *last_group = NULL;
+    Py_ssize_t size = 16, want = 2 * PyList_GET_SIZE(frames);
+    while (size < want && size < 16384)
+        size *= 2;
+    token_slot *slots = PyMem_Calloc((size_t)size, sizeof(token_slot));
+    if (slots == NULL)
+        return PyErr_NoMemory();
     /* The size is read each round: a channel's __eq__ (Python) could change the list. */
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(frames); k++) {
         PyObject *frame = PyList_GET_ITEM(frames, k);
@@ -92,63 +195,34 @@ lr_route_frames(PyObject *self, PyObject *args)
             not_syslog++;
             continue;
         }
-        PyObject *token = PyBytes_FromStringAndSize(s + sp[2] + 1, sp[3] - sp[2] - 1);
-        if (token == NULL)
+        Py_INCREF(frame); /* ours while Python may run (a lookup, a channel's __eq__) */
+        token_slot *slot = lookup_token(slots, size - 1, s + sp[2] + 1, sp[3] - sp[2] - 1,
+                                        tokens, groups);
+        if (slot == NULL) {
+            Py_DECREF(frame);
             goto fail;
-        PyObject *entry = PyDict_GetItemWithError(tokens, token);
-        Py_DECREF(token);
-        if (entry == NULL) {
-            if (PyErr_Occurred())
-                goto fail;
+        }
+        if (slot->entry == NULL) {
             if (sp[3] - sp[2] - 1 >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
                 unknown_token++;
             else
                 no_token++;
+            Py_DECREF(frame);
             continue;
         }
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
-                || !PyBytes_Check(PyTuple_GET_ITEM(entry, 1))) {
-            PyErr_SetString(PyExc_TypeError, "tokens values must be (channel, bytes name)");
+        PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(slot->entry, 1));
+        Py_DECREF(frame);
+        if (cooked == NULL)
             goto fail;
-        }
-        Py_INCREF(entry); /* a channel's __eq__ below could change `tokens` */
-        PyObject *channel = PyTuple_GET_ITEM(entry, 0);
-        PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(entry, 1));
-        if (cooked == NULL) {
-            Py_DECREF(entry);
-            goto fail;
-        }
-        if (channel != last_channel) {
-            PyObject *group = PyDict_GetItemWithError(groups, channel);
-            if (group == NULL) {
-                if (PyErr_Occurred() || (group = PyList_New(0)) == NULL
-                        || PyDict_SetItem(groups, channel, group) < 0) {
-                    Py_XDECREF(group);
-                    Py_DECREF(cooked);
-                    Py_DECREF(entry);
-                    goto fail;
-                }
-            } else {
-                Py_INCREF(group);
-            }
-            Py_XDECREF(last_group);
-            Py_XDECREF(last_channel);
-            Py_INCREF(channel);
-            last_channel = channel;
-            last_group = group;
-        }
-        Py_DECREF(entry);
-        int rc = PyList_Append(last_group, cooked);
+        int rc = PyList_Append(slot->group, cooked);
         Py_DECREF(cooked);
         if (rc < 0)
             goto fail;
     }
-    Py_XDECREF(last_group);
-    Py_XDECREF(last_channel);
+    free_slots(slots, size);
     return Py_BuildValue("nnn", not_syslog, no_token, unknown_token);
 fail:
-    Py_XDECREF(last_group);
-    Py_XDECREF(last_channel);
+    free_slots(slots, size);
     return NULL;
 }
 
