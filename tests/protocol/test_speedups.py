@@ -150,6 +150,30 @@ def test_render_syslog_matches_python(lines_: list[bytes], token: bytes) -> None
 
 
 @needs_native
+def test_space_finding_is_exact_for_every_byte_at_every_alignment() -> None:
+    """The C side finds spaces eight bytes at a time; a byte next to a space (every value,
+    at every offset in the word) must never be taken for one, nor a space missed."""
+    assert native is not None
+    lines_ = []
+    for pad in range(16):
+        for value in range(256):
+            near = bytes([value])
+            lines_.append(b"<190>1 " + b"2" * pad + near + b" h" + near + b" t.a w" + near
+                          + b" - - m" + near + b" x")
+            lines_.append(near * pad + b" " + near + b"  " + b"t.b " + near * 3 + b" - - end")
+    slow = partial(drainfmt._syslog_frame, drain_token=b"d.1")
+    assert native.render_syslog(lines_, b"d.1", slow) == drainfmt._render_syslog_py(
+        lines_, b"d.1", slow)
+    assert native.render_http(lines_, drainfmt._http_frame) == drainfmt._render_http_py(
+        lines_, drainfmt._http_frame)
+    groups_c: dict[str, list[bytes]] = {}
+    groups_py: dict[str, list[bytes]] = {}
+    assert native.route_frames(lines_, KNOWN, groups_c) == _route_frames_py(lines_, KNOWN, groups_py)
+    assert groups_c == groups_py
+    assert native.route_to(lines_, b"t.b", b"web") == _route_to_py(lines_, b"t.b", b"web")
+
+
+@needs_native
 @settings(max_examples=400, deadline=None)
 @given(st.lists(lines(), max_size=30))
 def test_render_http_matches_python(lines_: list[bytes]) -> None:

@@ -35,9 +35,36 @@ outbuf_put(outbuf *b, const char *s, Py_ssize_t n)
     }
 }
 
-/* Append slow(line)'s frame to b (rendered) or count it skipped (None). 0, or -1 on error. */
+/* The bytes object render() writes into, sized up front to what the lines can need. */
+typedef struct {
+    PyObject *obj;
+    Py_ssize_t len, cap;
+} outbytes;
+
+/* Room for `more` bytes past len: 0, or -1 (exception set; obj released). */
 static int
-render_slow(outbuf *b, PyObject *slow, PyObject *line, Py_ssize_t *rendered, Py_ssize_t *skipped)
+outbytes_reserve(outbytes *b, Py_ssize_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap * 2 > b->len + more ? b->cap * 2 : b->len + more;
+    if (_PyBytes_Resize(&b->obj, cap) < 0)
+        return -1; /* _PyBytes_Resize released obj */
+    b->cap = cap;
+    return 0;
+}
+
+static inline void
+outbytes_put(outbytes *b, const char *s, Py_ssize_t n)
+{
+    memcpy(PyBytes_AS_STRING(b->obj) + b->len, s, (size_t)n);
+    b->len += n;
+}
+
+/* Append slow(line)'s frame to b (rendered) or count it skipped (None). 0, or -1 on error
+ * (obj may have been released: see outbytes_reserve). */
+static int
+render_slow(outbytes *b, PyObject *slow, PyObject *line, Py_ssize_t *rendered, Py_ssize_t *skipped)
 {
     PyObject *frame = PyObject_CallOneArg(slow, line);
     if (frame == NULL)
@@ -48,8 +75,8 @@ render_slow(outbuf *b, PyObject *slow, PyObject *line, Py_ssize_t *rendered, Py_
     } else if (!PyBytes_Check(frame)) {
         PyErr_SetString(PyExc_TypeError, "slow() must return bytes or None");
         rc = -1;
-    } else if ((rc = outbuf_reserve(b, PyBytes_GET_SIZE(frame))) == 0) {
-        outbuf_put(b, PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame));
+    } else if ((rc = outbytes_reserve(b, PyBytes_GET_SIZE(frame))) == 0) {
+        outbytes_put(b, PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame));
         (*rendered)++;
     }
     Py_DECREF(frame);
@@ -68,15 +95,29 @@ fast_shape(const char *s, Py_ssize_t n, Py_ssize_t *sp)
 /* Render lines into one bytes object of octet-counted frames. With a drain token (syslog):
  * "<PRI>1 TIME token APP PROCID - - MSG" plus a newline when MSG lacks one. Without (http,
  * token == NULL): "<PRI>1 TIME host APP PROCID - MSG". Lines not of the fast shape go
- * through slow(line). Returns (data, rendered, skipped). */
+ * through slow(line). Returns (data, rendered, skipped).
+ *
+ * The result is allocated once, at the most the fast shape can need (each line plus the
+ * token and a length prefix), written in place and cut to size: no growing copies and no
+ * final copy of the whole batch. */
 static PyObject *
 render(PyObject *lines, PyObject *dtoken, PyObject *slow)
 {
     const char *dt = dtoken ? PyBytes_AS_STRING(dtoken) : "host";
     Py_ssize_t dtlen = dtoken ? PyBytes_GET_SIZE(dtoken) : 4;
     int syslog = dtoken != NULL;
-    Py_ssize_t rendered = 0, skipped = 0;
-    outbuf b = {NULL, 0, 0};
+    Py_ssize_t rendered = 0, skipped = 0, bound = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lines); k++) {
+        PyObject *line = PyList_GET_ITEM(lines, k);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "lines must be bytes");
+            return NULL;
+        }
+        bound += PyBytes_GET_SIZE(line) + dtlen + 16; /* digits, space, separator, newline */
+    }
+    outbytes b = {PyBytes_FromStringAndSize(NULL, bound > 0 ? bound : 1), 0, bound > 0 ? bound : 1};
+    if (b.obj == NULL)
+        return NULL;
     /* The size is read each round: slow() is Python and could change the list. */
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lines); k++) {
         PyObject *line = PyList_GET_ITEM(lines, k);
@@ -102,25 +143,31 @@ render(PyObject *lines, PyObject *dtoken, PyObject *slow)
         Py_ssize_t body = sp[1] + 1 + dtlen + (sp[4] - sp[2]) + seplen + (n - sp[6] - 1) + newline;
         char digits[24];
         int dlen = put_decimal(digits, (long long)body, ' ');
-        if (outbuf_reserve(&b, dlen + body) < 0)
+        if (outbytes_reserve(&b, dlen + body) < 0)
             goto fail;
-        outbuf_put(&b, digits, dlen);
-        outbuf_put(&b, s, sp[1] + 1);
-        outbuf_put(&b, dt, dtlen);
-        outbuf_put(&b, s + sp[2], sp[4] - sp[2]);
-        outbuf_put(&b, sep, seplen);
-        outbuf_put(&b, s + sp[6] + 1, n - sp[6] - 1);
+        char *o = PyBytes_AS_STRING(b.obj) + b.len;
+        memcpy(o, digits, (size_t)dlen);
+        o += dlen;
+        memcpy(o, s, (size_t)(sp[1] + 1));
+        o += sp[1] + 1;
+        memcpy(o, dt, (size_t)dtlen);
+        o += dtlen;
+        memcpy(o, s + sp[2], (size_t)(sp[4] - sp[2]));
+        o += sp[4] - sp[2];
+        memcpy(o, sep, (size_t)seplen);
+        o += seplen;
+        memcpy(o, s + sp[6] + 1, (size_t)(n - sp[6] - 1));
+        o += n - sp[6] - 1;
         if (newline)
-            outbuf_put(&b, "\n", 1);
+            *o = '\n';
+        b.len += dlen + body;
         rendered++;
     }
-    PyObject *data = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
-    PyMem_Free(b.data);
-    if (data == NULL)
+    if (_PyBytes_Resize(&b.obj, b.len) < 0)
         return NULL;
-    return Py_BuildValue("Nnn", data, rendered, skipped);
+    return Py_BuildValue("Nnn", b.obj, rendered, skipped);
 fail:
-    PyMem_Free(b.data);
+    Py_XDECREF(b.obj);
     return NULL;
 }
 

@@ -2,8 +2,6 @@
  * token_routing._route_frames_py and token_routing._route_to_py. */
 #include "speedups.h"
 
-#include <stdint.h>
-
 /* split_octets(buf, pos, max_frame, out) -> int
  *
  * Append to `out` every well-formed octet-counted frame ("LEN SP MSG", LEN without a
@@ -76,12 +74,20 @@ typedef struct {
 static inline uint64_t
 token_hash(const char *s, Py_ssize_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    /* Eight bytes a step, each word mixed in with a multiply (a token is ~34 bytes: five
+     * steps where a byte-wise hash takes 34 dependent ones). */
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
     }
-    return h;
+    uint64_t tail = 0;
+    memcpy(&tail, s + i, (size_t)(n - i));
+    h = (h ^ tail) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
 }
 
 static void
