@@ -114,11 +114,12 @@ def _serve(args: argparse.Namespace) -> int:
     # as long as the process; collections stay on, rarer.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    # Those short-lived lines also empty whole allocator arenas each read; keeping up to
-    # 64 MiB of them mapped spares the kernel's page faults for the next read.
-    from logrouter.protocol.speedups import keep_arenas
+    # Those short-lived lines also empty whole allocator arenas each read, and the reads and
+    # rendered batches are large blocks: keeping up to 64 MiB of freed memory mapped spares
+    # the kernel's page faults for the next read.
+    from logrouter.protocol.speedups import keep_freed_memory
 
-    keep_arenas(64 << 20)
+    keep_freed_memory(64 << 20)
     if settings.workers > 1:
         from logrouter.workers import run_workers
 

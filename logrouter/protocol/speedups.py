@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-__all__ = ["keep_arenas", "native", "untrack"]
+__all__ = ["keep_freed_memory", "native", "untrack"]
 
 
 def _load() -> ModuleType | None:
@@ -41,14 +41,17 @@ def untrack(container: object) -> None:
         native.untrack(container)
 
 
-def keep_arenas(max_bytes: int) -> None:
-    """Keep up to ``max_bytes`` of the object allocator's emptied arenas mapped for reuse
-    (with the C module; without it, nothing changes).
+def keep_freed_memory(max_bytes: int) -> None:
+    """Keep up to about ``max_bytes`` of freed memory mapped for reuse, in the object
+    allocator (emptied arenas) and in the C heap (glibc: blocks below ``max_bytes`` from the
+    heap, trimmed past twice that); with the C module, else nothing changes.
 
-    Each syslog read creates and frees tens of thousands of short-lived line objects; the
-    default allocator returns the arenas they empty to the kernel, and the next read pays a
-    page fault for every fresh page (measured at a quarter of the routing time for 4 MiB
-    reads). Process-wide; the server sets it once at start.
+    Each syslog read creates and frees tens of thousands of short-lived line objects and a
+    few large buffers (the read itself, rendered drain batches). By default the memory they
+    free goes back to the kernel and the next read pays a page fault for every fresh page:
+    measured at a quarter of the routing time for 4 MiB reads, and 10-15 % of the relay's CPU
+    per line (bench/RESULTS.md). Process-wide; the server sets it once at start.
     """
     if native is not None:
         native.keep_arenas(max_bytes)
+        native.hold_freed_memory(max_bytes)

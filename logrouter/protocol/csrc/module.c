@@ -1,6 +1,10 @@
 /* The module: its method table and initialisation (see speedups.h). */
 #include "speedups.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 /* untrack(obj) -> None
  *
  * Take `obj` out of the cyclic garbage collector's lists. For containers that only ever
@@ -91,6 +95,31 @@ lr_keep_arenas(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* hold_freed_memory(max_bytes) -> bool
+ *
+ * Ask the C allocator (glibc) to keep up to about max_bytes of freed memory instead of
+ * returning it to the kernel at once: blocks below max_bytes (a 4 MiB socket read, a batch
+ * of rendered frames) come from the heap rather than a fresh mapping each time, and the heap
+ * is trimmed only past twice max_bytes of free space at its top. False where there is no
+ * glibc (nothing changes). */
+static PyObject *
+lr_hold_freed_memory(PyObject *self, PyObject *arg)
+{
+    long max_bytes = PyLong_AsLong(arg);
+    if (max_bytes == -1 && PyErr_Occurred())
+        return NULL;
+    if (max_bytes < 0 || max_bytes > (1L << 30)) {
+        PyErr_SetString(PyExc_ValueError, "max_bytes must be between 0 and 1 GiB");
+        return NULL;
+    }
+#ifdef __GLIBC__
+    if (mallopt(M_MMAP_THRESHOLD, (int)max_bytes) && mallopt(M_TRIM_THRESHOLD, (int)(2 * max_bytes))
+            && mallopt(M_TOP_PAD, (int)max_bytes))
+        Py_RETURN_TRUE;
+#endif
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"split_octets", lr_split_octets, METH_VARARGS, "Split well-formed octet-counted frames."},
     {"route_frames", lr_route_frames, METH_VARARGS, "Route frames by token, cooking each."},
@@ -100,6 +129,7 @@ static PyMethodDef methods[] = {
     {"render_tail", lr_render_tail, METH_VARARGS, "Render lines for a session (text or SSE)."},
     {"untrack", lr_untrack, METH_O, "Take a container of bytes out of the cyclic GC."},
     {"keep_arenas", lr_keep_arenas, METH_O, "Reuse freed object-allocator arenas (a bound)."},
+    {"hold_freed_memory", lr_hold_freed_memory, METH_O, "Keep freed C-heap memory (glibc)."},
     {NULL, NULL, 0, NULL},
 };
 
