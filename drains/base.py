@@ -17,7 +17,9 @@ receiver that keeps up on average gets every line of a burst of any size.
 
 **A drain never slows ingest for long.** A wait lasts at most
 ``backpressure_max`` seconds; a drain that cannot get back under
-``buffer_lines`` in that time is marked *slow*: its buffer shrinks to
+``buffer_lines`` in that time *because of its receiver* (see
+:attr:`Drain.receiver_bound`: not connected, a write the socket did not take whole,
+a request in flight) is marked *slow*: its buffer shrinks to
 ``buffer_lines`` (the excess counted lost) and it stops pushing back until it
 has caught up (its buffer empty) and a cool-down has passed: 10 s after the
 first time, doubling each time it is found slow again (up to 5 minutes), so a
@@ -26,6 +28,12 @@ receiver that is slower than its input costs ingest at most one
 reconnecting, failing, degraded) holds ``buffer_lines`` and drops the oldest,
 as Logplex did. Whatever is lost is counted and reported to the receiver by the
 L10 line at the head of the next delivery.
+
+**A busy router slows ingest, not its drains.** When the router itself is the
+bottleneck (its CPU), a drain whose receiver takes every write is only waiting for
+its turn to run: such waits are not charged to the connection's budget and never
+mark the drain slow, so ingest runs at the speed the router can deliver (TCP flow
+control carries that to the senders, as in rsyslog) and nothing is dropped.
 """
 
 from __future__ import annotations
@@ -212,10 +220,20 @@ class Drain:
             self.connected = connected
             self._apply_capacity()
 
-    async def wait_room(self, deadline: float) -> None:
+    @property
+    def receiver_bound(self) -> bool:
+        """Whether delivery now waits on the receiver (or cannot reach it) rather than on
+        this router's CPU. True here; a drain that can tell overrides it."""
+        return True
+
+    async def wait_room(self, deadline: float) -> bool:
         """Wait (ingest side) until the buffer is back to ``buffer_lines``, the drain stops
-        absorbing, or ``deadline`` passes. Unless it made room by delivering, the drain is
-        then marked slow (see the module docstring)."""
+        absorbing, or ``deadline`` passes. Unless it made room by delivering, a drain that
+        is :attr:`receiver_bound` is then marked slow (see the module docstring).
+
+        Returns:
+            Whether the wait was the receiver's doing (the feeder charges it to its budget).
+        """
         limit = self.options.buffer_lines
         self._room_waiters += 1
         try:
@@ -224,7 +242,8 @@ class Drain:
                     await self._room.wait()
         finally:
             self._room_waiters -= 1
-        if not self._closed and (len(self.buffer) > limit or not self.absorbing):
+        bound = self.receiver_bound
+        if not self._closed and (len(self.buffer) > limit or not self.absorbing) and bound:
             # it did not make room in time, or failed meanwhile: no more push-back for now
             now = trio.current_time()
             if now - self._slow_until > SLOW_FORGET:
@@ -237,6 +256,7 @@ class Drain:
             self._apply_capacity()
             log.warning("drain_slow", drain_id=self.record.id, channel_id=self.record.channel_id,
                         dest=self.url.host, buffered=before, lost=max(0, before - limit))
+        return bound
 
     # delivery side -----------------------------------------------------------------------
 

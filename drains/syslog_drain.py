@@ -72,6 +72,12 @@ class SyslogDrain(Drain):
         super().__init__(*args, **kwargs)
         self.writer = None if self.url.tls else writer
 
+    @property
+    def receiver_bound(self) -> bool:
+        """Not connected, or holding a write the socket did not take whole: the receiver is
+        the hold-up. Connected with every write taken, the drain only waits for its turn."""
+        return self._direct is None or self._out is not None
+
     def push(self, lines: list[bytes]) -> bool:
         writer = self.writer
         if self._direct is None or self._out is not None or writer is None:

@@ -59,8 +59,9 @@ class _Tap:
         self.relay.collect(self.channel_id, lines)
         return False
 
-    async def wait_room(self, deadline: float) -> None:
+    async def wait_room(self, deadline: float) -> bool:
         """The cluster's queue drops (counted) rather than pushing back."""
+        return False
 
     def close(self) -> None:
         pass

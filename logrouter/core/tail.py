@@ -112,8 +112,9 @@ class TailHub:
         self.wake()
         return False
 
-    async def wait_room(self, deadline: float) -> None:
+    async def wait_room(self, deadline: float) -> bool:
         """Tails never push back."""
+        return False
 
     def wake(self) -> None:
         """Wake every waiting cursor (each re-checks whether it has something to do)."""

@@ -95,3 +95,50 @@ def test_degraded_mode_keeps_the_newest_lines_and_counts_the_rest() -> None:
         assert not d.degraded and d.buffer.capacity >= 100
 
     run(main)
+
+
+def test_a_drain_that_keeps_up_with_its_receiver_is_never_marked_slow_by_a_busy_router() -> None:
+    """When the router itself is the bottleneck (its CPU), a syslog drain whose socket takes
+    every write waits for its turn to deliver, not for the receiver: ingest keeps waiting for
+    it, however long the flat-out run, and nothing is dropped. (Before, those waits spent the
+    connection's budget too, and after a few seconds every drain was marked slow.)"""
+    import socket
+
+    from drains.syslog_drain import SyslogDrain
+    from logrouter.core.channels import ChannelTable
+    from logrouter.ingest.pipeline import Ingest
+    from logrouter.metrics import Metrics
+
+    async def main() -> None:
+        record = DrainRecord(1, "c", "d.1", "syslog://127.0.0.1:514", 0.0, 0.0)
+        d = SyslogDrain(record, DrainOptions(buffer_lines=100, burst_lines=1000))
+        ours, theirs = socket.socketpair()
+        d._direct = ours  # connected; every write has gone out whole (no partial write held)
+        ingest = Ingest(ChannelTable(10), Metrics(), backpressure_max=1.0)
+        budget = ingest.budget()
+        delivered = 0
+
+        async def deliver_when_scheduled() -> None:  # the writer gets the CPU 50 ms later
+            nonlocal delivered
+            while True:
+                await trio.sleep(0.05)
+                _, lines = d.buffer.pop_batch(max_lines=10_000)
+                d.succeeded(len(lines))
+                delivered += len(lines)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(deliver_when_scheduled)
+            start = trio.current_time()
+            for _ in range(200):  # 10 s of reads, each pushing the drain past buffer_lines
+                pressured = [d] if d.push(LINES * 3) else []
+                if pressured:
+                    await ingest.wait_for_room(pressured, budget)
+            waited = trio.current_time() - start
+            await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+        ours.close()
+        theirs.close()
+        assert waited >= 9.0  # ingest waited its turn each time: far past one budget
+        assert not d.slow and d.dropped == 0 and delivered == 200 * 300
+
+    run(main)

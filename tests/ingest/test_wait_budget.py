@@ -11,7 +11,7 @@ from logrouter.metrics import Metrics
 
 
 class NeverCatchesUp:
-    """A consumer that never makes room: each wait lasts until its deadline."""
+    """A consumer whose receiver never makes room: each wait lasts until its deadline."""
 
     def __init__(self) -> None:
         self.waited: list[float] = []
@@ -19,10 +19,11 @@ class NeverCatchesUp:
     def push(self, lines: list[bytes]) -> bool:
         return True
 
-    async def wait_room(self, deadline: float) -> None:
+    async def wait_room(self, deadline: float) -> bool:
         start = trio.current_time()
         await trio.sleep_until(deadline)
         self.waited.append(trio.current_time() - start)
+        return True  # the receiver's doing: charged
 
     def close(self) -> None:
         pass
@@ -37,6 +38,27 @@ def test_budget_refills_at_a_tenth_and_caps() -> None:
         assert b.available(now) == 0.0
         assert abs(b.available(now + 5.0) - 0.5) < 1e-9
         assert b.available(now + 100.0) == 1.0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class WaitsItsTurn(NeverCatchesUp):
+    """A consumer that keeps up with its receiver but waits 0.5 s for the router's CPU."""
+
+    async def wait_room(self, deadline: float) -> bool:
+        await trio.sleep_until(min(deadline, trio.current_time() + 0.5))
+        return False
+
+
+def test_waiting_for_the_router_itself_does_not_spend_the_budget() -> None:
+    async def main() -> None:
+        ingest = Ingest(ChannelTable(10), Metrics(), backpressure_max=1.0)
+        budget = ingest.budget()
+        start = trio.current_time()
+        for _ in range(10):
+            await ingest.wait_for_room([WaitsItsTurn()], budget)
+        assert trio.current_time() - start == 5.0  # every wait got its full half second
+        assert budget.available(trio.current_time()) == 1.0
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
