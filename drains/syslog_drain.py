@@ -162,9 +162,16 @@ class SyslogDrain(Drain):
         return False
 
     async def deliver_forever(self) -> None:
+        """Connect, write, reconnect. The first connection is opened at once, lines or not,
+        so the first lines after a start (or a drain added) do not wait for a handshake;
+        after that a connection is opened when lines wait (an idle one closes after
+        ``syslog_idle_timeout``). A first connect that fails is retried only once lines
+        come: a receiver nobody logs to is not dialled again and again."""
         failures = 0
+        first = True
         while True:
-            await self.wait_lines()
+            if not first:
+                await self.wait_lines()
             try:
                 with trio.fail_after(self.options.syslog_send_timeout):
                     stream = await open_stream(self.url.host, self.url.port, self.url.tls,
@@ -172,6 +179,7 @@ class SyslogDrain(Drain):
                                                self.options.destinations)
             except (OSError, trio.BrokenResourceError, trio.TooSlowError, DestinationRefused) as exc:
                 failures += 1
+                first = False
                 self._connect_failed(exc)
                 buffer = self.buffer
                 if (failures > self.options.syslog_shrink_after and buffer.has_loss
@@ -181,6 +189,7 @@ class SyslogDrain(Drain):
                                                  self.options.backoff_max))
                 continue
             failures = 0
+            first = False
             self.restore()
             self.set_connected(True, healthy=True)
             log.info("drain_connected", drain_id=self.record.id, dest=f"{self.url.host}:{self.url.port}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -182,3 +183,32 @@ async def test_failing_syslog_drain_degrades_then_recovers(tmp_path: Path, sinks
         frames = await sink.wait_frames(46)
         assert [f.rsplit(b" ", 1)[1] for f in frames[6:]] == [f"n{i}\n".encode() for i in range(40)]
         node.request_stop()
+
+
+async def test_a_syslog_drain_connects_when_added_not_on_its_first_line(
+        fast_router: Router, nursery: trio.Nursery) -> None:
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"syslog://127.0.0.1:{port}")
+    await eventually(lambda: sink.connections == 1)  # no line sent yet
+    assert (await drain_status(fast_router, cid, drain["id"]))["connected"] is True
+    await fast_router.send_tcp(octet(frame(tokens["app"], "first")))
+    await sink.wait_frames(1)
+    assert sink.connections == 1 and sink.frames[0].endswith(b"first\n")
+
+
+async def test_a_receiver_down_at_start_is_dialled_again_only_when_lines_come(
+        fast_router: Router, nursery: trio.Nursery) -> None:
+    port = free_port()  # nothing listens there yet
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"syslog://127.0.0.1:{port}")
+    await eventually(lambda: fast_router.node.drains is not None
+                     and fast_router.node.drains.running[int(str(drain["id"]))].drain.errors == 1)
+    sink = SyslogSink()
+    await nursery.start(partial(sink.run, port=port))
+    await trio.sleep(0.5)  # several back-offs long (FAST): no line waits, so no redial
+    assert sink.connections == 0
+    await fast_router.send_tcp(octet(frame(tokens["app"], "now")))
+    await sink.wait_frames(1)
+    assert sink.frames[0].endswith(b"now\n")
