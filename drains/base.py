@@ -19,7 +19,7 @@ receiver that keeps up on average gets every line of a burst of any size.
 ``backpressure_max`` seconds; a drain that cannot get back under
 ``buffer_lines`` in that time *because of its receiver* (see
 :attr:`Drain.receiver_bound`: not connected, a write the socket did not take whole,
-a request in flight) is marked *slow*: its buffer shrinks to
+a request the receiver has not answered) is marked *slow*: its buffer shrinks to
 ``buffer_lines`` (the excess counted lost) and it stops pushing back until it
 has caught up (its buffer empty) and a cool-down has passed: 10 s after the
 first time, doubling each time it is found slow again (up to 5 minutes), so a

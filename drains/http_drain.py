@@ -58,6 +58,16 @@ class HttpDrain(Drain):
         self._conn: HttpConnection | None = None
         self._failed_batches = 0
 
+    @property
+    def receiver_bound(self) -> bool:
+        """Waiting on the receiver: not connected, failing, or a request in flight whose
+        response has not arrived. A response sitting unread in the socket, or no request in
+        flight at all, means the drain only waits for its turn on this router's CPU."""
+        conn = self._conn
+        if conn is None or self._failing:
+            return True
+        return conn.in_flight and not conn.response_arrived()
+
     async def deliver_forever(self) -> None:
         batch: _Batch | None = None
         try:

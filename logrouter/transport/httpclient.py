@@ -7,6 +7,8 @@ an error, never unbounded memory.
 
 from __future__ import annotations
 
+import select
+
 import httptools
 import trio
 
@@ -52,6 +54,24 @@ class HttpConnection:
         self.opened_at = trio.current_time()
         self.used_at = self.opened_at
         self.usable = True
+        self.in_flight = False  # a request sent and its response not read yet
+
+    def response_arrived(self) -> bool:
+        """Whether the receiver's answer (or its close) is waiting in the kernel, unread: the
+        receiver has replied and only this process has not got round to reading it. Polls
+        the socket under any TLS layer; never blocks, never consumes."""
+        stream: object = self.stream
+        while isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        sock = getattr(stream, "socket", None)
+        if sock is None:
+            return False
+        fd = sock.fileno()
+        if fd < 0:
+            return True  # closed under us: nothing to wait for the receiver on
+        poller = select.poll()  # poll, not select: thousands of drains mean fds past 1,024
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     async def request(self, data: bytes) -> HttpResult:
         """Send a complete request (head and body) and read the whole response.
@@ -61,6 +81,13 @@ class HttpConnection:
             trio.BrokenResourceError, OSError: the connection failed.
         """
         self.usable = False
+        self.in_flight = True
+        try:
+            return await self._exchange(data)
+        finally:
+            self.in_flight = False
+
+    async def _exchange(self, data: bytes) -> HttpResult:
         await self.stream.send_all(data)
         collector = _Collector()
         parser = collector.parser = httptools.HttpResponseParser(collector)

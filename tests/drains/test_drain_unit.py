@@ -142,3 +142,28 @@ def test_a_drain_that_keeps_up_with_its_receiver_is_never_marked_slow_by_a_busy_
         assert not d.slow and d.dropped == 0 and delivered == 200 * 300
 
     run(main)
+
+
+def test_an_http_drain_is_receiver_bound_only_while_its_receiver_owes_an_answer() -> None:
+    import socket
+
+    from drains.http_drain import HttpDrain
+    from logrouter.transport.httpclient import HttpConnection
+
+    async def main() -> None:
+        record = DrainRecord(2, "c", "d.2", "http://127.0.0.1:9/", 0.0, 0.0)
+        d = HttpDrain(record, DrainOptions(buffer_lines=100, burst_lines=1000))
+        assert d.receiver_bound  # not connected yet
+        ours, theirs = socket.socketpair()
+        d._conn = conn = HttpConnection(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
+        assert not d.receiver_bound  # connected, nothing in flight: waiting for its turn
+        conn.in_flight = True
+        assert d.receiver_bound  # the receiver has not answered
+        theirs.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        assert not d.receiver_bound  # it has: the answer waits for this router to read it
+        d.failed("HTTP 500")
+        assert d.receiver_bound  # failing
+        theirs.close()
+        await conn.aclose()
+
+    run(main)

@@ -96,3 +96,26 @@ def test_a_body_over_the_limit_is_refused_with_413() -> None:
         assert (await read_all(client)).startswith(b"HTTP/1.1 413 ")
 
     run(main)
+
+
+def test_an_http_client_connection_sees_a_response_waiting_without_reading_it() -> None:
+    """`response_arrived` peeks at the socket: an answer the process has not read yet tells a
+    busy router from a receiver still working (drains/http_drain.py's receiver_bound)."""
+    import socket
+
+    from logrouter.transport.httpclient import HttpConnection
+
+    async def main() -> None:
+        ours, theirs = socket.socketpair()
+        conn = HttpConnection(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
+        assert not conn.response_arrived() and not conn.in_flight
+        theirs.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        assert conn.response_arrived()
+        assert conn.response_arrived()  # a peek: still there
+        result = await conn.request(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert result.status == 200 and not conn.in_flight and not conn.response_arrived()
+        theirs.close()
+        assert conn.response_arrived()  # closed by the peer: nothing to wait for
+        await conn.aclose()
+
+    trio.run(main)
