@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["BoundedBuffer", "BufferStatistics", "DrainQueue", "Loss"]
+__all__ = ["BoundedBuffer", "BufferStatistics", "DrainQueue", "Loss", "PendingLoss"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,39 @@ class Loss:
 
     count: int
     since: float
+
+
+class PendingLoss:
+    """Lines a queue lost since its last batch was taken: how many, and when the first of
+    them went (Unix time). The next batch carries them as a :class:`Loss` (its L10); a
+    batch put back brings its loss back in."""
+
+    __slots__ = ("_clock", "count", "since")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.count = 0
+        self.since = 0.0
+
+    def add(self, n: int) -> None:
+        if not self.count:
+            self.since = self._clock()
+        self.count += n
+
+    def take(self) -> Loss | None:
+        """The loss so far (None when nothing was lost), and start counting afresh."""
+        if not self.count:
+            return None
+        loss = Loss(self.count, self.since)
+        self.count = 0
+        return loss
+
+    def carry(self, loss: Loss | None) -> None:
+        """Merge back a loss a batch carried (the batch was put back)."""
+        if loss is None:
+            return
+        self.since = min(self.since, loss.since) if self.count else loss.since
+        self.count += loss.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +110,7 @@ class BoundedBuffer:
         clock: returns Unix time; injected for tests.
     """
 
-    __slots__ = ("_clock", "_lines", "_loss_count", "_loss_since", "lost", "pushed")
+    __slots__ = ("_lines", "_loss", "lost", "pushed")
 
     #: Undelivered lines live on disk too (a spool); a memory buffer loses them on a crash.
     spooled = False
@@ -90,9 +123,7 @@ class BoundedBuffer:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._lines: deque[bytes] = deque(maxlen=capacity)
-        self._clock = clock
-        self._loss_count = 0
-        self._loss_since = 0.0
+        self._loss = PendingLoss(clock)
         self.pushed = 0  # lines ever pushed
         self.lost = 0  # lines ever displaced
 
@@ -108,7 +139,7 @@ class BoundedBuffer:
     @property
     def has_loss(self) -> bool:
         """Lines were lost since the last batch was taken."""
-        return self._loss_count > 0
+        return self._loss.count > 0
 
     def push_many(self, lines: list[bytes]) -> int:
         """Append ``lines``; return how many old lines were displaced."""
@@ -123,9 +154,7 @@ class BoundedBuffer:
         return 0
 
     def _lose(self, n: int) -> None:
-        if not self._loss_count:
-            self._loss_since = self._clock()
-        self._loss_count += n
+        self._loss.add(n)
         self.lost += n
 
     def lose(self, n: int) -> None:
@@ -145,10 +174,7 @@ class BoundedBuffer:
         Returns:
             ``(loss, lines)``; ``loss`` is None when nothing was lost.
         """
-        loss = None
-        if self._loss_count:
-            loss = Loss(self._loss_count, self._loss_since)
-            self._loss_count = 0
+        loss = self._loss.take()
         dq = self._lines
         if max_bytes is None:
             if max_lines is None or max_lines >= len(dq):
@@ -180,12 +206,7 @@ class BoundedBuffer:
             self._lose(len(lines) - max(room, 0))
             lines = lines[len(lines) - max(room, 0):]
         dq.extendleft(reversed(lines))
-        if loss is not None:
-            if self._loss_count:
-                self._loss_since = min(self._loss_since, loss.since)
-            else:
-                self._loss_since = loss.since
-            self._loss_count += loss.count
+        self._loss.carry(loss)
 
     async def ready(self) -> None:
         """Nothing to prepare before popping (a spool may have to read from disk)."""
@@ -214,4 +235,4 @@ class BoundedBuffer:
 
     def statistics(self) -> BufferStatistics:
         return BufferStatistics(self.capacity, len(self._lines), self.pushed, self.lost,
-                                self._loss_count)
+                                self._loss.count)

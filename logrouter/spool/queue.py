@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import trio
 
-from logrouter.core.buffer import BufferStatistics, Loss
+from logrouter.core.buffer import BufferStatistics, Loss, PendingLoss
 from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import Ledger
 from logrouter.spool import files
@@ -83,7 +83,6 @@ class SpoolQueue:
         self.memory_lines = max(1, memory_lines)
         self.memory_cap = memory_cap
         self.segment_bytes = max(64 * 1024, min(SEGMENT_BYTES, max_bytes // 8))
-        self._clock = clock
         self.recovered = False
         self._pre: list[bytes] = []  # pushed before recovery finished
         self._next = 0
@@ -96,8 +95,7 @@ class SpoolQueue:
         self._inflight: Sequence[int] = ()  # seqs of the batch in flight
         self.segments: deque[files.Segment] = deque()
         self.disk_bytes = 0
-        self._loss_count = 0
-        self._loss_since = 0.0
+        self._loss = PendingLoss(clock)
         self._inflight_loss: Loss | None = None
         self.lost = 0
         self.pushed = 0
@@ -124,7 +122,7 @@ class SpoolQueue:
         self._acked = self._next_pop = max(ledger.acked, first)
         self._next = self._persisted = self._mem_seq = end
         if ledger.loss is not None:
-            self._loss_count, self._loss_since = ledger.loss
+            self._loss.count, self._loss.since = ledger.loss
         if found.lost:
             self._lose(found.lost)
         if ledger.batch is not None and ledger.batch[0] == self._next_pop:
@@ -156,12 +154,10 @@ class SpoolQueue:
 
     @property
     def has_loss(self) -> bool:
-        return self._loss_count > 0
+        return self._loss.count > 0
 
     def _lose(self, n: int) -> None:
-        if not self._loss_count:
-            self._loss_since = self._clock()
-        self._loss_count += n
+        self._loss.add(n)
         self.lost += n
         self.ledger_dirty = True
 
@@ -241,10 +237,8 @@ class SpoolQueue:
         until :meth:`ack` or :meth:`unpop`. Returns no lines while :attr:`needs_fill`."""
         if self.needs_fill or not self.recovered:
             return None, []
-        loss = None
-        if self._loss_count:
-            loss = Loss(self._loss_count, self._loss_since)
-            self._loss_count = 0
+        loss = self._loss.take()
+        if loss is not None:
             self._inflight_loss = loss
         limit = max_lines if max_lines is not None else len(self)
         lines: list[bytes] = []
@@ -295,12 +289,7 @@ class SpoolQueue:
             if back[0] < self._mem_seq:  # handed out from disk: keep them for the next pop
                 self._replay.extendleft(reversed(list(zip(back, again, strict=True))))
             self._inflight = self._inflight[:len(self._inflight) - n]
-        if loss is not None:
-            if self._loss_count:
-                self._loss_since = min(self._loss_since, loss.since)
-            else:
-                self._loss_since = loss.since
-            self._loss_count += loss.count
+        self._loss.carry(loss)
         self._inflight_loss = None
         self.ledger_dirty = True
 
@@ -337,13 +326,13 @@ class SpoolQueue:
 
     def statistics(self) -> BufferStatistics:
         return BufferStatistics(self.memory_lines, len(self), self.pushed, self.lost,
-                                self._loss_count)
+                                self._loss.count)
 
     # -- what the spooler does -------------------------------------------------------------
 
     def ledger(self) -> Ledger:
-        loss_count = self._loss_count + (self._inflight_loss.count if self._inflight_loss else 0)
-        since = self._loss_since if self._loss_count else (
+        loss_count = self._loss.count + (self._inflight_loss.count if self._inflight_loss else 0)
+        since = self._loss.since if self._loss.count else (
             self._inflight_loss.since if self._inflight_loss else 0.0)
         return Ledger(self._acked, self.batch, (loss_count, since) if loss_count else None)
 
