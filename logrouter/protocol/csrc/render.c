@@ -2,40 +2,9 @@
  * and tailfmt._render_lines_py. */
 #include "speedups.h"
 
-/* A growable byte buffer for render_syslog. */
-typedef struct {
-    char *data;
-    Py_ssize_t len, cap;
-} outbuf;
-
-static int
-outbuf_reserve(outbuf *b, Py_ssize_t more)
-{
-    if (b->len + more <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *data = PyMem_Realloc(b->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-static inline void
-outbuf_put(outbuf *b, const char *s, Py_ssize_t n)
-{
-    if (n > 0) { /* nothing reserved yet (data NULL) when all so far was empty */
-        memcpy(b->data + b->len, s, (size_t)n);
-        b->len += n;
-    }
-}
-
-/* The bytes object render() writes into, sized up front to what the lines can need. */
+/* The bytes object the renderers write into: render() sizes it up front to what its lines
+ * can need, render_tail() starts small; either grows it by doubling and cuts it to size at
+ * the end, so the result is never copied whole. */
 typedef struct {
     PyObject *obj;
     Py_ssize_t len, cap;
@@ -196,22 +165,22 @@ lr_render_http(PyObject *self, PyObject *args)
 /* Append `text` (already CR/LF-stripped at its end) as the data: fields of one SSE event:
  * every line break (CRLF, CR or LF) starts a new field. */
 static void
-put_sse_data(outbuf *b, const char *t, Py_ssize_t len)
+put_sse_data(outbytes *b, const char *t, Py_ssize_t len)
 {
-    outbuf_put(b, "data: ", 6);
+    outbytes_put(b, "data: ", 6);
     Py_ssize_t start = 0;
     for (Py_ssize_t i = 0; i < len; i++) {
         char c = t[i];
         if (c == '\r' || c == '\n') {
-            outbuf_put(b, t + start, i - start);
-            outbuf_put(b, "\ndata: ", 7);
+            outbytes_put(b, t + start, i - start);
+            outbytes_put(b, "\ndata: ", 7);
             if (c == '\r' && i + 1 < len && t[i + 1] == '\n')
                 i++;
             start = i + 1;
         }
     }
-    outbuf_put(b, t + start, len - start);
-    outbuf_put(b, "\n", 1);
+    outbytes_put(b, t + start, len - start);
+    outbytes_put(b, "\n", 1);
 }
 
 /* render_tail(lines, sse, first_id, idfunc, ps, source, slow) -> bytes
@@ -244,7 +213,9 @@ lr_render_tail(PyObject *self, PyObject *args)
     Py_ssize_t pslen = ps ? PyBytes_GET_SIZE(ps_obj) : 0;
     const char *src = source_obj != Py_None ? PyBytes_AS_STRING(source_obj) : NULL;
     Py_ssize_t srclen = src ? PyBytes_GET_SIZE(source_obj) : 0;
-    outbuf b = {NULL, 0, 0};
+    outbytes b = {PyBytes_FromStringAndSize(NULL, 4096), 0, 4096};
+    if (b.obj == NULL)
+        return NULL;
     char *text = NULL;
     Py_ssize_t textcap = 0;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lines); k++) {
@@ -277,11 +248,11 @@ lr_render_tail(PyObject *self, PyObject *args)
                 PyErr_SetString(PyExc_TypeError, "slow() must return bytes");
                 goto fail;
             }
-            if (outbuf_reserve(&b, PyBytes_GET_SIZE(r)) < 0) {
+            if (outbytes_reserve(&b, PyBytes_GET_SIZE(r)) < 0) {
                 Py_DECREF(r);
                 goto fail;
             }
-            outbuf_put(&b, PyBytes_AS_STRING(r), PyBytes_GET_SIZE(r));
+            outbytes_put(&b, PyBytes_AS_STRING(r), PyBytes_GET_SIZE(r));
             Py_DECREF(r);
             continue;
         }
@@ -326,9 +297,9 @@ lr_render_tail(PyObject *self, PyObject *args)
             text[t++] = '\n';
         if (!sse) {
             Py_DECREF(line);
-            if (outbuf_reserve(&b, t) < 0)
+            if (outbytes_reserve(&b, t) < 0)
                 goto fail;
-            outbuf_put(&b, text, t);
+            outbytes_put(&b, text, t);
             continue;
         }
         while (t > 0 && (text[t - 1] == '\n' || text[t - 1] == '\r'))
@@ -355,25 +326,25 @@ lr_render_tail(PyObject *self, PyObject *args)
         int has_id = id != NULL || numbered;
         Py_ssize_t idlen = id ? PyBytes_GET_SIZE(id) : dlen;
         /* worst case: every byte a line break, each adding "\ndata: " */
-        if (outbuf_reserve(&b, 6 + t * 7 + 1 + 5 + idlen + 1) < 0) {
+        if (outbytes_reserve(&b, 6 + t * 7 + 1 + 5 + idlen + 1) < 0) {
             Py_XDECREF(id);
             goto fail;
         }
         put_sse_data(&b, text, t);
         if (has_id) {
-            outbuf_put(&b, "id: ", 4);
-            outbuf_put(&b, id ? PyBytes_AS_STRING(id) : digits, idlen);
-            outbuf_put(&b, "\n", 1);
+            outbytes_put(&b, "id: ", 4);
+            outbytes_put(&b, id ? PyBytes_AS_STRING(id) : digits, idlen);
+            outbytes_put(&b, "\n", 1);
         }
         Py_XDECREF(id);
-        outbuf_put(&b, "\n", 1);
+        outbytes_put(&b, "\n", 1);
     }
     PyMem_Free(text);
-    PyObject *data = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
-    PyMem_Free(b.data);
-    return data;
+    if (_PyBytes_Resize(&b.obj, b.len) < 0)
+        return NULL;
+    return b.obj;
 fail:
     PyMem_Free(text);
-    PyMem_Free(b.data);
+    Py_XDECREF(b.obj); /* NULL when a failed resize released it */
     return NULL;
 }
