@@ -155,7 +155,9 @@ class Drain:
         self._room_waiters = 0
         self._wakeup = trio.Event()
         self._wake_at = 1  # buffered lines that wake the delivery task (raised while lingering)
-        self._idle = trio.Event()  # set while nothing is buffered or in flight
+        self._pressure_at = options.buffer_lines  # more buffered lines: the feeder should wait
+        self._quiet = False  # nothing buffered or in flight (see wait_idle)
+        self._quiet_waiter: trio.Event | None = None  # set when quiet; made by wait_idle
         self._closed = False
         self._apply_capacity()  # a buffer taken over may have been sized for another state
 
@@ -168,9 +170,8 @@ class Drain:
             self._waiting_since = trio.current_time()
         if buffer.push_many(lines) or len(buffer) >= self._wake_at:
             self._wakeup.set()  # enough to do (or a loss to report): wake the delivery task
-        if self._idle.is_set():
-            self._idle = trio.Event()
-        return len(buffer) > self.options.buffer_lines and self.absorbing
+        self._quiet = False
+        return len(buffer) > self._pressure_at and self.absorbing
 
     def close(self) -> None:
         self._closed = True
@@ -267,16 +268,27 @@ class Drain:
         try:
             while len(buffer) < at_least and not buffer.has_loss:
                 if not len(buffer):
-                    self._idle.set()
+                    self._set_quiet()
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
         finally:
             self._wake_at = 1
         await buffer.ready()
 
+    def _set_quiet(self) -> None:
+        """Everything pushed so far was delivered or given up on."""
+        self._quiet = True
+        waiter, self._quiet_waiter = self._quiet_waiter, None
+        if waiter is not None:
+            waiter.set()
+
     async def wait_idle(self) -> None:
-        """Wait until everything pushed so far was delivered or given up on."""
-        await self._idle.wait()
+        """Wait until everything pushed so far was delivered or given up on. (A push only
+        clears a flag: no event is made per delivery cycle unless somebody waits here.)"""
+        while not self._quiet:
+            if self._quiet_waiter is None:
+                self._quiet_waiter = trio.Event()
+            await self._quiet_waiter.wait()
 
     @property
     def dropped(self) -> int:

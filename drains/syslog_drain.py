@@ -87,9 +87,8 @@ class SyslogDrain(Drain):
             self._waiting_since = trio.current_time()
         buffer.push_many(lines)
         writer.mark(self)
-        if self._idle.is_set():
-            self._idle = trio.Event()
-        return len(buffer) > self.options.buffer_lines and self.absorbing
+        self._quiet = False
+        return len(buffer) > self._pressure_at and self.absorbing
 
     def write_direct(self) -> bool:
         """Write one batch on the non-blocking socket (called by the writer); hand anything
@@ -119,7 +118,7 @@ class SyslogDrain(Drain):
             self._write_done(out)
         if len(self.buffer) or self.buffer.has_loss:
             return len(self.buffer) >= WRITE_LINES or self._mark_again()
-        self._idle.set()
+        self._set_quiet()
         return False
 
     def _next_write(self) -> _Write | None:

@@ -42,8 +42,10 @@ class SyslogWriter:
 
     def mark(self, drain: DirectWriter) -> None:
         """``drain`` has lines to write (synchronous, on the ingest path)."""
-        self._dirty[drain] = None
-        self._wakeup.set()
+        dirty = self._dirty
+        if not dirty:  # the task waits for the first mark only (see run)
+            self._wakeup.set()
+        dirty[drain] = None
 
     def forget(self, drain: DirectWriter) -> None:
         self._dirty.pop(drain, None)

@@ -9,6 +9,10 @@ from pathlib import Path
 import trio
 import trustme
 
+from drains.base import DrainOptions
+from drains.syslog_drain import SyslogDrain
+from drains.syslog_writer import SyslogWriter
+from logrouter.models import DrainRecord
 from logrouter.node import Node
 from tests.conftest import Router, make_settings
 from tests.drains.conftest import FAST, add_drain, drain_status
@@ -212,3 +216,24 @@ async def test_a_receiver_down_at_start_is_dialled_again_only_when_lines_come(
     await fast_router.send_tcp(octet(frame(tokens["app"], "now")))
     await sink.wait_frames(1)
     assert sink.frames[0].endswith(b"now\n")
+
+
+async def test_wait_idle_returns_once_each_push_is_written(nursery: trio.Nursery) -> None:
+    """The shutdown flush waits on this: after every push, until the shared writer (lingering
+    here 0.1 s) has written the lines; a push after the drain went quiet makes it wait again."""
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    writer = SyslogWriter(linger=0.1)
+    nursery.start_soon(writer.run)
+    record = DrainRecord(1, "c", "d.1", f"syslog://127.0.0.1:{port}", 0.0, 0.0)
+    drain = SyslogDrain(record, DrainOptions(backoff_initial=0.05, backoff_max=0.2), writer=writer)
+    nursery.start_soon(drain.run)
+    line = b"<190>1 2026-11-26T10:00:00+00:00 host app web.1 - - hello"
+    for round_ in range(1, 4):
+        await eventually(lambda: drain.connected and not drain.receiver_bound)
+        drain.push([line] * 10)
+        start = trio.current_time()
+        await drain.wait_idle()
+        assert trio.current_time() - start >= 0.05  # it waited for the writer's linger
+        assert drain.delivered == 10 * round_ and not len(drain.buffer)
+    assert len(await sink.wait_frames(30)) == 30
