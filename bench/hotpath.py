@@ -1,30 +1,83 @@
-"""In-process cost of the relay path's per-line loops: split, route/cook, syslog and HTTP render.
+"""In-process cost of the relay path's per-line loops: split, route/cook, syslog and HTTP render,
+and the per-channel post.
 
-    python bench/hotpath.py [--lines 2000] [--rounds 200]
+    python bench/hotpath.py [--lines 2000] [--rounds 200] [--apps 100]
     LOGROUTER_PURE_PYTHON=1 python bench/hotpath.py     # the pure-Python versions
 
-Builds one read's worth of octet-counted frames (~150 B, 100 tokens round-robin), then times
-each stage over ``rounds`` passes and prints one JSON line of µs per line per stage.
+Builds one read's worth of octet-counted frames (~150 B, ``--apps`` tokens round-robin), then
+times each stage over ``rounds`` passes and prints one JSON line of µs per line per stage.
+``post_batch_us`` is what one channel batch costs from ``Channel.post`` on: history, and a
+connected syslog drain's push (buffer, the shared writer's mark), each read followed (untimed)
+by the writer's round over a socket pair (``post_lines_per_batch``: lines per batch).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import time
 
+import trio
+
+from drains.base import DrainOptions
+from drains.syslog_drain import SyslogDrain
+from drains.syslog_writer import SyslogWriter
+from logrouter.core.channels import Channel, ChannelTable
 from logrouter.core.token_routing import route_by_token
 from logrouter.protocol.drainfmt import render_http, render_syslog
 from logrouter.protocol.framing import FrameSplitter
+from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 from logrouter.protocol.speedups import native
+
+
+def post_cost(buf: bytes, apps: int, rounds: int) -> tuple[float, float]:
+    """µs per channel batch of ``Channel.post`` into history and a connected syslog drain
+    (each read followed, untimed, by the writer's round over a socket pair); and the mean
+    lines per batch."""
+    async def main() -> tuple[float, float]:
+        table = ChannelTable(1500)
+        writer = SyslogWriter(0.002)
+        out, peer = socket.socketpair()
+        out.setblocking(False)
+        peer.setblocking(False)
+        drains = []
+        for i in range(apps):
+            table.put_channel(ChannelRecord(str(i), f"app{i}", 0.0))
+            table.put_token(TokenRecord("t.%032d" % i, str(i), "app"))
+            record = DrainRecord(i, str(i), "d.%032d" % i, "syslog://127.0.0.1:1", 0.0, 0.0)
+            drain = SyslogDrain(record, DrainOptions(), writer=writer)
+            drain._direct = out  # connected: pushes take the shared writer's path
+            table.channels[str(i)].add_consumer(drain, drain=True)
+            drains.append(drain)
+        groups = list(route_by_token(FrameSplitter().feed(buf), table.route).groups.items())
+        spent = 0.0
+        for _ in range(rounds):
+            pressured: list[object] = []
+            t0 = time.perf_counter()
+            for channel, lines in groups:
+                Channel.post(channel, lines, pressured)  # type: ignore[arg-type]
+            spent += time.perf_counter() - t0
+            dirty, writer._dirty = writer._dirty, {}
+            for drain in dirty:
+                while drain.write_direct():
+                    pass
+                try:
+                    while peer.recv(1 << 20):
+                        pass
+                except BlockingIOError:
+                    pass
+        return spent / (rounds * len(groups)) * 1e6, sum(len(g) for _, g in groups) / len(groups)
+    return trio.run(main)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lines", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=200)
+    p.add_argument("--apps", type=int, default=100)
     args = p.parse_args()
-    tokens = {b"t.%032d" % i: (i, b"app") for i in range(100)}
+    tokens = {b"t.%032d" % i: (i, b"app") for i in range(args.apps)}
     names = list(tokens)
     frames = []
     for i in range(args.lines):
@@ -50,11 +103,14 @@ def main() -> None:
         for g in groups:
             render_http(g)
     t4 = time.perf_counter()
+    post_us, per_batch = post_cost(buf, args.apps, args.rounds)
     print(json.dumps({
         "native": native is not None, "lines": args.lines, "rounds": args.rounds,
         "split_us": round((t1 - t0) / n * 1e6, 3), "route_us": round((t2 - t1) / n * 1e6, 3),
         "render_syslog_us": round((t3 - t2) / n * 1e6, 3),
-        "render_http_us": round((t4 - t3) / n * 1e6, 3)}))
+        "render_http_us": round((t4 - t3) / n * 1e6, 3),
+        "apps": args.apps, "post_batch_us": round(post_us, 3),
+        "post_lines_per_batch": round(per_batch, 2)}))
 
 
 if __name__ == "__main__":
