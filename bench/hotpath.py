@@ -25,9 +25,9 @@ from drains.syslog_drain import SyslogDrain
 from drains.syslog_writer import SyslogWriter
 from logrouter.core.channels import Channel, ChannelTable
 from logrouter.core.token_routing import route_by_token
+from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 from logrouter.protocol.drainfmt import render_http, render_syslog
 from logrouter.protocol.framing import FrameSplitter
-from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 from logrouter.protocol.speedups import native
 
 
@@ -44,8 +44,8 @@ def post_cost(buf: bytes, apps: int, rounds: int) -> tuple[float, float]:
         drains = []
         for i in range(apps):
             table.put_channel(ChannelRecord(str(i), f"app{i}", 0.0))
-            table.put_token(TokenRecord("t.%032d" % i, str(i), "app"))
-            record = DrainRecord(i, str(i), "d.%032d" % i, "syslog://127.0.0.1:1", 0.0, 0.0)
+            table.put_token(TokenRecord(f"t.{i:032d}", str(i), "app"))
+            record = DrainRecord(i, str(i), f"d.{i:032d}", "syslog://127.0.0.1:1", 0.0, 0.0)
             drain = SyslogDrain(record, DrainOptions(), writer=writer)
             drain._direct = out  # connected: pushes take the shared writer's path
             table.channels[str(i)].add_consumer(drain, drain=True)
