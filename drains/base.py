@@ -60,6 +60,7 @@ log = get_logger("logrouter.drains")
 SLOW_COOLDOWN = 10.0  # seconds a drain found slow stays slow at least (doubling per strike)
 SLOW_COOLDOWN_MAX = 300.0
 SLOW_FORGET = 600.0  # a drain not found slow for this long starts its cool-downs afresh
+ROOM_SAMPLE = 0.005  # seconds between looks at whether a wait for room is the receiver's doing
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,26 +228,37 @@ class Drain:
         this router's CPU. True here; a drain that can tell overrides it."""
         return True
 
-    async def wait_room(self, deadline: float) -> bool:
+    async def wait_room(self, deadline: float) -> float:
         """Wait (ingest side) until the buffer is back to ``buffer_lines``, the drain stops
-        absorbing, or ``deadline`` passes. Unless it made room by delivering, a drain that
-        is :attr:`receiver_bound` is then marked slow (see the module docstring).
+        absorbing, or ``deadline`` passes. The wait is judged by how much of it was the
+        receiver's doing: :attr:`receiver_bound` is sampled every ``ROOM_SAMPLE`` seconds
+        (one instant would mislead: a drain turning over on a busy router has nearly always
+        just sent a request). Unless it made room, a drain that is receiver-bound at the end
+        and for at least half of the wait is then marked slow (see the module docstring).
 
         Returns:
-            Whether the wait was the receiver's doing (the feeder charges it to its budget).
+            The seconds of the wait that were the receiver's doing (the feeder charges them
+            to its budget).
         """
         limit = self.options.buffer_lines
+        start = trio.current_time()
+        samples = bound_samples = 0
         self._room_waiters += 1
         try:
             with trio.move_on_at(deadline):
                 while self.absorbing and len(self.buffer) > limit:
-                    await self._room.wait()
+                    with trio.move_on_after(ROOM_SAMPLE):
+                        await self._room.wait()
+                    samples += 1
+                    bound_samples += self.receiver_bound
         finally:
             self._room_waiters -= 1
         bound = self.receiver_bound
-        if not self._closed and (len(self.buffer) > limit or not self.absorbing) and bound:
+        share = (bound_samples + bound) / (samples + 1)
+        now = trio.current_time()
+        if (not self._closed and (len(self.buffer) > limit or not self.absorbing) and bound
+                and share >= 0.5):
             # it did not make room in time, or failed meanwhile: no more push-back for now
-            now = trio.current_time()
             if now - self._slow_until > SLOW_FORGET:
                 self._slow_strikes = 0
             self._slow_strikes += 1
@@ -257,7 +269,7 @@ class Drain:
             self._apply_capacity()
             log.warning("drain_slow", drain_id=self.record.id, channel_id=self.record.channel_id,
                         dest=self.url.host, buffered=before, lost=max(0, before - limit))
-        return bound
+        return (now - start) * share
 
     # delivery side -----------------------------------------------------------------------
 

@@ -59,9 +59,9 @@ class _Tap:
         self.relay.collect(self.channel_id, lines)
         return False
 
-    async def wait_room(self, deadline: float) -> bool:
+    async def wait_room(self, deadline: float) -> float:
         """The cluster's queue drops (counted) rather than pushing back."""
-        return False
+        return 0.0
 
     def close(self) -> None:
         pass

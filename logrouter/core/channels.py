@@ -30,9 +30,9 @@ class Consumer(Protocol):
         the feeder to wait in :meth:`wait_room` before feeding more (a drain absorbing a
         burst); tails always answer False."""
 
-    async def wait_room(self, deadline: float) -> bool:
-        """Return once the consumer has room again, or at ``deadline`` (trio time); True
-        when the wait was its receiver's doing (charged to the feeder's budget)."""
+    async def wait_room(self, deadline: float) -> float:
+        """Return once the consumer has room again, or at ``deadline`` (trio time), with the
+        seconds of the wait that were its receiver's doing (charged to the feeder's budget)."""
 
     def close(self) -> None:
         """The channel was deleted: stop consuming."""

@@ -112,9 +112,9 @@ class TailHub:
         self.wake()
         return False
 
-    async def wait_room(self, deadline: float) -> bool:
+    async def wait_room(self, deadline: float) -> float:
         """Tails never push back."""
-        return False
+        return 0.0
 
     def wake(self) -> None:
         """Wake every waiting cursor (each re-checks whether it has something to do)."""

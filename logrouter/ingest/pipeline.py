@@ -120,17 +120,16 @@ class Ingest:
     async def wait_for_room(self, pressured: list[Consumer], budget: WaitBudget) -> None:
         """Let the drains a batch pushed past their buffer catch up, for at most what
         ``budget`` allows (each drain that does not because of its receiver is marked slow
-        and stops pushing back; see :mod:`drains.base`). Only waits that were some
-        receiver's doing spend the budget: waiting for the router's own CPU (a saturated
+        and stops pushing back; see :mod:`drains.base`). Only the part of the waits that was
+        some receiver's doing spends the budget: waiting for the router's own CPU (a saturated
         node) is what flow control is for. The caller reads nothing meanwhile, so TCP flow
         control slows the sender instead of lines being dropped."""
         start = trio.current_time()
         deadline = start + budget.available(start)
         self.metrics.backpressure_waits.inc()
-        charged = False
+        charged = 0.0
         for consumer in pressured:  # past the deadline: a receiver-bound one is marked slow
-            charged = await consumer.wait_room(deadline) or charged
+            charged += await consumer.wait_room(deadline)
         end = trio.current_time()
-        if charged:  # waits for the router's own CPU (drains keeping up) are not
-            budget.spend(end - start)
+        budget.spend(min(charged, end - start))  # waits for the router's own CPU are free
         self.metrics.backpressure_seconds.inc(end - start)

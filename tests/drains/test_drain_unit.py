@@ -167,3 +167,42 @@ def test_an_http_drain_is_receiver_bound_only_while_its_receiver_owes_an_answer(
         await conn.aclose()
 
     run(main)
+
+
+def test_a_drain_found_waiting_on_its_receiver_only_at_the_end_of_the_wait_is_not_marked_slow(
+        ) -> None:
+    """On a router busy with its own CPU an HTTP drain is nearly always turning over: its
+    receiver answered long ago, and the request that just went out is the only one it owes.
+    Looking at that one instant made every such wait the receiver's fault (HTTP drains were
+    marked slow and dropped lines under flat-out load although their receivers kept up). The
+    wait is judged by how much of it the receiver owed an answer."""
+    from logrouter.core.channels import ChannelTable
+    from logrouter.ingest.pipeline import Ingest
+    from logrouter.metrics import Metrics
+
+    class TurningOver(Idle):
+        owes_from = 0.0
+
+        @property
+        def receiver_bound(self) -> bool:  # owes an answer only in the wait's last 10 ms
+            return trio.current_time() >= self.owes_from
+
+    async def main() -> None:
+        d = TurningOver(DrainRecord(1, "c", "d.1", "https://logs.example.com/", 0.0, 0.0),
+                        DrainOptions(buffer_lines=100, burst_lines=1000))
+        ingest = Ingest(ChannelTable(10), Metrics(), backpressure_max=1.0)
+        budget = ingest.budget()
+        for _ in range(5):
+            d.push(LINES)
+        start = trio.current_time()
+        d.owes_from = start + 0.99
+        await ingest.wait_for_room([d], budget)
+        assert trio.current_time() - start == 1.0  # no room made: the whole budget waited
+        assert not d.slow and d.dropped == 0
+        assert budget.available(trio.current_time()) >= 0.9  # little of it charged
+        d.owes_from = trio.current_time()  # now it owes answers the whole time
+        for _ in range(3):
+            await ingest.wait_for_room([d], budget)
+        assert d.slow and d.dropped == 400
+
+    run(main)
