@@ -98,8 +98,12 @@ class DrainSupervisor:
         """Make the running drains of ``channel`` match its config."""
         alive = self.table.get(channel.id) is channel
         wanted = {d.id: d for d in channel.drains.values() if d.url is not None} if alive else {}
-        for drain_id, run in list(self.running.items()):
-            if run.channel is not channel:
+        for consumer in channel.consumers:  # this channel's drains only, not every drain's
+            if not isinstance(consumer, Drain):
+                continue
+            drain_id = consumer.record.id
+            run = self.running.get(drain_id)
+            if run is None or run.drain is not consumer:
                 continue
             record = wanted.get(drain_id)
             if record is None:
