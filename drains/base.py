@@ -156,7 +156,6 @@ class Drain:
         self._room_waiters = 0
         self._wakeup = trio.Event()
         self._wake_at = 1  # buffered lines that wake the delivery task (raised while lingering)
-        self._pressure_at = options.buffer_lines  # more buffered lines: the feeder should wait
         self._quiet = False  # nothing buffered or in flight (see wait_idle)
         self._quiet_waiter: trio.Event | None = None  # set when quiet; made by wait_idle
         self._closed = False
@@ -169,10 +168,15 @@ class Drain:
         buffer = self.buffer
         if self._waiting_since is None:
             self._waiting_since = trio.current_time()
-        if buffer.push_many(lines) or len(buffer) >= self._wake_at:
-            self._wakeup.set()  # enough to do (or a loss to report): wake the delivery task
+        self._lines_waiting(buffer.push_many(lines))
         self._quiet = False
-        return len(buffer) > self._pressure_at and self.absorbing
+        return len(buffer) > self.options.buffer_lines and self.absorbing
+
+    def _lines_waiting(self, displaced: int) -> None:
+        """Lines were pushed (``displaced`` old ones lost to make room): get them delivered.
+        Here: wake the delivery task once there is enough to do, or a loss to report."""
+        if displaced or len(self.buffer) >= self._wake_at:
+            self._wakeup.set()
 
     def close(self) -> None:
         self._closed = True

@@ -78,17 +78,14 @@ class SyslogDrain(Drain):
         the hold-up. Connected with every write taken, the drain only waits for its turn."""
         return self._direct is None or self._out is not None
 
-    def push(self, lines: list[bytes]) -> bool:
+    def _lines_waiting(self, displaced: int) -> None:
+        """Connected with every write taken: the shared writer writes them (it reports a
+        loss at the head of its next write); otherwise the drain's own task does."""
         writer = self.writer
         if self._direct is None or self._out is not None or writer is None:
-            return super().push(lines)
-        buffer = self.buffer
-        if self._waiting_since is None:
-            self._waiting_since = trio.current_time()
-        buffer.push_many(lines)
-        writer.mark(self)
-        self._quiet = False
-        return len(buffer) > self._pressure_at and self.absorbing
+            super()._lines_waiting(displaced)
+        else:
+            writer.mark(self)
 
     def write_direct(self) -> bool:
         """Write one batch on the non-blocking socket (called by the writer); hand anything
