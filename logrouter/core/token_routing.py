@@ -77,13 +77,18 @@ _route_to: Callable[[list[bytes], bytes, bytes], list[bytes]] = (
     native.route_to if native is not None else _route_to_py)
 
 
-def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]]) -> RouteResult[C]:
+def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
+                   groups: dict[C, list[bytes]] | None = None) -> RouteResult[C]:
     """Route each frame by the token in its APP-NAME field (Logplex §2.1).
 
     ``tokens`` maps ``t.…`` to ``(channel, token name)``; the token is replaced
-    by its name ("cooking"). Frames keep their order within each channel.
+    by its name ("cooking"). Frames keep their order within each channel. The lines are
+    appended to ``groups`` when given (it becomes the result's ``groups``: lines routed
+    earlier stay first).
     """
     result: RouteResult[C] = RouteResult()
+    if groups is not None:
+        result.groups = groups
     route = _route_frames if type(tokens) is dict else _route_frames_py
     result.not_syslog, result.no_token, result.unknown_token = route(frames, tokens, result.groups)
     return result

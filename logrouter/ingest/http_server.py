@@ -121,10 +121,10 @@ class LogsHandler:
                 else frames
             if entry is not None:
                 channel, name = entry
-                pressured = ingest.token_frames(chunk, channel, auth.secret.encode(), name,
+                pressured = await ingest.token_frames(chunk, channel, auth.secret.encode(), name,
                                                 received)
             else:
-                pressured = ingest.frames(chunk, received, "http")
+                pressured = await ingest.frames(chunk, received, "http")
             if pressured:
                 await ingest.wait_for_room(pressured, budget)
         return Response(204)

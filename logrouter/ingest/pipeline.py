@@ -1,10 +1,24 @@
 """The ingest pipeline shared by every transport: route a batch, post it, count it.
 
-:meth:`Ingest.frames` is synchronous and called once per read or request. It
-makes one metric call per counter per batch and logs drops at most once a
-second per reason (with the count since the last line), never per message. It
-returns the drains the batch pushed past their buffer; the transport then awaits
-:meth:`Ingest.wait_for_room` before reading more (burst absorption).
+:meth:`Ingest.frames` is called once per read or request. It makes one metric
+call per counter per batch and logs drops at most once a second per reason
+(with the count since the last line), never per message.
+
+Posting in rounds
+-----------------
+A read is routed at once, into the node's pending round, and posted together
+with every other read or request routed in the same pass of the event loop: the
+first batch of a round yields once (the other connections that are ready route
+theirs meanwhile), then posts the round — one ``Channel.post`` per channel for
+all of them — and wakes the others. With lines spread over many connections or
+apps each channel and drain then gets fewer, fuller batches (paced S1 at 1 M
+lines/s: 0.81-0.87 µs a line against 0.89-0.96). A round holding
+``ROUND_LINES`` lines is posted at once, so it stays bounded. Order is kept
+within each connection (its next read waits for the post of this one).
+
+:meth:`Ingest.frames` returns the drains the round pushed past their buffer;
+the transport then awaits :meth:`Ingest.wait_for_room` before reading more
+(burst absorption).
 """
 
 from __future__ import annotations
@@ -65,8 +79,22 @@ class WaitBudget:
         self._left -= seconds
 
 
+class _Round:
+    """Lines routed since the last post, posted together (see the module docstring)."""
+
+    __slots__ = ("done", "posted", "pressured")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.posted = False  # its lines went to their channels
+        self.pressured: list[Consumer] = []  # consumers the post pushed past their buffer
+
+
 class Ingest:
     """Routes frames into channels and keeps the ingest counters."""
+
+    #: A round holding this many lines is posted at once.
+    ROUND_LINES = 65536
 
     def __init__(self, table: ChannelTable, metrics: Metrics, backpressure_max: float = 1.0,
                  ) -> None:
@@ -74,6 +102,9 @@ class Ingest:
         self.backpressure_max = backpressure_max
         self.metrics = metrics
         self.drops = _DropLog()
+        self._round: _Round | None = None
+        self._pending: dict[Channel, list[bytes]] = {}  # the round's lines per channel
+        self._pending_lines = 0
 
     def dropped(self, reason: str, count: int, peer: str) -> None:
         """Count and (rate-limited) log ``count`` frames dropped as malformed for ``reason``."""
@@ -81,37 +112,78 @@ class Ingest:
             self.metrics.malformed[reason].inc(count)
             self.drops.add(reason, count, peer)
 
-    def frames(self, frames: list[bytes], received: Counter, peer: str) -> list[Consumer]:
-        """Route frames by the token in each APP-NAME.
+    async def frames(self, frames: list[bytes], received: Counter, peer: str) -> list[Consumer]:
+        """Route frames by the token in each APP-NAME and post them with the round.
 
         Returns:
             The consumers (drains absorbing a burst) the caller must let catch up, with
             :meth:`wait_for_room`, before it feeds more; usually empty.
         """
-        result = route_by_token(frames, self.table.route)
-        routed = 0
-        pressured: list[Consumer] = []
-        for channel, lines in result.groups.items():
-            channel.post(lines, pressured)
-            routed += len(lines)
+        round_, lead = self._join()
+        result = route_by_token(frames, self.table.route, self._pending)
+        routed = len(frames) - result.unknown_token - result.no_token - result.not_syslog
         if routed:
             received.inc(routed)
+            self._pending_lines += routed
         if result.unknown_token:
             self.metrics.unknown_token.inc(result.unknown_token)
             self.drops.add("unknown_token", result.unknown_token, peer)
         self.dropped("no_token", result.no_token, peer)
         self.dropped("not_syslog", result.not_syslog, peer)
-        return pressured
+        return await self._finish(round_, lead)
 
-    def token_frames(self, frames: list[bytes], channel: Channel, token: bytes, name: bytes,
-                     received: Counter) -> list[Consumer]:
-        """Post frames sent with one token's credentials to that token's channel; returns
-        what :meth:`frames` returns."""
-        pressured: list[Consumer] = []
+    async def token_frames(self, frames: list[bytes], channel: Channel, token: bytes,
+                           name: bytes, received: Counter) -> list[Consumer]:
+        """Post frames sent with one token's credentials to that token's channel, with the
+        round; returns what :meth:`frames` returns."""
+        round_, lead = self._join()
         if frames:
-            channel.post(route_to(frames, token, name), pressured)
+            cooked = route_to(frames, token, name)
+            pending = self._pending.get(channel)
+            if pending is None:
+                self._pending[channel] = cooked
+            else:
+                pending += cooked
             received.inc(len(frames))
-        return pressured
+            self._pending_lines += len(frames)
+        return await self._finish(round_, lead)
+
+    def _join(self) -> tuple[_Round, bool]:
+        """The round a batch is routed into, and whether the batch begins it."""
+        round_ = self._round
+        if round_ is None:
+            round_ = self._round = _Round()
+            return round_, True
+        return round_, False
+
+    async def _finish(self, round_: _Round, lead: bool) -> list[Consumer]:
+        """Post the round now when it is full; else the batch that began it posts it after
+        one pass of the event loop (shielded: posted even if that caller is cancelled), and
+        the others wait for that."""
+        if self._pending_lines >= self.ROUND_LINES:
+            self._post(round_)
+        elif lead:
+            try:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            finally:
+                self._post(round_)
+        else:
+            await round_.done.wait()
+        return round_.pressured
+
+    def _post(self, round_: _Round) -> None:
+        """Post the round's lines, one ``Channel.post`` per channel, and wake its batches."""
+        if round_.posted:
+            return
+        pending, self._pending = self._pending, {}
+        self._pending_lines = 0
+        if self._round is round_:
+            self._round = None
+        round_.posted = True
+        pressured = round_.pressured
+        for channel, lines in pending.items():
+            channel.post(lines, pressured)
+        round_.done.set()
 
     def budget(self) -> WaitBudget:
         """A new connection's (or request's) allowance of waiting for drains."""

@@ -86,7 +86,7 @@ class SyslogServer(StreamServer):
                 slot.touch()
                 frames = splitter.feed(data)
                 if frames:
-                    pressured = ingest.frames(frames, received, peer)
+                    pressured = await ingest.frames(frames, received, peer)
                     if pressured:
                         await ingest.wait_for_room(pressured, budget)
                 drops = splitter.drops

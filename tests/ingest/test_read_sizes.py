@@ -58,7 +58,8 @@ def test_big_reads_are_bounded_node_wide_and_given_back() -> None:
             watcher.cancel_scope.cancel()
         assert most == tcp_server.BIG_READERS and server.big_readers == 0
         grown = [s for s in sizes if tcp_server.SYSLOG_RECEIVE_BIG in s]
-        assert len(grown) == tcp_server.BIG_READERS
+        # a connection that ends gives its place to one still growing
+        assert len(grown) >= tcp_server.BIG_READERS
         assert all(max(s) == tcp_server.SYSLOG_RECEIVE_SIZE for s in sizes if s not in grown)
 
     trio.run(main)

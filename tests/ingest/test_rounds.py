@@ -1,0 +1,145 @@
+"""Reads routed in the same pass of the event loop are posted together, once per channel."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+from prometheus_client import Counter
+
+from logrouter.core.channels import ChannelTable
+from logrouter.ingest.pipeline import Ingest
+from logrouter.metrics import Metrics
+from logrouter.models import ChannelRecord, TokenRecord
+
+
+class Recorder:
+    """A consumer that records each push; it asks for room when ``pushback`` is set."""
+
+    def __init__(self, pushback: bool = False) -> None:
+        self.pushes: list[list[bytes]] = []
+        self.pushback = pushback
+
+    def push(self, lines: list[bytes]) -> bool:
+        self.pushes.append(list(lines))
+        return self.pushback
+
+    async def wait_room(self, deadline: float) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        pass
+
+
+def _setup(apps: int = 1, pushback: bool = False) -> tuple[Ingest, list[Recorder], Counter]:
+    table = ChannelTable(100)
+    recorders = []
+    for i in range(apps):
+        channel = table.put_channel(ChannelRecord(id=f"app{i}", name=f"app{i}", created_at=0.0))
+        table.put_token(TokenRecord(token=f"t.tok{i}", channel_id=f"app{i}", name="app"))
+        recorder = Recorder(pushback)
+        channel.add_consumer(recorder, drain=True)
+        recorders.append(recorder)
+    metrics = Metrics()
+    return Ingest(table, metrics), recorders, metrics.received_tcp
+
+
+def _frames(conn: str, count: int, app: int = 0) -> list[bytes]:
+    return [f"<13>1 - h t.tok{app} web.1 - - {conn}{i}".encode() for i in range(count)]
+
+
+def _msgs(lines: list[bytes]) -> list[str]:
+    return [line.rsplit(b" ", 1)[1].decode() for line in lines]
+
+
+def test_reads_of_one_pass_are_one_post_per_channel_in_each_connections_order() -> None:
+    async def main() -> None:
+        ingest, (rec,), received = _setup()
+        results: list[object] = []
+
+        async def connection(name: str) -> None:
+            for _ in range(2):  # two reads: the second waits for the post of the first
+                results.append(await ingest.frames(_frames(name, 3), received, name))
+
+        async with trio.open_nursery() as nursery:
+            for name in "abc":
+                nursery.start_soon(connection, name)
+        assert len(rec.pushes[0]) == 9  # the first reads of all three: one post
+        assert len(rec.pushes) < 6  # fewer posts than reads
+        for name in "abc":
+            mine = [m for m in _msgs([line for p in rec.pushes for line in p]) if m[0] == name]
+            assert mine == [f"{name}{i}" for i in (0, 1, 2)] * 2
+        assert results == [[]] * 6
+
+    trio.run(main)
+
+
+def test_a_full_round_is_posted_at_once_and_only_once() -> None:
+    async def main() -> None:
+        ingest, (rec,), received = _setup()
+        ingest.ROUND_LINES = 10
+        with trio.testing.assert_no_checkpoints():  # a batch that fills a round alone
+            await ingest.frames(_frames("x", 12), received, "x")
+        assert [len(p) for p in rec.pushes] == [12]
+
+        async def leader() -> None:
+            await ingest.frames(_frames("a", 4), received, "a")
+
+        for _ in range(100):  # until the scheduler runs this task while the leader yields
+            del rec.pushes[:]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(leader)
+                while ingest._round is None and not rec.pushes:
+                    await trio.sleep(0)
+                if rec.pushes:  # the leader had posted alone: try again
+                    continue
+                with trio.testing.assert_no_checkpoints():
+                    await ingest.frames(_frames("b", 6), received, "b")
+                assert [len(p) for p in rec.pushes] == [10]  # the batch that filled it posted
+            assert [len(p) for p in rec.pushes] == [10]  # and the leader did not post again
+            break
+        else:
+            raise AssertionError("never interleaved")
+
+    trio.run(main)
+
+
+def test_a_cancelled_batch_is_still_posted_with_its_round() -> None:
+    async def main() -> None:
+        ingest, (rec,), received = _setup()
+
+        async def cancelled_leader() -> None:
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await ingest.frames(_frames("a", 2), received, "a")
+
+        async def cancelled_follower() -> None:
+            await trio.sleep(0)
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await ingest.frames(_frames("b", 2), received, "b")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancelled_leader)
+            nursery.start_soon(cancelled_follower)
+        assert sorted(_msgs([line for p in rec.pushes for line in p])) == ["a0", "a1", "b0", "b1"]
+        assert received._value.get() == 4  # type: ignore[attr-defined]
+
+    trio.run(main)
+
+
+def test_every_batch_of_a_round_is_told_which_consumers_push_back() -> None:
+    async def main() -> None:
+        ingest, recorders, received = _setup(apps=2, pushback=True)
+        pressured: dict[str, list[object]] = {}
+
+        async def connection(name: str, app: int) -> None:
+            pressured[name] = list(await ingest.frames(_frames(name, 2, app), received, name))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection, "a", 0)
+            nursery.start_soon(connection, "b", 1)
+        assert [len(r.pushes) for r in recorders] == [1, 1]
+        assert sorted(map(id, pressured["a"])) == sorted(map(id, recorders))
+        assert pressured["b"] == pressured["a"]
+
+    trio.run(main)
