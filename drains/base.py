@@ -237,7 +237,7 @@ class Drain:
         absorbing, or ``deadline`` passes. The wait is judged by how much of it was the
         receiver's doing: :attr:`receiver_bound` is sampled every ``ROOM_SAMPLE`` seconds
         (one instant would mislead: a drain turning over on a busy router has nearly always
-        just sent a request). Unless it made room, a drain that is receiver-bound at the end
+        just sent a request). Unless it made room, a drain not yet slow that is receiver-bound at the end
         and for at least half of the wait is then marked slow (see the module docstring).
 
         Returns:
@@ -260,9 +260,10 @@ class Drain:
         bound = self.receiver_bound
         share = (bound_samples + bound) / (samples + 1)
         now = trio.current_time()
-        if (not self._closed and (len(self.buffer) > limit or not self.absorbing) and bound
-                and share >= 0.5):
+        if (not self._closed and not self.slow and (len(self.buffer) > limit or not self.absorbing)
+                and bound and share >= 0.5):
             # it did not make room in time, or failed meanwhile: no more push-back for now
+            # (once: another feeder waiting on it may have found it slow already)
             if now - self._slow_until > SLOW_FORGET:
                 self._slow_strikes = 0
             self._slow_strikes += 1

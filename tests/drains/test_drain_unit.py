@@ -206,3 +206,27 @@ def test_a_drain_found_waiting_on_its_receiver_only_at_the_end_of_the_wait_is_no
         assert d.slow and d.dropped == 400
 
     run(main)
+
+
+def test_connections_waiting_on_one_slow_drain_mark_it_slow_once() -> None:
+    """Several connections wait on the same drain; when it does not catch up, it is one
+    finding (one warning, one strike): not one per waiter, each doubling the cool-down."""
+    from logrouter.core.channels import ChannelTable
+    from logrouter.ingest.pipeline import Ingest
+    from logrouter.metrics import Metrics
+
+    async def main() -> None:
+        d = Idle(DrainRecord(1, "c", "d.1", "https://logs.example.com/", 0.0, 0.0),
+                 DrainOptions(buffer_lines=100, burst_lines=1000))
+        ingest = Ingest(ChannelTable(10), Metrics(), backpressure_max=1.0)
+        for _ in range(5):
+            d.push(LINES)
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(ingest.wait_for_room, [d], ingest.budget())
+        assert d.slow and d.dropped == 400
+        assert d._slow_strikes == 1
+        assert d._slow_until == start + 1.0 + SLOW_COOLDOWN
+
+    run(main)
