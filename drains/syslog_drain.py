@@ -32,6 +32,7 @@ from logrouter.core.buffer import Loss
 from logrouter.errors import DestinationRefused
 from logrouter.protocol.drainfmt import render_syslog, syslog_l10, syslog_unsent
 from logrouter.protocol.syslog import l14_line
+from logrouter.transport.send_many import send_many
 from logrouter.transport.tlsclient import cert_error, open_stream
 
 __all__ = ["SyslogDrain"]
@@ -87,32 +88,50 @@ class SyslogDrain(Drain):
         else:
             writer.mark(self)
 
-    def write_direct(self) -> bool:
-        """Write one batch on the non-blocking socket (called by the writer); hand anything
-        that does not go out at once to the drain's own task. Returns whether another full
-        batch waits."""
+    def take_write(self) -> tuple[int, _Write] | None:
+        """The next write for the shared writer: the socket's file descriptor and the batch,
+        rendered (it is in flight until :meth:`write_sent`); None when there is nothing to
+        write here (not connected, a partial write being finished by the drain's own task,
+        lines waiting on disk, or nothing buffered)."""
         sock = self._direct
         if sock is None or self._out is not None:
-            return False
+            return None
         if self.buffer.needs_fill:  # a spool's next lines are on disk: the drain's task reads
             self._wakeup.set()
-            return False
+            return None
         out = self._next_write()
-        if out is not None:
-            try:
-                out.sent = sock.send(out.data)
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                self._write_failed(out, f"write: {type(exc).__name__}")
-                self._broken = True
-                self._wakeup.set()
-                return False
-            if out.sent < len(out.data):
-                self._out = out
-                self._wakeup.set()
-                return False
-            self._write_done(out)
+        if out is None:
+            self._after_write()
+            return None
+        return sock.fileno(), out
+
+    def write_sent(self, out: _Write, sent: int) -> bool:
+        """The writer's send of ``out`` took ``sent`` bytes (``-errno``: it failed). Hand
+        what did not go out at once to the drain's own task. Returns whether another full
+        batch waits."""
+        if sent < 0:
+            error = OSError(-sent, os.strerror(-sent))  # its subclass names the error
+            self._write_failed(out, f"write: {type(error).__name__}")
+            self._broken = True
+            self._wakeup.set()
+            return False
+        out.sent = sent
+        if sent < len(out.data):
+            self._out = out
+            self._wakeup.set()
+            return False
+        self._write_done(out)
+        return self._after_write()
+
+    def write_direct(self) -> bool:
+        """:meth:`take_write` and its send, here and now (a writer round of one)."""
+        taken = self.take_write()
+        if taken is None:
+            return False
+        fd, out = taken
+        return self.write_sent(out, send_many([fd], [out.data])[0])
+
+    def _after_write(self) -> bool:
         if len(self.buffer) or self.buffer.has_loss:
             return len(self.buffer) >= WRITE_LINES or self._mark_again()
         self._set_quiet()
@@ -273,6 +292,8 @@ class SyslogDrain(Drain):
                         break
                 nursery.cancel_scope.cancel()
         finally:
+            with trio.CancelScope(shield=True):  # the writer may be sending on it right now
+                await writer.settle(self)
             writer.forget(self)
             self._direct.close()
             self._direct = None

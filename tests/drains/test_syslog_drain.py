@@ -237,3 +237,66 @@ async def test_wait_idle_returns_once_each_push_is_written(nursery: trio.Nursery
         assert trio.current_time() - start >= 0.05  # it waited for the writer's linger
         assert drain.delivered == 10 * round_ and not len(drain.buffer)
     assert len(await sink.wait_frames(30)) == 30
+
+
+async def test_rounds_sent_from_a_worker_thread_deliver_every_line_in_order(
+        nursery: trio.Nursery) -> None:
+    """With thousands of drains the writer's rounds are sent from a worker thread (here
+    every round is): each drain's lines still arrive whole and in order."""
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    writer = SyslogWriter(linger=0.005, thread_writes=1)
+    nursery.start_soon(writer.run)
+    drains = []
+    for i in range(5):
+        record = DrainRecord(i, "c", f"d.{i}", f"syslog://127.0.0.1:{port}", 0.0, 0.0)
+        drain = SyslogDrain(record, DrainOptions(backoff_initial=0.05, backoff_max=0.2,
+                                                 buffer_lines=10_000), writer=writer)
+        nursery.start_soon(drain.run)
+        drains.append(drain)
+    await eventually(lambda: all(d.connected and not d.receiver_bound for d in drains))
+    for batch in range(20):
+        for drain in drains:
+            drain.push([b"<190>1 2026-11-26T10:00:00+00:00 host app web.1 - - %d" % (batch * 100 + n)
+                        for n in range(100)])
+        await trio.sleep(0.002)
+    frames = await sink.wait_frames(5 * 2000)
+    for i in range(5):
+        mine = [f.rsplit(b" ", 1)[1] for f in frames if b" d.%d " % i in f]
+        assert mine == [b"%d\n" % n for n in range(2000)]
+
+
+async def test_a_drain_stopped_while_its_round_is_sending_closes_its_socket_after(
+        nursery: trio.Nursery) -> None:
+    """The writer's thread may be sending on a drain's socket when the drain stops (removed,
+    or the node shutting down): the socket closes only after that send, and every line is
+    either delivered (the sink has it) or still buffered — none is lost unreported."""
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    writer = SyslogWriter(linger=0.001, thread_writes=1)
+    nursery.start_soon(writer.run)
+    record = DrainRecord(1, "c", "d.1", f"syslog://127.0.0.1:{port}", 0.0, 0.0)
+    drain = SyslogDrain(record, DrainOptions(backoff_initial=0.05, backoff_max=0.2,
+                                             buffer_lines=100_000, burst_lines=100_000),
+                        writer=writer)
+    scope = trio.CancelScope()
+
+    async def run_drain() -> None:
+        with scope:
+            await drain.run()
+
+    nursery.start_soon(run_drain)
+    await eventually(lambda: drain.connected and not drain.receiver_bound)
+    big = b"<190>1 2026-11-26T10:00:00+00:00 host app web.1 - - " + b"x" * 8000
+    pushed = 20_000
+    drain.push([big] * pushed)
+    with trio.fail_after(10):
+        while drain not in writer._sending:
+            await trio.sleep(0)
+    scope.cancel()
+    await eventually(lambda: not drain.connected)
+    assert drain.dropped == 0
+    assert drain.delivered + len(drain.buffer) == pushed
+    await sink.wait_frames(drain.delivered)
+    await trio.sleep(0.2)
+    assert len(sink.frames) == drain.delivered  # what went out whole was counted, no more

@@ -2,7 +2,8 @@
  * logrouter.protocol._speedups: C versions of the per-line loops of the relay path.
  *
  * module.c (method table), split_route.c (framing, routing, cooking), render.c (drain and
- * session renderings); speedups.h holds what they share.
+ * session renderings), send_many.c (a round of sends without the GIL); speedups.h holds what
+ * they share.
  *
  * Each function here has a pure-Python twin that defines its behaviour:
  *
@@ -12,14 +13,17 @@
  *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
  *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
  *   render_tail    tailfmt._render_lines_py    (session rendering: text or SSE)
+ *   send_many      transport.send_many._send_many_py  (non-blocking sends on many sockets;
+ *                                               the one function that releases the GIL)
  *   untrack        speedups.untrack            (a container of bytes out of the cyclic GC;
  *                                               without C it stays tracked: slower, same result)
  *
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
- * input. The functions only slice and splice bytes; they never block, never release the
- * GIL and hold no state. Anything unusual (a line that is not in the common RFC 5424
- * shape) goes back to Python: split_octets stops and returns where it stopped, the
- * renderers call the `slow` function they are given for that one line.
+ * input. The functions only slice and splice bytes; they never block, never release the GIL
+ * and hold no state — send_many aside, the one that does I/O (its caller is in the transport
+ * layer). Anything unusual (a line that is not in the common RFC 5424 shape) goes back to
+ * Python: split_octets stops and returns where it stopped, the renderers call the `slow`
+ * function they are given for that one line.
  */
 #ifndef LOGROUTER_SPEEDUPS_H
 #define LOGROUTER_SPEEDUPS_H
@@ -95,5 +99,6 @@ PyObject *lr_route_to(PyObject *self, PyObject *args);
 PyObject *lr_render_syslog(PyObject *self, PyObject *args);
 PyObject *lr_render_http(PyObject *self, PyObject *args);
 PyObject *lr_render_tail(PyObject *self, PyObject *args);
+PyObject *lr_send_many(PyObject *self, PyObject *args);
 
 #endif
