@@ -41,6 +41,11 @@ log = get_logger("logrouter.drains")
 #: from it cost S1 (100 drains) 10-15 %.
 THREAD_WRITES = 512
 
+#: A round takes writes until they hold this many bytes; the other dirty drains wait for the
+#: next round (at once). The rendered bytes of a round live until its sends are done, so this
+#: bounds that memory (5,000 drains with a full write each would hold ~380 MB).
+ROUND_BYTES = 16 << 20
+
 
 class DirectWriter(Protocol):
     def take_write(self) -> tuple[int, Any] | None:
@@ -58,11 +63,14 @@ class SyslogWriter:
     Args:
         linger: seconds to wait after the first mark before a round.
         thread_writes: a round of at least this many writes is sent from a worker thread.
+        round_bytes: a round takes writes until they hold this many bytes.
     """
 
-    def __init__(self, linger: float, thread_writes: int = THREAD_WRITES) -> None:
+    def __init__(self, linger: float, thread_writes: int = THREAD_WRITES,
+                 round_bytes: int = ROUND_BYTES) -> None:
         self.linger = linger
         self.thread_writes = thread_writes
+        self.round_bytes = round_bytes
         self._dirty: dict[DirectWriter, None] = {}
         self._wakeup = trio.Event()
         self._sending: dict[DirectWriter, None] = {}  # drains of the round being sent
@@ -96,13 +104,19 @@ class SyslogWriter:
             await trio.lowlevel.checkpoint()
 
     async def _round(self, dirty: dict[DirectWriter, None]) -> bool:
-        """Take a write from each dirty drain, send them all, and give each drain its result;
-        returns whether some drain has a full batch waiting still."""
+        """Take a write from each dirty drain (up to ``round_bytes``), send them all, and give
+        each drain its result; returns whether some drain is still to be written at once."""
         drains: list[DirectWriter] = []
         outs: list[Any] = []
         fds: list[int] = []
         datas: list[bytes] = []
+        size = 0
+        urgent = False
         for drain in dirty:
+            if size >= self.round_bytes:  # the rest go in the next round
+                self._dirty[drain] = None
+                urgent = True
+                continue
             try:
                 taken = drain.take_write()
             except Exception:
@@ -114,8 +128,9 @@ class SyslogWriter:
                 outs.append(out)
                 fds.append(fd)
                 datas.append(out.data)
+                size += len(out.data)
         if not drains:
-            return False
+            return urgent
         self._sending = dict.fromkeys(drains)
         try:
             if len(drains) >= self.thread_writes:
@@ -126,7 +141,6 @@ class SyslogWriter:
             self._sending = {}
             self._sent.set()
             self._sent = trio.Event()
-        urgent = False
         for drain, out, sent in zip(drains, outs, results, strict=True):
             try:
                 if drain.write_sent(out, sent):

@@ -6,6 +6,7 @@ import re
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 import trustme
 
@@ -239,13 +240,15 @@ async def test_wait_idle_returns_once_each_push_is_written(nursery: trio.Nursery
     assert len(await sink.wait_frames(30)) == 30
 
 
+@pytest.mark.parametrize("round_bytes", [16 << 20, 1])
 async def test_rounds_sent_from_a_worker_thread_deliver_every_line_in_order(
-        nursery: trio.Nursery) -> None:
+        nursery: trio.Nursery, round_bytes: int) -> None:
     """With thousands of drains the writer's rounds are sent from a worker thread (here
-    every round is): each drain's lines still arrive whole and in order."""
+    every round is): each drain's lines still arrive whole and in order — also when a round
+    holds only some of the dirty drains' writes (``round_bytes``; 1: one write a round)."""
     sink = SyslogSink()
     port = await nursery.start(sink.run)
-    writer = SyslogWriter(linger=0.005, thread_writes=1)
+    writer = SyslogWriter(linger=0.005, thread_writes=1, round_bytes=round_bytes)
     nursery.start_soon(writer.run)
     drains = []
     for i in range(5):
