@@ -2,6 +2,7 @@
 
     python bench/run.py S1 [-n 1000000] [-s 150] [--rate R] [--sink-rate R] [--runs 3]
         [--apps 100] [--drains N] [--tails 100] [--payload pad|mixed] [--json-out F] [--cold]
+        [--prefill N]
 
 Scenarios (1 M lines of ~150 bytes unless -n says otherwise):
   S1  relay: 4 TCP connections, 100 apps, each with a syslog drain to the sink, history on
@@ -296,7 +297,7 @@ def history_settled(router: Router, pids: list[int], wait: float) -> dict[str, A
 def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
              sink_rate: float = 0.0, apps: int = 100, drains: int | None = None,
              tails: int = 100, payload: str = "pad", history_lines: int = 1500,
-             ) -> dict[str, Any]:
+             prefill: int = 0) -> dict[str, Any]:
     """Run one scenario (see the module docstring) and return its result fields."""
     workdir = tempfile.mkdtemp(prefix="lr-bench-run-")
     env: dict[str, str] = {}
@@ -322,6 +323,8 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
     drains = apps if drains is None else min(drains, apps)
     warm = 0 if cold else drains  # warm-up lines the sink gets before the run
     expected = lines_to_first(n, k, apps, drains, cycle)  # lines the sink should get
+    if prefill:  # sent (untimed) before the run: counted by the sink as warm-up
+        warm += lines_to_first(prefill, k, apps, drains, cycle)
     if name in ("S1", "S5", "S6", "H"):
         sink, sink_port = start_sink(expected, max_rate=sink_rate, warm=warm)
     elif name == "S2":
@@ -350,6 +353,10 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
             warm_up(router, tokens, drain_paths)
         tokens_file = f"{workdir}/tokens.txt"
         Path(tokens_file).write_text("\n".join(tokens) + "\n")
+        if prefill:
+            port = router.ports["syslog"]
+            run_loadgen(port, tokens_file, prefill, k, size, 0, 0.0, payload, cycle)
+            settle_prefill(router, prefill)
         tail_clients = Tails(router, "bench0", tails, n) if name == "S4" else None
         # The router's process tree (the workers, for S5) and Redis count as the router.
         pids = process_tree(router.proc.pid) + ([redis.pid] if redis is not None else [])
@@ -412,6 +419,22 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         if redis is not None:
             redis.kill()
             redis.wait()
+
+
+def settle_prefill(router: Router, prefill: int) -> None:
+    """Wait until the prefill was received and the router's CPU is quiet (drains caught up,
+    history compacted) for a second, at most 120 s."""
+    deadline = time.time() + 120
+    while router.metric(RECEIVED) < prefill and time.time() < deadline:
+        time.sleep(0.05)
+    pids = process_tree(router.proc.pid)
+    last = sum(cpu_seconds(p) for p in pids)
+    while time.time() < deadline:
+        time.sleep(1.0)
+        now = sum(cpu_seconds(p) for p in pids)
+        if now - last < 0.05:
+            return
+        last = now
 
 
 class RssSampler(threading.Thread):
@@ -483,13 +506,19 @@ def main() -> None:
     p.add_argument("--cold", action="store_true",
                    help="no warm-up: drains connect on the run's first lines")
     p.add_argument("--json-out")
+    p.add_argument("--prefill", type=int, default=0,
+                   help="lines sent (untimed) before the run, e.g. to measure with every "
+                        "history full (S1, S6, S1-tls, S3; the sink's latency covers them too)")
     args = p.parse_args()
     for _ in range(args.runs):
         if args.scenario == "S6-outage":
             result = outage(args.rate, args.outage, args.s)
         else:
             result = scenario(args.scenario, args.n, args.rate, args.s, args.cold, args.sink_rate,
-                              args.apps, args.drains, args.tails, args.payload)
+                              args.apps, args.drains, args.tails, args.payload,
+                              prefill=args.prefill)
+            if args.prefill:
+                result["prefill"] = args.prefill
         line = json.dumps(result)
         print(line, flush=True)
         if args.json_out:
