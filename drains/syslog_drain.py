@@ -100,8 +100,9 @@ class SyslogDrain(Drain):
             self._wakeup.set()
             return None
         out = self._next_write()
-        if out is None:
-            self._after_write()
+        if out is None:  # nothing in the batch could be rendered (counted lost)
+            if self._after_write():
+                self._mark_again()  # a full batch waits behind it: the next round
             return None
         return sock.fileno(), out
 

@@ -303,3 +303,23 @@ async def test_a_drain_stopped_while_its_round_is_sending_closes_its_socket_afte
     await sink.wait_frames(drain.delivered)
     await trio.sleep(0.2)
     assert len(sink.frames) == drain.delivered  # what went out whole was counted, no more
+
+
+async def test_a_write_of_only_unrenderable_lines_does_not_strand_the_lines_behind_it(
+        nursery: trio.Nursery) -> None:
+    """A batch whose every line cannot be rendered gives no write (its lines are counted
+    lost); a full batch waiting behind it is still written without another push."""
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    writer = SyslogWriter(linger=0.001)
+    nursery.start_soon(writer.run)
+    record = DrainRecord(1, "c", "d.1", f"syslog://127.0.0.1:{port}", 0.0, 0.0)
+    drain = SyslogDrain(record, DrainOptions(backoff_initial=0.05, backoff_max=0.2,
+                                             buffer_lines=10_000), writer=writer)
+    nursery.start_soon(drain.run)
+    await eventually(lambda: drain.connected and not drain.receiver_bound)
+    good = b"<190>1 2026-11-26T10:00:00+00:00 host app web.1 - - fine"
+    drain.push([b"not syslog"] * 512 + [good] * 600)
+    frames = await sink.wait_frames(601, timeout=5)  # the L10 for the 512, then the 600
+    assert L10.match(frames[0]) and L10.match(frames[0]).group(1) == b"512"  # type: ignore[union-attr]
+    assert all(f.endswith(b"fine\n") for f in frames[1:]) and len(frames) == 601
