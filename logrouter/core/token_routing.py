@@ -20,17 +20,14 @@ C = TypeVar("C")
 class RouteResult(Generic[C]):
     """Per-channel cooked lines plus the counts of what was dropped."""
 
-    __slots__ = ("groups", "no_token", "not_syslog", "unknown_token")
+    __slots__ = ("groups", "no_token", "not_syslog", "routed", "unknown_token")
 
     def __init__(self) -> None:
         self.groups: dict[C, list[bytes]] = {}
+        self.routed = 0  # frames of this call appended to groups
         self.no_token = 0  # APP-NAME is not a t. token
         self.not_syslog = 0  # fewer than five fields: no APP-NAME at all
         self.unknown_token = 0
-
-    @property
-    def routed(self) -> int:
-        return sum(len(g) for g in self.groups.values())
 
 
 def _route_frames_py(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
@@ -91,6 +88,7 @@ def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
         result.groups = groups
     route = _route_frames if type(tokens) is dict else _route_frames_py
     result.not_syslog, result.no_token, result.unknown_token = route(frames, tokens, result.groups)
+    result.routed = len(frames) - result.not_syslog - result.no_token - result.unknown_token
     return result
 
 

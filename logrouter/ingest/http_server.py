@@ -121,8 +121,8 @@ class LogsHandler:
                 else frames
             if entry is not None:
                 channel, name = entry
-                pressured = await ingest.token_frames(chunk, channel, auth.secret.encode(), name,
-                                                received)
+                pressured = await ingest.token_frames(chunk, channel, auth.secret.encode(),
+                                                      name, received)
             else:
                 pressured = await ingest.frames(chunk, received, "http")
             if pressured:

@@ -82,11 +82,10 @@ class WaitBudget:
 class _Round:
     """Lines routed since the last post, posted together (see the module docstring)."""
 
-    __slots__ = ("done", "posted", "pressured")
+    __slots__ = ("done", "pressured")
 
     def __init__(self) -> None:
-        self.done = trio.Event()
-        self.posted = False  # its lines went to their channels
+        self.done = trio.Event()  # set once its lines went to their channels
         self.pressured: list[Consumer] = []  # consumers the post pushed past their buffer
 
 
@@ -121,7 +120,7 @@ class Ingest:
         """
         round_, lead = self._join()
         result = route_by_token(frames, self.table.route, self._pending)
-        routed = len(frames) - result.unknown_token - result.no_token - result.not_syslog
+        routed = result.routed
         if routed:
             received.inc(routed)
             self._pending_lines += routed
@@ -173,17 +172,16 @@ class Ingest:
 
     def _post(self, round_: _Round) -> None:
         """Post the round's lines, one ``Channel.post`` per channel, and wake its batches."""
-        if round_.posted:
+        if round_.done.is_set():
             return
         pending, self._pending = self._pending, {}
         self._pending_lines = 0
         if self._round is round_:
             self._round = None
-        round_.posted = True
+        round_.done.set()  # its waiters run after this returns, pressured filled in
         pressured = round_.pressured
         for channel, lines in pending.items():
             channel.post(lines, pressured)
-        round_.done.set()
 
     def budget(self) -> WaitBudget:
         """A new connection's (or request's) allowance of waiting for drains."""

@@ -55,4 +55,3 @@ def keep_freed_memory(max_bytes: int) -> None:
     if native is not None:
         native.keep_arenas(max_bytes)
         native.hold_freed_memory(max_bytes)
-
