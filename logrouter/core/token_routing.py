@@ -1,8 +1,9 @@
 """Routing: frames → token → channel, cooked, grouped per channel. Synchronous and pure.
 
-Called once per read (TCP) or per request (HTTP) with all the frames it
-completed; returns one list per channel, so the caller posts each channel once
-and counts once — no per-message await, metric call or log line.
+Called once per read (TCP: straight from the read's bytes, see
+:meth:`Routing.octets`) or per request (HTTP) with all the frames it completed;
+appends to one list per channel, so the caller posts each channel once and
+counts once — no per-message await, metric call or log line.
 """
 
 from __future__ import annotations
@@ -10,24 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from logrouter.protocol.framing import split_octets
 from logrouter.protocol.speedups import native
 
-__all__ = ["RouteResult", "route_by_token", "route_to"]
+__all__ = ["Routing", "route_by_token", "route_to"]
 
 C = TypeVar("C")
-
-
-class RouteResult(Generic[C]):
-    """Per-channel cooked lines plus the counts of what was dropped."""
-
-    __slots__ = ("groups", "no_token", "not_syslog", "routed", "unknown_token")
-
-    def __init__(self) -> None:
-        self.groups: dict[C, list[bytes]] = {}
-        self.routed = 0  # frames of this call appended to groups
-        self.no_token = 0  # APP-NAME is not a t. token
-        self.not_syslog = 0  # fewer than five fields: no APP-NAME at all
-        self.unknown_token = 0
 
 
 def _route_frames_py(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
@@ -68,14 +57,77 @@ def _route_to_py(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:
     return out
 
 
+def _split_route_py(buf: bytes, pos: int, max_frame: int, tokens: Mapping[bytes, tuple[C, bytes]],
+                    groups: dict[C, list[bytes]]) -> tuple[int, int, int, int, int]:
+    """:func:`~logrouter.protocol.framing.split_octets` and :func:`_route_frames_py` in one
+    call: route the well-formed octet-counted frames of ``buf[pos:]``. Returns the position
+    ``split_octets`` returns, then the counts of frames routed, not syslog, with no token and
+    with an unknown token."""
+    frames: list[bytes] = []
+    pos = split_octets(buf, pos, max_frame, frames)
+    not_syslog, no_token, unknown_token = _route_frames_py(frames, tokens, groups)
+    routed = len(frames) - not_syslog - no_token - unknown_token
+    return pos, routed, not_syslog, no_token, unknown_token
+
+
 _route_frames: Callable[[list[bytes], Any, Any], tuple[int, int, int]] = (
     native.route_frames if native is not None else _route_frames_py)
+_split_route: Callable[[bytes, int, int, Any, Any], tuple[int, int, int, int, int]] = (
+    native.split_route if native is not None else _split_route_py)
 _route_to: Callable[[list[bytes], bytes, bytes], list[bytes]] = (
     native.route_to if native is not None else _route_to_py)
 
 
+class Routing(Generic[C]):
+    """One routing pass: frames → token → channel, cooked, appended to ``groups`` (one list
+    per channel, lines routed earlier staying first), and the counts of what was dropped.
+
+    Frames come as lists (:meth:`frames`) or straight from the bytes of a read
+    (:meth:`octets`, the taker of ``FrameSplitter.feed_to``: no bytes object per frame).
+    """
+
+    __slots__ = ("_native", "groups", "no_token", "not_syslog", "routed", "tokens",
+                 "unknown_token")
+
+    def __init__(self, tokens: Mapping[bytes, tuple[C, bytes]],
+                 groups: dict[C, list[bytes]] | None = None) -> None:
+        self.tokens = tokens
+        self.groups: dict[C, list[bytes]] = {} if groups is None else groups
+        self._native = type(tokens) is dict  # the C loops take a dict only
+        self.routed = 0  # frames appended to groups
+        self.no_token = 0  # APP-NAME is not a t. token
+        self.not_syslog = 0  # fewer than five fields: no APP-NAME at all
+        self.unknown_token = 0
+
+    def frames(self, frames: list[bytes]) -> None:
+        """Route ``frames`` by the token in each APP-NAME (Logplex §2.1)."""
+        route = _route_frames if self._native else _route_frames_py
+        not_syslog, no_token, unknown_token = route(frames, self.tokens, self.groups)
+        self.routed += len(frames) - not_syslog - no_token - unknown_token
+        self.not_syslog += not_syslog
+        self.no_token += no_token
+        self.unknown_token += unknown_token
+
+    def octets(self, buf: bytes, pos: int, max_frame: int) -> int:
+        """Route the well-formed octet-counted frames of ``buf[pos:]``; returns what
+        ``split_octets`` returns for them (where they end)."""
+        route = _split_route if self._native else _split_route_py
+        pos, routed, not_syslog, no_token, unknown_token = route(buf, pos, max_frame, self.tokens,
+                                                                 self.groups)
+        self.routed += routed
+        self.not_syslog += not_syslog
+        self.no_token += no_token
+        self.unknown_token += unknown_token
+        return pos
+
+    @property
+    def dropped(self) -> int:
+        """Frames not routed."""
+        return self.not_syslog + self.no_token + self.unknown_token
+
+
 def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
-                   groups: dict[C, list[bytes]] | None = None) -> RouteResult[C]:
+                   groups: dict[C, list[bytes]] | None = None) -> Routing[C]:
     """Route each frame by the token in its APP-NAME field (Logplex §2.1).
 
     ``tokens`` maps ``t.…`` to ``(channel, token name)``; the token is replaced
@@ -83,13 +135,9 @@ def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
     appended to ``groups`` when given (it becomes the result's ``groups``: lines routed
     earlier stay first).
     """
-    result: RouteResult[C] = RouteResult()
-    if groups is not None:
-        result.groups = groups
-    route = _route_frames if type(tokens) is dict else _route_frames_py
-    result.not_syslog, result.no_token, result.unknown_token = route(frames, tokens, result.groups)
-    result.routed = len(frames) - result.not_syslog - result.no_token - result.unknown_token
-    return result
+    routing = Routing(tokens, groups)
+    routing.frames(frames)
+    return routing
 
 
 def route_to(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:

@@ -1,6 +1,7 @@
 """The ingest pipeline shared by every transport: route a batch, post it, count it.
 
-:meth:`Ingest.frames` is called once per read or request. It makes one metric
+:meth:`Ingest.read` (a syslog read) or :meth:`Ingest.frames` (a request's frames) is
+called once per read or request. It makes one metric
 call per counter per batch and logs drops at most once a second per reason
 (with the count since the last line), never per message.
 
@@ -16,7 +17,7 @@ lines/s: 0.81-0.87 µs a line against 0.89-0.96). A round holding
 ``ROUND_LINES`` lines is posted at once, so it stays bounded. Order is kept
 within each connection (its next read waits for the post of this one).
 
-:meth:`Ingest.frames` returns the drains the round pushed past their buffer;
+Both return the drains the round pushed past their buffer;
 the transport then awaits :meth:`Ingest.wait_for_room` before reading more
 (burst absorption).
 """
@@ -29,9 +30,10 @@ import trio
 from prometheus_client import Counter
 
 from logrouter.core.channels import Channel, ChannelTable, Consumer
-from logrouter.core.token_routing import route_by_token, route_to
+from logrouter.core.token_routing import Routing, route_by_token, route_to
 from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
+from logrouter.protocol.framing import FrameSplitter
 
 __all__ = ["Ingest", "WaitBudget"]
 
@@ -111,6 +113,18 @@ class Ingest:
             self.metrics.malformed[reason].inc(count)
             self.drops.add(reason, count, peer)
 
+    async def read(self, splitter: FrameSplitter, data: bytes, received: Counter,
+                   peer: str) -> list[Consumer]:
+        """Split one read of a syslog stream, route its frames straight from ``data`` (no
+        bytes object per frame: :meth:`Routing.octets`) and post them with the round; returns
+        what :meth:`frames` returns (at once, with nothing, when the read completed no
+        frame)."""
+        routing = Routing(self.table.route, self._pending)
+        splitter.feed_to(data, routing.octets, routing.frames)
+        if not routing.routed and not routing.dropped:
+            return []
+        return await self._routed(routing, received, peer)
+
     async def frames(self, frames: list[bytes], received: Counter, peer: str) -> list[Consumer]:
         """Route frames by the token in each APP-NAME and post them with the round.
 
@@ -118,17 +132,22 @@ class Ingest:
             The consumers (drains absorbing a burst) the caller must let catch up, with
             :meth:`wait_for_room`, before it feeds more; usually empty.
         """
+        return await self._routed(route_by_token(frames, self.table.route, self._pending),
+                                  received, peer)
+
+    async def _routed(self, routing: Routing[Channel], received: Counter,
+                      peer: str) -> list[Consumer]:
+        """Count a batch routed into the pending round, and post it with the round."""
         round_, lead = self._join()
-        result = route_by_token(frames, self.table.route, self._pending)
-        routed = result.routed
+        routed = routing.routed
         if routed:
             received.inc(routed)
             self._pending_lines += routed
-        if result.unknown_token:
-            self.metrics.unknown_token.inc(result.unknown_token)
-            self.drops.add("unknown_token", result.unknown_token, peer)
-        self.dropped("no_token", result.no_token, peer)
-        self.dropped("not_syslog", result.not_syslog, peer)
+        if routing.unknown_token:
+            self.metrics.unknown_token.inc(routing.unknown_token)
+            self.drops.add("unknown_token", routing.unknown_token, peer)
+        self.dropped("no_token", routing.no_token, peer)
+        self.dropped("not_syslog", routing.not_syslog, peer)
         return await self._finish(round_, lead)
 
     async def token_frames(self, frames: list[bytes], channel: Channel, token: bytes,

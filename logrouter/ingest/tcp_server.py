@@ -84,11 +84,9 @@ class SyslogServer(StreamServer):
                         self.big_readers -= 1
                         big = False
                 slot.touch()
-                frames = splitter.feed(data)
-                if frames:
-                    pressured = await ingest.frames(frames, received, peer)
-                    if pressured:
-                        await ingest.wait_for_room(pressured, budget)
+                pressured = await ingest.read(splitter, data, received, peer)
+                if pressured:
+                    await ingest.wait_for_room(pressured, budget)
                 drops = splitter.drops
                 if drops["oversize"] or drops["garbage"]:
                     for reason, n in splitter.take_drops().items():

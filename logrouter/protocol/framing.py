@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from logrouter.protocol.speedups import native
 
-__all__ = ["DROP_REASONS", "FrameSplitter", "split_octet_counted"]
+__all__ = ["DROP_REASONS", "FrameSplitter", "FramesTaker", "OctetsTaker", "split_octet_counted"]
 
 #: Reasons a splitter drops bytes, the label values of the malformed counter.
 DROP_REASONS = ("oversize", "garbage")
@@ -75,6 +75,12 @@ def _split_octets_py(buf: bytes, pos: int, max_frame: int, out: list[bytes]) -> 
 split_octets: Callable[[bytes, int, int, list[bytes]], int] = (
     native.split_octets if native is not None else _split_octets_py)
 
+#: What :meth:`FrameSplitter.feed_to` hands a run of octet-counted frames to: ``(buf, pos,
+#: max_frame)`` → the position :func:`split_octets` would return.
+OctetsTaker = Callable[[bytes, int, int], int]
+#: What :meth:`FrameSplitter.feed_to` hands the other frames to.
+FramesTaker = Callable[[list[bytes]], object]
+
 
 class FrameSplitter:
     """Incremental RFC 6587 splitter for one byte stream.
@@ -117,36 +123,56 @@ class FrameSplitter:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` to the stream and return the frames it completed, in order."""
+        frames: list[bytes] = []
+
+        def octets(buf: bytes, pos: int, max_frame: int) -> int:
+            return split_octets(buf, pos, max_frame, frames)
+
+        self.feed_to(data, octets, frames.extend)
+        return frames
+
+    def feed_to(self, data: bytes, octets: OctetsTaker, others: FramesTaker) -> None:
+        """Add ``data`` to the stream and hand over the frames it completed, in stream order,
+        without returning them: each run of well-formed octet-counted frames (the fast path)
+        as ``octets(buf, pos, max_frame)``, which must take the frames of ``buf[pos:]`` and
+        return what :func:`split_octets` returns for them; the frames framed otherwise
+        (newline framing) as lists given to ``others``. This lets a caller route a read
+        straight from its bytes (``token_routing.Routing.octets``)."""
         if self._skip:
             if len(data) <= self._skip:
                 self._skip -= len(data)
-                return []
+                return
             data = data[self._skip:]
             self._skip = 0
         if self._discard_line:
             nl = data.find(b"\n")
             if nl < 0:
-                return []
+                return
             data = data[nl + 1:]
             self._discard_line = False
         buf = self._buf + data if self._buf else data
-        frames: list[bytes] = []
         n = len(buf)
         pos = 0
         max_frame = self.max_frame_bytes
+        framed: list[bytes] = []  # frames framed otherwise, not yet handed over
         while pos < n:
-            pos = split_octets(buf, pos, max_frame, frames)
-            if pos < 0:  # an octet-counted frame still arriving
-                pos = -pos - 1
-                break
-            if pos >= n:
-                break
-            pos = self._other(buf, pos, frames)
+            if 49 <= buf[pos] <= 57:  # may start an octet-counted frame
+                if framed:
+                    others(framed)
+                    framed = []
+                pos = octets(buf, pos, max_frame)
+                if pos < 0:  # an octet-counted frame still arriving
+                    pos = -pos - 1
+                    break
+                if pos >= n:
+                    break
+            pos = self._other(buf, pos, framed)
             if pos < 0:
                 pos = -pos - 1
                 break
+        if framed:
+            others(framed)
         self._buf = buf[pos:] if pos < n else b""
-        return frames
 
     def _other(self, buf: bytes, pos: int, frames: list[bytes]) -> int:
         """Handle what the fast path did not: an oversize or split length prefix, stray line

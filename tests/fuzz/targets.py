@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 
-from logrouter.core.token_routing import _route_frames_py, _route_to_py
+from logrouter.core.token_routing import Routing, _route_frames_py, _route_to_py, route_by_token
 from logrouter.errors import PeerError
 from logrouter.protocol import drainfmt, framing, spoolfmt, tailfmt
 from logrouter.protocol.http1 import RequestParser
@@ -53,12 +53,22 @@ def _split_all(reads: list[bytes], python: bool) -> tuple[list[bytes], dict[str,
 
 def framing_target(data: bytes) -> None:
     """The frame splitter: the C fast path and the Python one agree on any stream and any
-    read boundaries; frames never exceed the limit."""
-    reads = _cuts(data)
+    read boundaries; frames never exceed the limit; routing the reads as they are split
+    (``feed_to``, as a syslog connection does) routes exactly those frames."""
+    reads = _cuts(data.replace(b"TOK", b"t.a"))
     frames, drops = _split_all(reads, python=False)
     assert all(len(f) <= 64 for f in frames)
     if native is not None:
         assert (frames, drops) == _split_all(reads, python=True)
+    splitter = framing.FrameSplitter(max_frame_bytes=64)
+    routing: Routing[str] = Routing(_TOKENS)
+    for chunk in reads:
+        splitter.feed_to(chunk, routing.octets, routing.frames)
+    expected = route_by_token(frames, _TOKENS)
+    assert routing.groups == expected.groups and list(routing.groups) == list(expected.groups)
+    assert (routing.routed, routing.not_syslog, routing.no_token, routing.unknown_token) == (
+        expected.routed, expected.not_syslog, expected.no_token, expected.unknown_token)
+    assert splitter.take_drops() == drops
 
 
 def lines_target(data: bytes) -> None:

@@ -123,6 +123,7 @@ lr_hold_freed_memory(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"split_octets", lr_split_octets, METH_VARARGS, "Split well-formed octet-counted frames."},
     {"route_frames", lr_route_frames, METH_VARARGS, "Route frames by token, cooking each."},
+    {"split_route", lr_split_route, METH_VARARGS, "Split octet-counted frames and route them."},
     {"route_to", lr_route_to, METH_VARARGS, "Cook frames posted with one token."},
     {"render_syslog", lr_render_syslog, METH_VARARGS, "Render lines for a syslog drain."},
     {"render_http", lr_render_http, METH_VARARGS, "Render lines as an HTTP drain's body."},

@@ -9,6 +9,8 @@
  *
  *   split_octets   framing._split_octets_py    (FrameSplitter's octet-counted fast path)
  *   route_frames   token_routing._route_frames_py  (route_by_token: token -> channel, cooking)
+ *   split_route    token_routing._split_route_py   (split_octets and route_frames in one pass,
+ *                                               no bytes object per frame: a syslog read)
  *   route_to       token_routing._route_to_py  (cooking for frames posted with one token)
  *   render_syslog  drainfmt._render_syslog_py  (syslog drain rendering)
  *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
@@ -95,6 +97,7 @@ put_decimal(char *out, long long n, char suffix)
 
 PyObject *lr_split_octets(PyObject *self, PyObject *args);
 PyObject *lr_route_frames(PyObject *self, PyObject *args);
+PyObject *lr_split_route(PyObject *self, PyObject *args);
 PyObject *lr_route_to(PyObject *self, PyObject *args);
 PyObject *lr_render_syslog(PyObject *self, PyObject *args);
 PyObject *lr_render_http(PyObject *self, PyObject *args);

@@ -1,5 +1,6 @@
 /* Framing, routing and cooking: twins of framing._split_octets_py,
- * token_routing._route_frames_py and token_routing._route_to_py. */
+ * token_routing._route_frames_py, token_routing._split_route_py and
+ * token_routing._route_to_py. */
 #include "speedups.h"
 
 /* split_octets(buf, pos, max_frame, out) -> int
@@ -163,6 +164,58 @@ lookup_token(token_slot *slots, Py_ssize_t mask, const char *s, Py_ssize_t n, Py
     return slot;
 }
 
+/* The per-call token cache of route_frames and split_route: a table of at least 16 slots,
+ * about two per expected frame, at most 16,384. NULL with MemoryError set on failure. */
+static token_slot *
+new_slots(Py_ssize_t frames, Py_ssize_t *size)
+{
+    Py_ssize_t want = 2 * frames;
+    *size = 16;
+    while (*size < want && *size < 16384)
+        *size *= 2;
+    token_slot *slots = PyMem_Calloc((size_t)*size, sizeof(token_slot));
+    if (slots == NULL)
+        PyErr_NoMemory();
+    return slots;
+}
+
+/* What route_frames and split_route count: [0] routed, [1] not syslog, [2] no token,
+ * [3] unknown token. */
+enum { ROUTED, NOT_SYSLOG, NO_TOKEN, UNKNOWN_TOKEN };
+
+/* Route the frame s[0:n]: append it cooked to its channel's group, or count why not.
+ * The bytes at s must stay alive and unchanged meanwhile (a lookup may run Python code).
+ * 0, or -1 with an exception set. */
+static int
+route_one(const char *s, Py_ssize_t n, token_slot *slots, Py_ssize_t mask, PyObject *tokens,
+          PyObject *groups, Py_ssize_t *counts)
+{
+    Py_ssize_t sp[4];
+    if (find_spaces(s, n, sp, 4) < 4) {
+        counts[NOT_SYSLOG]++;
+        return 0;
+    }
+    token_slot *slot = lookup_token(slots, mask, s + sp[2] + 1, sp[3] - sp[2] - 1, tokens, groups);
+    if (slot == NULL)
+        return -1;
+    if (slot->entry == NULL) {
+        if (sp[3] - sp[2] - 1 >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
+            counts[UNKNOWN_TOKEN]++;
+        else
+            counts[NO_TOKEN]++;
+        return 0;
+    }
+    PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(slot->entry, 1));
+    if (cooked == NULL)
+        return -1;
+    int rc = PyList_Append(slot->group, cooked);
+    Py_DECREF(cooked);
+    if (rc < 0)
+        return -1;
+    counts[ROUTED]++;
+    return 0;
+}
+
 /* route_frames(frames, tokens, groups) -> (not_syslog, no_token, unknown_token)
  *
  * For each frame, look up its APP-NAME (the fourth space-separated field) in `tokens`
@@ -180,13 +233,11 @@ lr_route_frames(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!O!:route_frames", &PyList_Type, &frames, &PyDict_Type,
                           &tokens, &PyDict_Type, &groups))
         return NULL;
-    Py_ssize_t not_syslog = 0, no_token = 0, unknown_token = 0;
-    Py_ssize_t size = 16, want = 2 * PyList_GET_SIZE(frames);
-    while (size < want && size < 16384)
-        size *= 2;
-    token_slot *slots = PyMem_Calloc((size_t)size, sizeof(token_slot));
+    Py_ssize_t counts[4] = {0, 0, 0, 0};
+    Py_ssize_t size;
+    token_slot *slots = new_slots(PyList_GET_SIZE(frames), &size);
     if (slots == NULL)
-        return PyErr_NoMemory();
+        return NULL;
     /* The size is read each round: a channel's __eq__ (Python) could change the list. */
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(frames); k++) {
         PyObject *frame = PyList_GET_ITEM(frames, k);
@@ -194,42 +245,71 @@ lr_route_frames(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "frames must be bytes");
             goto fail;
         }
-        const char *s = PyBytes_AS_STRING(frame);
-        Py_ssize_t n = PyBytes_GET_SIZE(frame);
-        Py_ssize_t sp[4];
-        if (find_spaces(s, n, sp, 4) < 4) {
-            not_syslog++;
-            continue;
-        }
         Py_INCREF(frame); /* ours while Python may run (a lookup, a channel's __eq__) */
-        token_slot *slot = lookup_token(slots, size - 1, s + sp[2] + 1, sp[3] - sp[2] - 1,
-                                        tokens, groups);
-        if (slot == NULL) {
-            Py_DECREF(frame);
-            goto fail;
-        }
-        if (slot->entry == NULL) {
-            if (sp[3] - sp[2] - 1 >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
-                unknown_token++;
-            else
-                no_token++;
-            Py_DECREF(frame);
-            continue;
-        }
-        PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(slot->entry, 1));
+        int rc = route_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), slots, size - 1,
+                           tokens, groups, counts);
         Py_DECREF(frame);
-        if (cooked == NULL)
-            goto fail;
-        int rc = PyList_Append(slot->group, cooked);
-        Py_DECREF(cooked);
         if (rc < 0)
             goto fail;
     }
     free_slots(slots, size);
-    return Py_BuildValue("nnn", not_syslog, no_token, unknown_token);
+    return Py_BuildValue("nnn", counts[NOT_SYSLOG], counts[NO_TOKEN], counts[UNKNOWN_TOKEN]);
 fail:
     free_slots(slots, size);
     return NULL;
+}
+
+/* split_route(buf, pos, max_frame, tokens, groups)
+ *     -> (pos, routed, not_syslog, no_token, unknown_token)
+ *
+ * split_octets and route_frames in one pass, without a bytes object per frame: each
+ * well-formed octet-counted frame of buf[pos:] is routed straight from `buf` (as
+ * route_frames would route it), up to where split_octets would stop; `pos` is what
+ * split_octets would return. */
+PyObject *
+lr_split_route(PyObject *self, PyObject *args)
+{
+    PyObject *buf, *tokens, *groups;
+    Py_ssize_t pos, max_frame;
+    if (!PyArg_ParseTuple(args, "SnnO!O!:split_route", &buf, &pos, &max_frame, &PyDict_Type,
+                          &tokens, &PyDict_Type, &groups))
+        return NULL;
+    const char *s = PyBytes_AS_STRING(buf); /* bytes: immutable, and the caller holds it */
+    Py_ssize_t n = PyBytes_GET_SIZE(buf);
+    if (pos < 0)
+        pos = 0;
+    Py_ssize_t counts[4] = {0, 0, 0, 0};
+    Py_ssize_t size;
+    token_slot *slots = new_slots(pos < n ? (n - pos) / 128 : 0, &size);
+    if (slots == NULL)
+        return NULL;
+    while (pos < n) {
+        Py_ssize_t limit = pos + MAX_LEN_DIGITS + 1;
+        if (limit > n)
+            limit = n;
+        if (s[pos] < '1' || s[pos] > '9')
+            break;
+        Py_ssize_t length = 0, i = pos;
+        while (i < limit && s[i] >= '0' && s[i] <= '9') {
+            length = length * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i >= limit || s[i] != ' ' || length > max_frame)
+            break;
+        Py_ssize_t end = i + 1 + length;
+        if (end > n) {
+            pos = -(pos + 1);
+            break;
+        }
+        if (route_one(s + i + 1, length, slots, size - 1, tokens, groups, counts) < 0) {
+            free_slots(slots, size);
+            return NULL;
+        }
+        pos = end;
+    }
+    free_slots(slots, size);
+    return Py_BuildValue("nnnnn", pos, counts[ROUTED], counts[NOT_SYSLOG], counts[NO_TOKEN],
+                         counts[UNKNOWN_TOKEN]);
 }
 
 /* route_to(frames, token, name) -> list: frames whose APP-NAME equals token get name
