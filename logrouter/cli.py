@@ -120,13 +120,12 @@ def _serve(args: argparse.Namespace) -> int:
     from logrouter.protocol.speedups import keep_freed_memory
 
     keep_freed_memory(64 << 20)
-    if settings.workers > 1:
-        from logrouter.workers import run_workers
-
-        return trio.run(run_workers, settings, announce)
-    node = Node(settings, announce=announce, handle_signals=True)
     try:
-        trio.run(node.run)
+        if settings.workers > 1:
+            from logrouter.workers import run_workers
+
+            return trio.run(run_workers, settings, announce)
+        trio.run(Node(settings, announce=announce, handle_signals=True).run)
     except ConfigError as exc:
         print(f"logrouter: {exc}", file=sys.stderr)
         return 2

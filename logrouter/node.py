@@ -30,6 +30,7 @@ from logrouter.core.history import HistoryCompactor, load_histories, save_histor
 from logrouter.core.history_view import HistoryView, LocalHistory, SharedHistory
 from logrouter.core.sessions import SessionTable
 from logrouter.core.tail import TailHubs
+from logrouter.data_dir import lock_data_dir, secure_data_dir
 from logrouter.destinations import DestinationPolicy, parse_networks
 from logrouter.drain_supervisor import DrainSupervisor
 from logrouter.errors import ConfigError, StoreUnavailable
@@ -56,41 +57,31 @@ KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
 
 
-def secure_data_dir(path: str) -> None:
-    """Create the data dir readable by this user only (0700) and tighten what is in it to
-    0600: it holds the API key, tokens, drain credentials and log lines.
-
-    Raises:
-        OSError: the directory cannot be created.
-    """
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    try:
-        os.chmod(path, 0o700)
-        for name in os.listdir(path):
-            full = os.path.join(path, name)
-            if os.path.isfile(full) and not os.path.islink(full):
-                os.chmod(full, 0o600)
-    except PermissionError as exc:  # not ours (a mounted volume): say so, carry on
-        log.warning("data_dir_permissions", path=path, error=str(exc))
-
-
 def resolve_auth_key(settings: Settings) -> tuple[str, bool | None]:
     """The API key: the setting, else the data dir's key file, else a new one saved there.
 
     Returns:
         ``(key, generated)``: ``generated`` is True for a key made now (print it once), False
         for one read from the key file, None for one given in the settings.
+
+    Raises:
+        ConfigError: the key file holds something that is not a key (it is left as it is).
+        OSError: the key file cannot be read or written.
     """
     if settings.auth_key:
         return settings.auth_key, None
     path = os.path.join(settings.data_dir, KEY_FILE)
     try:
-        with open(path, encoding="ascii") as fh:
-            key = fh.read().strip()
-        if key:
-            return key, False
+        with open(path, "rb") as fh:
+            raw = fh.read(4096).strip()
     except FileNotFoundError:
-        pass
+        raw = b""
+    if raw:
+        if not all(0x21 <= b <= 0x7e for b in raw):
+            raise ConfigError(f"{path}: auth_key holds something other than a key (one word of "
+                              "printable ASCII); delete the file to have a new key made, or give "
+                              "the key with --auth-key or LOGROUTER_AUTH_KEY")
+        return raw.decode("ascii"), False
     key = secrets.token_hex(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
@@ -137,13 +128,26 @@ class Node:
         """Serve until :meth:`request_stop` (or a signal); ``task_status`` gets the addresses.
 
         Raises:
-            ConfigError: the data dir or a port cannot be used.
+            ConfigError: the data dir (another node holds it, or it cannot be made) or a
+                port cannot be used, or the config database is damaged.
         """
-        s = self.settings
-        store: ConfigStore
+        data_dir = self.settings.data_dir
         self._raise_file_limit()
         try:
-            secure_data_dir(s.data_dir)
+            secure_data_dir(data_dir)
+            lock = lock_data_dir(data_dir)  # ConfigError when another node holds it
+        except OSError as exc:
+            raise ConfigError(f"data dir {data_dir}: {exc}") from None
+        try:
+            await self._run_holding_data_dir(task_status)
+        finally:
+            os.close(lock)
+
+    async def _run_holding_data_dir(self, task_status: trio.TaskStatus[dict[str, tuple[str, int]]],
+                                    ) -> None:
+        s = self.settings
+        store: ConfigStore
+        try:
             if s.redis_url:
                 store = await self._connect_redis()
                 self.auth_key, show_key = await self._cluster_auth_key(store)
@@ -315,10 +319,19 @@ class Node:
             with cluster_scope:
                 await cluster.run(self.table, control, task_status=task_status)
 
+        signal_scope = trio.CancelScope()
+
+        async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                                ) -> None:
+            with signal_scope:
+                await self._watch_signals(task_status=task_status)
+
         async with trio.open_nursery() as nursery:
             await nursery.start(run_drains)
             if cluster is not None:
                 await nursery.start(run_cluster)
+            if self.handle_signals:  # from before the first listener: a stop is always graceful
+                await nursery.start(watch_signals)
             for server in self._servers:
                 addrs = await nursery.start(server.run)
                 self.addresses[server.name] = addrs[0]
@@ -335,10 +348,9 @@ class Node:
                     background.start_soon(HistoryCompactor(
                         lambda: [c.history for c in self.table.channels.values()],
                         s.history_compact_after, s.history_raw_bytes).run)
-                if self.handle_signals:
-                    background.start_soon(self._watch_signals)
                 await self._stop.wait()
                 background.cancel_scope.cancel()
+            signal_scope.cancel()  # a second signal during the shutdown ends the process
             log.info("shutdown", grace_s=s.shutdown_timeout)
             streamer.close_all()
             for server in self._servers:
@@ -384,8 +396,12 @@ class Node:
             if expired:
                 log.info("sessions_expired", count=expired)
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                             ) -> None:
+        """Begin the graceful shutdown on the first SIGINT or SIGTERM, then give the signals
+        back to their default action."""
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info("signal", signal=signal.Signals(signum).name)
                 self.request_stop()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import trio
 
+from logrouter.data_dir import lock_data_dir
 from logrouter.logs import get_logger
 from logrouter.settings import SETTINGS, Settings
 
@@ -109,7 +110,11 @@ class _Supervisor:
 
 
 async def run_workers(settings: Settings, announce: Callable[[str], None]) -> int:
-    """Run ``settings.workers`` supervised node processes until SIGINT/SIGTERM; return 0."""
+    """Run ``settings.workers`` supervised node processes until SIGINT/SIGTERM; return 0.
+
+    Raises:
+        ConfigError: another process holds the data dir.
+    """
     reserved = []
     ports: dict[str, int] = {}
     for name in ("syslog_port", "logs_port", "api_port"):
@@ -117,6 +122,12 @@ async def run_workers(settings: Settings, announce: Callable[[str], None]) -> in
         reserved.append(sock)
         ports[name] = sock.getsockname()[1]
     os.makedirs(settings.data_dir, exist_ok=True)
+    try:
+        lock = lock_data_dir(settings.data_dir)  # the workers hold their own subdirectories
+    except BaseException:
+        for sock in reserved:
+            sock.close()
+        raise
     supervisor = _Supervisor(settings, announce)
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -131,4 +142,5 @@ async def run_workers(settings: Settings, announce: Callable[[str], None]) -> in
     finally:
         for sock in reserved:
             sock.close()
+        os.close(lock)
     return 0

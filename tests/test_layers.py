@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
      "logrouter.core.history_view", "logrouter.store",
      "logrouter.transport.serving", "logrouter.control", "logrouter.transport.httpclient",
      "logrouter.transport.tlsclient", "logrouter.transport.send_many", "logrouter.destinations",
-     "logrouter.spool"},
+     "logrouter.spool", "logrouter.data_dir"},
     {"logrouter.ingest", "logrouter.api", "logrouter.client", "logrouter.cluster", "drains"},
     {"logrouter.node", "logrouter.workers", "logrouter.drain_supervisor"},
     {"logrouter.cli", "logrouter.__main__"},

@@ -71,12 +71,28 @@ class SqliteStore:
     """:class:`~logrouter.store.base.ConfigStore` on one SQLite file."""
 
     def __init__(self, path: str) -> None:
+        """Open (or create) the database at ``path`` and bring its schema up to date.
+
+        Raises:
+            ConfigError: the file is not a SQLite database or is damaged (it is left as it
+                is: the config is the node's only copy of its drains and tokens, so the node
+                refuses to start rather than start empty), or a newer logrouter wrote it.
+        """
         if path != ":memory:":  # only this user may read tokens and drain credentials
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self.schema_version = migrate(self._db)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self.schema_version = migrate(self._db)
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: not damage
+            self._db.close()
+            raise ConfigError(f"{path}: cannot use the config database: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ConfigError(
+                f"{path}: the config database is damaged or not a SQLite file ({exc}); restore it "
+                f"from a backup, or recover what it holds with `sqlite3 {path} .recover`") from None
 
     async def load(self) -> ConfigSnapshot:
         db = self._db

@@ -56,3 +56,15 @@ def test_migrations_run_in_order_from_the_current_schema(tmp_path: Path,
     assert store.schema_version == SCHEMA_VERSION + 2
     db = sqlite3.connect(path)
     assert "note" in [row[1] for row in db.execute("PRAGMA table_info(channels)")]
+
+
+@pytest.mark.parametrize("content", [b"\x8f" * 20_000, b"SQLite format 3\x00" + b"\x01" * 5_000],
+                         ids=["garbage", "damaged header"])
+def test_a_damaged_database_is_refused_with_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    """Not a traceback: the node reports a ConfigError naming the file (the CLI prints it and
+    exits 2), and the file is left as it was for the operator to recover."""
+    path = tmp_path / "config.sqlite3"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=r"config\.sqlite3.*damaged"):
+        SqliteStore(str(path))
+    assert path.read_bytes() == content
