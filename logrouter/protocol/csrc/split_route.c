@@ -3,6 +3,33 @@
  * token_routing._route_to_py. */
 #include "speedups.h"
 
+/* The octet-counted frame at s[pos:n] ("LEN SP MSG", LEN without a leading zero, at most
+ * MAX_LEN_DIGITS digits and max_frame): 1 with its message at s[*start:*start + *length],
+ * 0 when what is at pos is not such a frame (or pos is at n), -1 when it is but has not all
+ * arrived. */
+static inline int
+next_octet_frame(const char *s, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t max_frame,
+                 Py_ssize_t *start, Py_ssize_t *length)
+{
+    if (pos >= n || s[pos] < '1' || s[pos] > '9')
+        return 0;
+    Py_ssize_t limit = pos + MAX_LEN_DIGITS + 1;
+    if (limit > n)
+        limit = n;
+    Py_ssize_t len = 0, i = pos;
+    while (i < limit && s[i] >= '0' && s[i] <= '9') {
+        len = len * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i >= limit || s[i] != ' ' || len > max_frame)
+        return 0;
+    if (i + 1 + len > n)
+        return -1;
+    *start = i + 1;
+    *length = len;
+    return 1;
+}
+
 /* split_octets(buf, pos, max_frame, out) -> int
  *
  * Append to `out` every well-formed octet-counted frame ("LEN SP MSG", LEN without a
@@ -20,32 +47,19 @@ lr_split_octets(PyObject *self, PyObject *args)
     Py_ssize_t n = PyBytes_GET_SIZE(buf);
     if (pos < 0)
         pos = 0;
-    while (pos < n) {
-        Py_ssize_t limit = pos + MAX_LEN_DIGITS + 1;
-        if (limit > n)
-            limit = n;
-        if (s[pos] < '1' || s[pos] > '9')
-            break;
-        Py_ssize_t length = 0, i = pos;
-        while (i < limit && s[i] >= '0' && s[i] <= '9') {
-            length = length * 10 + (s[i] - '0');
-            i++;
-        }
-        if (i >= limit || s[i] != ' ' || length > max_frame)
-            break;
-        Py_ssize_t end = i + 1 + length;
-        if (end > n)
-            return PyLong_FromSsize_t(-(pos + 1));
-        PyObject *frame = PyBytes_FromStringAndSize(s + i + 1, length);
+    Py_ssize_t start, length;
+    int found;
+    while ((found = next_octet_frame(s, n, pos, max_frame, &start, &length)) > 0) {
+        PyObject *frame = PyBytes_FromStringAndSize(s + start, length);
         if (frame == NULL)
             return NULL;
         int rc = PyList_Append(out, frame);
         Py_DECREF(frame);
         if (rc < 0)
             return NULL;
-        pos = end;
+        pos = start + length;
     }
-    return PyLong_FromSsize_t(pos);
+    return PyLong_FromSsize_t(found < 0 ? -(pos + 1) : pos);
 }
 
 /* A copy of `frame` with s[a:b] replaced by `name`. */
@@ -283,30 +297,17 @@ lr_split_route(PyObject *self, PyObject *args)
     token_slot *slots = new_slots(pos < n ? (n - pos) / 128 : 0, &size);
     if (slots == NULL)
         return NULL;
-    while (pos < n) {
-        Py_ssize_t limit = pos + MAX_LEN_DIGITS + 1;
-        if (limit > n)
-            limit = n;
-        if (s[pos] < '1' || s[pos] > '9')
-            break;
-        Py_ssize_t length = 0, i = pos;
-        while (i < limit && s[i] >= '0' && s[i] <= '9') {
-            length = length * 10 + (s[i] - '0');
-            i++;
-        }
-        if (i >= limit || s[i] != ' ' || length > max_frame)
-            break;
-        Py_ssize_t end = i + 1 + length;
-        if (end > n) {
-            pos = -(pos + 1);
-            break;
-        }
-        if (route_one(s + i + 1, length, slots, size - 1, tokens, groups, counts) < 0) {
+    Py_ssize_t start, length;
+    int found;
+    while ((found = next_octet_frame(s, n, pos, max_frame, &start, &length)) > 0) {
+        if (route_one(s + start, length, slots, size - 1, tokens, groups, counts) < 0) {
             free_slots(slots, size);
             return NULL;
         }
-        pos = end;
+        pos = start + length;
     }
+    if (found < 0)
+        pos = -(pos + 1);
     free_slots(slots, size);
     return Py_BuildValue("nnnnn", pos, counts[ROUTED], counts[NOT_SYSLOG], counts[NO_TOKEN],
                          counts[UNKNOWN_TOKEN]);
