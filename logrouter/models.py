@@ -131,7 +131,8 @@ def parse_drain_url(url: str) -> DrainUrl:
     if port == 0:
         raise ValidationError(f"Invalid drain destination: {url}: port 0")
     if scheme.startswith("syslog") and (parts.path not in ("", "/") or parts.query):
-        raise ValidationError(f"Invalid drain destination: {url}: a syslog URL has no path")
+        raise ValidationError(f"Invalid drain destination: {url}: a syslog URL has no path or "
+                              "query (certificate checks are turned off with #insecure)")
     rest = url.replace(parts.hostname, "", 1) if not parts.hostname.isascii() else url
     if not _URL_CHARS.fullmatch(rest):
         raise ValidationError(f"Invalid drain destination: {url}: only the host may be "

@@ -52,6 +52,8 @@ async def test_bad_input_and_limits_are_refused_with_the_reason() -> None:
     channel = await ctl.create_channel("a", ["app"])
     with pytest.raises(ValidationError):
         await ctl.add_drain(channel.id, "ftp://example.com")
+    with pytest.raises(ValidationError, match=r"no path or query.*#insecure"):
+        await ctl.add_drain(channel.id, "syslog+tls://logs.example.com:6514?insecure=1")
     with pytest.raises(ValidationError, match="router"):  # the router's own listener: a loop
         await ctl.add_drain(channel.id, "syslog://127.0.0.1:6001")
     await ctl.add_drain(channel.id, "syslog://logs.example.com:514")
