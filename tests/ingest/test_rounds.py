@@ -143,3 +143,26 @@ def test_every_batch_of_a_round_is_told_which_consumers_push_back() -> None:
         assert pressured["b"] == pressured["a"]
 
     trio.run(main)
+
+
+def test_a_syslog_read_that_completes_no_frame_returns_at_once_and_the_next_is_posted() -> None:
+    """``Ingest.read``: a read holding only the start of a frame routes nothing and returns at
+    once, without a round or a pass of the event loop; the read that completes the frame is
+    routed and posted with a read of another connection in the same pass, in one post."""
+    from logrouter.protocol.framing import FrameSplitter
+
+    async def main() -> None:
+        ingest, (rec,), received = _setup()
+        first, second = FrameSplitter(), FrameSplitter()
+        frame = _frames("a", 1)[0]
+        wire = b"%d %s" % (len(frame), frame)
+        with trio.testing.assert_no_checkpoints():
+            assert await ingest.read(first, wire[:10], received, "a") == []
+        assert ingest._round is None and rec.pushes == []
+        other = _frames("b", 1)[0]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ingest.read, first, wire[10:], received, "a")
+            nursery.start_soon(ingest.read, second, b"%d %s\n" % (len(other), other), received, "b")
+        assert len(rec.pushes) == 1 and sorted(_msgs(rec.pushes[0])) == ["a0", "b0"]
+
+    trio.run(main)
