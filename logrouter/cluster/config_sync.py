@@ -66,12 +66,19 @@ class ConfigSync:
         self.control.notify(channel)
 
     async def resync(self) -> None:
-        """Reload every channel Redis knows and forget the ones it does not.
+        """Reload every channel Redis knows and forget the ones it does not (Redis holds the
+        cluster's config). When that is every channel the node has, it says so at error level:
+        most likely Redis came back without its data.
 
         Raises:
             StoreUnavailable: Redis did not answer the listing.
         """
         snapshot_ids = {c.id for c in (await self.store.load()).channels}
+        if not snapshot_ids and self.table.channels:
+            log.error("redis_data_lost", channels=len(self.table.channels),
+                      hint="Redis holds no channel that this node has: it lost its data "
+                           "(restarted without persistence?) or every channel was deleted at "
+                           "once; the node follows Redis and forgets them")
         for channel_id in sorted(snapshot_ids | set(self.table.channels)):
             await self.reload(channel_id)
 

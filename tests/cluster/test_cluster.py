@@ -249,3 +249,24 @@ async def _received(channel: object, n: int) -> bool:
 async def _api_ok(router: Router) -> bool:
     resp = await router.api("POST", "/channels", {"name": "probe"})
     return resp.status == 201
+
+
+async def test_a_redis_that_lost_its_data_is_named_in_the_log(
+        cluster: Nodes, caplog: pytest.LogCaptureFixture) -> None:
+    """Redis back without its data (persistence off): the nodes follow it — Redis holds the
+    cluster's config — but say why every channel went, once, at error level."""
+    a = await cluster.start()
+    await a.create_channel()
+    await a.create_channel()
+    client = await connect(cluster.redis.url)
+    try:
+        await client.custom_command(["FLUSHALL"])
+    finally:
+        await client.close()
+    assert a.node.cluster is not None
+    await a.node.cluster._resync()
+    await a.node.cluster._resync()
+    lost = [r for r in caplog.records if "redis_data_lost" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelname == "ERROR"
+    assert re.search(r"channels(=|': )2\b", lost[0].getMessage())
+    assert not a.node.table.channels
