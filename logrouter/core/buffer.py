@@ -21,7 +21,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["BoundedBuffer", "BufferStatistics", "DrainQueue", "Loss", "PendingLoss"]
+from logrouter.protocol.speedups import untrack
+
+__all__ = ["BoundedBuffer", "BufferStatistics", "DrainQueue", "Loss", "PendingLoss", "line_deque"]
+
+
+def line_deque(lines: Iterable[bytes] = (), maxlen: int | None = None) -> deque[bytes]:
+    """A deque for lines only, kept out of the cyclic garbage collector: it only ever holds
+    bytes, so it can be in no reference cycle, and a full collection would otherwise walk every
+    line it holds (5,000 drain buffers of 1,024 lines: 129 ms a collection, 3 ms untracked)."""
+    dq: deque[bytes] = deque(lines, maxlen=maxlen)
+    untrack(dq)
+    return dq
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +133,7 @@ class BoundedBuffer:
     def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        self._lines: deque[bytes] = deque(maxlen=capacity)
+        self._lines = line_deque(maxlen=capacity)
         self._loss = PendingLoss(clock)
         self.pushed = 0  # lines ever pushed
         self.lost = 0  # lines ever displaced
@@ -224,7 +235,7 @@ class BoundedBuffer:
         excess = len(old) - capacity
         if excess > 0:
             self._lose(excess)
-        self._lines = deque(old, maxlen=capacity)
+        self._lines = line_deque(old, maxlen=capacity)
 
     def clear(self) -> None:
         self._lines.clear()

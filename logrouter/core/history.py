@@ -20,7 +20,7 @@ import msgpack
 import trio
 import zstandard
 
-from logrouter.protocol.speedups import untrack
+from logrouter.core.buffer import line_deque
 
 __all__ = ["CHUNK_LINES", "History", "HistoryCompactor", "load_histories", "save_histories"]
 
@@ -30,13 +30,6 @@ CHUNK_LINES = 256
 
 #: One compressed chunk: (lines in it, a zstd frame of the msgpack list of them).
 Chunk = tuple[int, bytes]
-
-
-def _raw_ring(capacity: int, lines: Iterable[bytes] = ()) -> deque[bytes]:
-    """A ring of raw lines, out of the cyclic GC (it only ever holds bytes)."""
-    ring: deque[bytes] = deque(lines, maxlen=capacity)
-    untrack(ring)
-    return ring
 
 
 def _ragged(chunks: Iterable[Chunk]) -> bool:
@@ -126,7 +119,7 @@ class History:
 
     def __init__(self, capacity: int, lines: Iterable[bytes] = (), seq: int | None = None) -> None:
         self.capacity = capacity
-        self._lines = _raw_ring(capacity, lines)
+        self._lines = line_deque(lines, maxlen=capacity)
         self._cold: deque[Chunk] = deque()  # oldest first
         self._cold_count = 0  # lines in _cold
         self._cold_skip = 0  # lines of the oldest chunk already out of the window
@@ -267,7 +260,7 @@ class History:
             for _ in range(taken):
                 hot.popleft()
         else:
-            self._lines = _raw_ring(self.capacity, islice(hot, taken, None))
+            self._lines = line_deque(islice(hot, taken, None), maxlen=self.capacity)
         self._trim_cold()
         return True
 

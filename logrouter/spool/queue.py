@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import trio
 
-from logrouter.core.buffer import BufferStatistics, Loss, PendingLoss
+from logrouter.core.buffer import BufferStatistics, Loss, PendingLoss, line_deque
 from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import Ledger
 from logrouter.spool import files
@@ -89,7 +89,7 @@ class SpoolQueue:
         self._acked = 0
         self._next_pop = 0
         self._persisted = 0
-        self._mem: deque[bytes] = deque()
+        self._mem = line_deque()
         self._mem_seq = 0
         self._replay: deque[tuple[int, bytes]] = deque()  # read back from disk, seq order
         self._inflight: Sequence[int] = ()  # seqs of the batch in flight

@@ -167,3 +167,14 @@ async def test_a_queue_over_its_memory_wakes_the_spooler_every_time(tmp_path: Pa
                     await trio.sleep(0.01)
             assert len(q._mem) <= 100  # type: ignore[attr-defined]
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.skipif(__import__("logrouter.protocol.speedups", fromlist=["native"]).native is None,
+                    reason="untracking needs the C speed-ups")
+async def test_the_spool_s_lines_in_memory_are_not_walked_by_the_garbage_collector(
+        tmp_path: Path) -> None:
+    import gc
+
+    q, _ = await open_queue(tmp_path)
+    q.push_many(lines(0, 10))
+    assert not gc.is_tracked(q._mem)
