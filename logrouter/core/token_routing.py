@@ -103,22 +103,22 @@ class Routing(Generic[C]):
         """Route ``frames`` by the token in each APP-NAME (Logplex §2.1)."""
         route = _route_frames if self._native else _route_frames_py
         not_syslog, no_token, unknown_token = route(frames, self.tokens, self.groups)
-        self.routed += len(frames) - not_syslog - no_token - unknown_token
-        self.not_syslog += not_syslog
-        self.no_token += no_token
-        self.unknown_token += unknown_token
+        self._count(len(frames) - not_syslog - no_token - unknown_token, not_syslog, no_token,
+                    unknown_token)
 
     def octets(self, buf: bytes, pos: int, max_frame: int) -> int:
         """Route the well-formed octet-counted frames of ``buf[pos:]``; returns what
         ``split_octets`` returns for them (where they end)."""
         route = _split_route if self._native else _split_route_py
-        pos, routed, not_syslog, no_token, unknown_token = route(buf, pos, max_frame, self.tokens,
-                                                                 self.groups)
+        pos, *counts = route(buf, pos, max_frame, self.tokens, self.groups)
+        self._count(*counts)
+        return pos
+
+    def _count(self, routed: int, not_syslog: int, no_token: int, unknown_token: int) -> None:
         self.routed += routed
         self.not_syslog += not_syslog
         self.no_token += no_token
         self.unknown_token += unknown_token
-        return pos
 
     @property
     def dropped(self) -> int:
