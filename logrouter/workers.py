@@ -115,21 +115,16 @@ async def run_workers(settings: Settings, announce: Callable[[str], None]) -> in
     Raises:
         ConfigError: another process holds the data dir.
     """
+    os.makedirs(settings.data_dir, exist_ok=True)
+    lock = lock_data_dir(settings.data_dir)  # the workers hold their own subdirectories
     reserved = []
     ports: dict[str, int] = {}
-    for name in ("syslog_port", "logs_port", "api_port"):
-        sock = _reserve(settings.bind, getattr(settings, name))
-        reserved.append(sock)
-        ports[name] = sock.getsockname()[1]
-    os.makedirs(settings.data_dir, exist_ok=True)
     try:
-        lock = lock_data_dir(settings.data_dir)  # the workers hold their own subdirectories
-    except BaseException:
-        for sock in reserved:
-            sock.close()
-        raise
-    supervisor = _Supervisor(settings, announce)
-    try:
+        for name in ("syslog_port", "logs_port", "api_port"):
+            sock = _reserve(settings.bind, getattr(settings, name))
+            reserved.append(sock)
+            ports[name] = sock.getsockname()[1]
+        supervisor = _Supervisor(settings, announce)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 for worker in range(settings.workers):
