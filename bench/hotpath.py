@@ -30,6 +30,7 @@ from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 from logrouter.protocol.drainfmt import render_http, render_syslog
 from logrouter.protocol.framing import FrameSplitter
 from logrouter.protocol.speedups import native
+from logrouter.transport.send_many import send_many
 
 
 def post_cost(buf: bytes, apps: int, rounds: int) -> tuple[float, float]:
@@ -61,8 +62,10 @@ def post_cost(buf: bytes, apps: int, rounds: int) -> tuple[float, float]:
             spent += time.perf_counter() - t0
             dirty, writer._dirty = writer._dirty, {}
             for drain in dirty:
-                while drain.write_direct():
-                    pass
+                while (taken := drain.take_write()) is not None:  # a writer round of one
+                    fd, out = taken
+                    if not drain.write_sent(out, send_many([fd], [out.data])[0]):
+                        break
                 try:
                     while peer.recv(1 << 20):
                         pass

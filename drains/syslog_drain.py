@@ -32,7 +32,6 @@ from logrouter.core.buffer import Loss
 from logrouter.errors import DestinationRefused
 from logrouter.protocol.drainfmt import render_syslog, syslog_l10, syslog_unsent
 from logrouter.protocol.syslog import l14_line
-from logrouter.transport.send_many import send_many
 from logrouter.transport.tlsclient import cert_error, open_stream
 
 __all__ = ["SyslogDrain"]
@@ -123,14 +122,6 @@ class SyslogDrain(Drain):
             return False
         self._write_done(out)
         return self._after_write()
-
-    def write_direct(self) -> bool:
-        """:meth:`take_write` and its send, here and now (a writer round of one)."""
-        taken = self.take_write()
-        if taken is None:
-            return False
-        fd, out = taken
-        return self.write_sent(out, send_many([fd], [out.data])[0])
 
     def _after_write(self) -> bool:
         if len(self.buffer) or self.buffer.has_loss:
