@@ -9,17 +9,29 @@ Posting in rounds
 -----------------
 A read is routed at once, into the node's pending round, and posted together
 with every other read or request routed in the same pass of the event loop: the
-first batch of a round yields once (the other connections that are ready route
-theirs meanwhile), then posts the round — one ``Channel.post`` per channel for
+first batch of a round (its lead) yields (the other connections that are ready
+route theirs meanwhile), then posts the round — one ``Channel.post`` per channel for
 all of them — and wakes the others. With lines spread over many connections or
 apps each channel and drain then gets fewer, fuller batches (paced S1 at 1 M
 lines/s: 0.81-0.87 µs a line against 0.89-0.96). A round holding
-``ROUND_LINES`` lines is posted at once, so it stays bounded. Order is kept
-within each connection (its next read waits for the post of this one).
+``ROUND_LINES`` lines or ``ROUND_BYTES`` bytes of reads is posted at once, so it
+stays bounded. Order is kept
+within each connection: its lines are appended to each channel's list in the
+order they were read.
 
-Both return the drains the round pushed past their buffer;
-the transport then awaits :meth:`Ingest.wait_for_room` before reading more
-(burst absorption).
+Rounds grow while the node is behind. A syslog read that finds more waiting in
+the kernel (``more``: it filled its buffer, or was big; see ``tcp_server``) does
+not wait for its round's post: it returns, and the connection's next read joins the same round; the lead
+yields again, up to ``ROUND_PASSES`` passes, as long as such reads keep joining. A
+node at saturation thus posts rounds of over a hundred thousand lines (each of
+5,000 channels gets tens of lines a post instead of ten), while a node that keeps
+up posts after one pass, as before: its reads do not fill their buffers. The
+push-back of a round a connection did not wait for is settled at the start of its
+next read (:class:`Feeder`).
+
+:meth:`Ingest.frames` and :meth:`Ingest.token_frames` return the drains their round
+pushed past their buffer; the transport then awaits :meth:`Ingest.wait_for_room`
+before reading more (burst absorption). :meth:`Ingest.read` does that wait itself.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from logrouter.logs import get_logger
 from logrouter.metrics import Metrics
 from logrouter.protocol.framing import FrameSplitter
 
-__all__ = ["Ingest", "WaitBudget"]
+__all__ = ["Feeder", "Ingest", "WaitBudget"]
 
 log = get_logger("logrouter.ingest")
 
@@ -84,18 +96,35 @@ class WaitBudget:
 class _Round:
     """Lines routed since the last post, posted together (see the module docstring)."""
 
-    __slots__ = ("done", "pressured")
+    __slots__ = ("done", "grows", "pressured")
 
     def __init__(self) -> None:
         self.done = trio.Event()  # set once its lines went to their channels
         self.pressured: list[Consumer] = []  # consumers the post pushed past their buffer
+        self.grows = False  # a read with more waiting joined since the lead last looked
+
+
+class Feeder:
+    """One syslog connection's standing with the pipeline: its allowance of waiting for
+    drains, and the round it routed a read into without waiting for the post (its
+    push-back is settled before the connection's next read is routed)."""
+
+    __slots__ = ("budget", "unsettled")
+
+    def __init__(self, budget: WaitBudget) -> None:
+        self.budget = budget
+        self.unsettled: _Round | None = None
 
 
 class Ingest:
     """Routes frames into channels and keeps the ingest counters."""
 
-    #: A round holding this many lines is posted at once.
-    ROUND_LINES = 65536
+    #: A round holding this many lines, or syslog reads of this many bytes, is posted at once.
+    ROUND_LINES = 262144
+    ROUND_BYTES = 64 * 1024 * 1024
+    #: Passes of the event loop a round's lead waits at most while reads with more waiting
+    #: keep joining it.
+    ROUND_PASSES = 16
 
     def __init__(self, table: ChannelTable, metrics: Metrics, backpressure_max: float = 1.0,
                  ) -> None:
@@ -106,6 +135,7 @@ class Ingest:
         self._round: _Round | None = None
         self._pending: dict[Channel, list[bytes]] = {}  # the round's lines per channel
         self._pending_lines = 0
+        self._pending_bytes = 0  # the bytes of the syslog reads routed into the round
 
     def dropped(self, reason: str, count: int, peer: str) -> None:
         """Count and (rate-limited) log ``count`` frames dropped as malformed for ``reason``."""
@@ -113,17 +143,40 @@ class Ingest:
             self.metrics.malformed[reason].inc(count)
             self.drops.add(reason, count, peer)
 
-    async def read(self, splitter: FrameSplitter, data: bytes, received: Counter,
-                   peer: str) -> list[Consumer]:
+    def feeder(self) -> Feeder:
+        """A new syslog connection's standing: see :meth:`read`."""
+        return Feeder(self.budget())
+
+    async def read(self, feeder: Feeder, splitter: FrameSplitter, data: bytes,
+                   received: Counter, peer: str, more: bool = False) -> None:
         """Split one read of a syslog stream, route its frames straight from ``data`` (no
-        bytes object per frame: :meth:`Routing.octets`) and post them with the round; returns
-        what :meth:`frames` returns (at once, with nothing, when the read completed no
-        frame)."""
+        bytes object per frame: :meth:`Routing.octets`), post them with the round and let
+        the drains the round pushed past their buffer catch up (:meth:`wait_for_room`)
+        before returning. A read that completes no frame returns at once.
+
+        ``more``: the read filled the receive buffer, so more is waiting in the socket;
+        while its round is open and not full the call then returns without waiting for the
+        post (the next read joins the same round), and the round's push-back is waited for
+        at the start of the next call instead.
+        """
+        await self._settle(feeder)
         routing = Routing(self.table.route, self._pending)
         splitter.feed_to(data, routing.octets, routing.frames)
         if not routing.routed and not routing.dropped:
-            return []
-        return await self._routed(routing, received, peer)
+            return
+        self._pending_bytes += len(data)
+        pressured = await self._routed(routing, received, peer, feeder if more else None)
+        if pressured:
+            await self.wait_for_room(pressured, feeder.budget)
+
+    async def _settle(self, feeder: Feeder) -> None:
+        """Wait for room in the drains that the round ``feeder`` left without waiting
+        pushed past their buffer, once that round is posted."""
+        round_ = feeder.unsettled
+        if round_ is not None and round_.done.is_set():
+            feeder.unsettled = None
+            if round_.pressured:
+                await self.wait_for_room(round_.pressured, feeder.budget)
 
     async def frames(self, frames: list[bytes], received: Counter, peer: str) -> list[Consumer]:
         """Route frames by the token in each APP-NAME and post them with the round.
@@ -135,9 +188,10 @@ class Ingest:
         return await self._routed(route_by_token(frames, self.table.route, self._pending),
                                   received, peer)
 
-    async def _routed(self, routing: Routing[Channel], received: Counter,
-                      peer: str) -> list[Consumer]:
-        """Count a batch routed into the pending round, and post it with the round."""
+    async def _routed(self, routing: Routing[Channel], received: Counter, peer: str,
+                      feeder: Feeder | None = None) -> list[Consumer]:
+        """Count a batch routed into the pending round, and post it with the round (a
+        ``feeder`` with more to read may go on without waiting: see :meth:`_finish`)."""
         round_, lead = self._join()
         routed = routing.routed
         if routed:
@@ -148,7 +202,7 @@ class Ingest:
             self.drops.add("unknown_token", routing.unknown_token, peer)
         self.dropped("no_token", routing.no_token, peer)
         self.dropped("not_syslog", routing.not_syslog, peer)
-        return await self._finish(round_, lead)
+        return await self._finish(round_, lead, feeder)
 
     async def token_frames(self, frames: list[bytes], channel: Channel, token: bytes,
                            name: bytes, received: Counter) -> list[Consumer]:
@@ -174,17 +228,37 @@ class Ingest:
             return round_, True
         return round_, False
 
-    async def _finish(self, round_: _Round, lead: bool) -> list[Consumer]:
+    async def _finish(self, round_: _Round, lead: bool,
+                      feeder: Feeder | None = None) -> list[Consumer]:
         """Post the round now when it is full; else the batch that began it posts it after
-        one pass of the event loop (shielded: posted even if that caller is cancelled), and
-        the others wait for that."""
-        if self._pending_lines >= self.ROUND_LINES:
+        one pass of the event loop, or, once reads with more to read joined it, after the
+        first two passes in a row in which none did (at most ``ROUND_PASSES``; shielded:
+        posted even if that caller is cancelled), and the others wait for that
+        — except a ``feeder`` with more to read, which returns at once with nothing: it
+        settles the round's push-back before its next read (:meth:`_settle`)."""
+        if self._pending_lines >= self.ROUND_LINES or self._pending_bytes >= self.ROUND_BYTES:
             self._post(round_)
         elif lead:
             try:
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                grown = False
+                idle = 0  # passes in a row without a read with more joining
+                for _ in range(self.ROUND_PASSES):
+                    round_.grows = False
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    if round_.done.is_set():
+                        break
+                    if round_.grows:
+                        grown, idle = True, 0
+                        continue
+                    idle += 1
+                    if not grown or idle == 2:  # two: a read may fall either side of a look
+                        break
             finally:
                 self._post(round_)
+        elif feeder is not None:
+            round_.grows = True
+            feeder.unsettled = round_
+            return []
         else:
             await round_.done.wait()
         return round_.pressured
@@ -194,7 +268,7 @@ class Ingest:
         if round_.done.is_set():
             return
         pending, self._pending = self._pending, {}
-        self._pending_lines = 0
+        self._pending_lines = self._pending_bytes = 0
         if self._round is round_:
             self._round = None
         round_.done.set()  # its waiters run after this returns, pressured filled in

@@ -10,6 +10,7 @@ from logrouter.core.channels import ChannelTable
 from logrouter.ingest.pipeline import Ingest
 from logrouter.metrics import Metrics
 from logrouter.models import ChannelRecord, TokenRecord
+from logrouter.protocol.framing import FrameSplitter
 
 
 class Recorder:
@@ -149,20 +150,130 @@ def test_a_syslog_read_that_completes_no_frame_returns_at_once_and_the_next_is_p
     """``Ingest.read``: a read holding only the start of a frame routes nothing and returns at
     once, without a round or a pass of the event loop; the read that completes the frame is
     routed and posted with a read of another connection in the same pass, in one post."""
-    from logrouter.protocol.framing import FrameSplitter
-
     async def main() -> None:
         ingest, (rec,), received = _setup()
         first, second = FrameSplitter(), FrameSplitter()
+        a, b = ingest.feeder(), ingest.feeder()
         frame = _frames("a", 1)[0]
         wire = b"%d %s" % (len(frame), frame)
         with trio.testing.assert_no_checkpoints():
-            assert await ingest.read(first, wire[:10], received, "a") == []
+            await ingest.read(a, first, wire[:10], received, "a")
         assert ingest._round is None and rec.pushes == []
         other = _frames("b", 1)[0]
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ingest.read, first, wire[10:], received, "a")
-            nursery.start_soon(ingest.read, second, b"%d %s\n" % (len(other), other), received, "b")
+            nursery.start_soon(ingest.read, a, first, wire[10:], received, "a")
+            nursery.start_soon(ingest.read, b, second, b"%d %s\n" % (len(other), other),
+                               received, "b")
         assert len(rec.pushes) == 1 and sorted(_msgs(rec.pushes[0])) == ["a0", "b0"]
+
+    trio.run(main)
+
+
+def _wire(conn: str, count: int, start: int = 0) -> bytes:
+    frames = [f"<13>1 - h t.tok0 web.1 - - {conn}{i}".encode() for i in range(start, start + count)]
+    return b"".join(b"%d %s" % (len(f), f) for f in frames)
+
+
+def test_reads_with_more_waiting_join_one_round_and_a_read_without_waits_for_its_post() -> None:
+    """A read that says more is waiting in its socket returns before its round is posted, so
+    its connection's next reads join the same round while the round's lead yields (one post
+    for all of them, each connection's lines in order); a read without ``more`` waits for
+    the post of its round, as before."""
+    async def main() -> None:
+        ingest, (rec,), received = _setup()
+        ingest.ROUND_PASSES = 1000
+
+        async def busy(name: str) -> None:  # a connection with a backlog: five "full" reads
+            feeder, splitter = ingest.feeder(), FrameSplitter()
+            for k in range(5):
+                await ingest.read(feeder, splitter, _wire(name, 2, 2 * k), received, name, True)
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(busy, "a")
+            nursery.start_soon(busy, "b")
+        # whichever began the round waited as its lead while the other's five reads joined
+        # it: one post of 12 lines, then the lead's four other reads, alone, one post each
+        assert [len(p) for p in rec.pushes] == [12, 2, 2, 2, 2]
+        first = _msgs(rec.pushes[0])
+        lead, other = sorted("ab", key=lambda name: sum(m[0] == name for m in first))
+        assert [m for m in first if m[0] == other] == [f"{other}{i}" for i in range(10)]
+        assert [m for p in rec.pushes for m in _msgs(p) if m[0] == lead] == [
+            f"{lead}{i}" for i in range(10)]
+
+        del rec.pushes[:]  # without a backlog the same reads wait for their post
+        feeder, splitter = ingest.feeder(), FrameSplitter()
+        for k in range(3):
+            await ingest.read(feeder, splitter, _wire("c", 2, 2 * k), received, "c")
+            assert len(rec.pushes) == k + 1
+
+    trio.run(main)
+
+
+def test_a_round_grows_for_at_most_round_passes_and_round_bytes() -> None:
+    """However long a connection keeps saying more is waiting, the round it joins is posted
+    after ``ROUND_PASSES`` passes of its lead, or at once when its reads held
+    ``ROUND_BYTES``."""
+    async def main() -> None:
+        ingest, (rec,), received = _setup()
+        ingest.ROUND_PASSES = 3
+
+        async def busy(name: str, reads: int) -> None:
+            feeder, splitter = ingest.feeder(), FrameSplitter()
+            for k in range(reads):
+                await ingest.read(feeder, splitter, _wire(name, 1, k), received, name, True)
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(busy, "a", 1)
+            nursery.start_soon(busy, "b", 30)
+        assert sum(len(p) for p in rec.pushes) == 31
+        assert len(rec.pushes) >= 30 // 4  # about a post every three passes, not one in all
+        lines = [m for p in rec.pushes for m in _msgs(p)]
+        assert [m for m in lines if m[0] == "b"] == [f"b{i}" for i in range(30)]
+
+        del rec.pushes[:]  # and at once, without a pass, once its reads hold ROUND_BYTES
+        ingest.ROUND_PASSES, ingest.ROUND_BYTES = 1000, 100
+        feeder, splitter = ingest.feeder(), FrameSplitter()
+        with trio.testing.assert_no_checkpoints():
+            await ingest.read(feeder, splitter, _wire("c", 4), received, "c", True)
+        assert [len(p) for p in rec.pushes] == [4]
+
+    trio.run(main)
+
+
+def test_the_push_back_of_a_round_not_waited_for_is_settled_before_the_next_read() -> None:
+    """A connection that went on without waiting for its round's post still waits for the
+    drains that round pushed past their buffer: before its next read is routed."""
+    async def main() -> None:
+        ingest, (rec,), received = _setup(pushback=True)
+        waited: list[str] = []
+
+        async def wait_room(deadline: float) -> float:
+            waited.append(f"wait after {len(rec.pushes)} posts")
+            return 0.0
+
+        rec.wait_room = wait_room  # type: ignore[method-assign]
+        feeder, splitter = ingest.feeder(), FrameSplitter()
+        for _ in range(100):  # until the lead is seen waiting (it may post before we look)
+            del rec.pushes[:], waited[:]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ingest.read, ingest.feeder(), FrameSplitter(),
+                                   _wire("L", 1), received, "L")
+                while ingest._round is None and not rec.pushes:
+                    await trio.sleep(0)
+                if rec.pushes:
+                    continue
+                with trio.testing.assert_no_checkpoints():  # joins, does not wait
+                    await ingest.read(feeder, splitter, _wire("b", 1), received, "b", True)
+                assert feeder.unsettled is not None and waited == []
+            break
+        else:
+            raise AssertionError("never interleaved")
+        assert len(rec.pushes) == 1 and waited == ["wait after 1 posts"]  # the lead's wait
+        await ingest.read(feeder, splitter, _wire("b", 1, 1), received, "b")
+        # settled first (before the second read was routed), then the second read's own wait
+        assert waited == ["wait after 1 posts"] * 2 + ["wait after 2 posts"]
+        assert feeder.unsettled is None
 
     trio.run(main)
