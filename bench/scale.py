@@ -8,8 +8,9 @@ Three sweeps of ``bench/run.py`` scenarios, each run in a fresh router:
 * **apps** (scenario H, realistic lines of 200 bytes): 100 → 1,000 → 10,000 → 50,000 apps,
   each given its full 1,500 lines of history flat out (the first 100 apps drained, for
   latency); peak RSS during the fill and settled RSS once quiet channels are compressed.
-* **drains** (scenario S1, 1 M lines of 150 bytes): 100 → 1,000 → 5,000 apps, each with its
-  own syslog drain to one receiver.
+* **drains** (scenario S1, 3 M lines of 150 bytes): 100 → 1,000 → 5,000 apps, each with its
+  own syslog drain to one receiver (3 M lines: 600 a drain at 5,000, so that the run is not
+  mostly its first second).
 * **tails** (scenario S4, 1 M lines paced at 100,000 lines/s): 1 → 100 → 1,000 SSE tails on
   one app; whether every tail got every line. **tails-10k**: 1,000 tails at 10,000 lines/s
   (100,000 lines): the same number of tail lines a second as 100 tails at 100,000.
@@ -37,7 +38,7 @@ BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
 
 SWEEPS: dict[str, tuple[str, list[int], dict[str, Any]]] = {
     "apps": ("H", [100, 1_000, 10_000, 50_000], {"size": 200, "payload": "mixed"}),
-    "drains": ("S1", [100, 1_000, 5_000], {"size": 150}),
+    "drains": ("S1", [100, 1_000, 5_000], {"size": 150, "n": 3_000_000}),
     "tails": ("S4", [1, 100, 1_000], {"size": 150, "rate": 100_000.0}),
     "tails-10k": ("S4", [1_000], {"size": 150, "rate": 10_000.0}),
 }
@@ -47,7 +48,7 @@ def run_point(sweep: str, value: int) -> dict[str, Any]:
     name, _, opts = SWEEPS[sweep]
     rate = opts.get("rate", 0.0)
     kwargs: dict[str, Any] = {"size": opts["size"], "rate": rate,
-                              "n": 100_000 if rate and rate < 100_000 else 1_000_000,
+                              "n": opts.get("n", 100_000 if rate and rate < 100_000 else 1_000_000),
                               "payload": opts.get("payload", "pad")}
     if sweep.startswith("tails"):
         kwargs["tails"] = value
