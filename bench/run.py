@@ -61,9 +61,13 @@ KEY = "bench-key"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` used so far, summed."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK
 
 
 def status_kb(pid: int, field: str) -> int:
@@ -360,7 +364,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         tail_clients = Tails(router, "bench0", tails, n) if name == "S4" else None
         # The router's process tree (the workers, for S5) and Redis count as the router.
         pids = process_tree(router.proc.pid) + ([redis.pid] if redis is not None else [])
-        cpu0 = sum(cpu_seconds(p) for p in pids)
+        cpu0 = cpu_seconds(pids)
         received0 = router.metric(RECEIVED) if name == "H" else 0.0
         port = router.ports["logs"] if http_lines else router.ports["syslog"]
         gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate, payload, cycle)
@@ -402,7 +406,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
             elapsed = time.time() - gen["start"]
             delivered = int(hist)
             result.update(delivered=delivered, lost=n - delivered, http_errors=gen["errors"])
-        cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+        cpu = cpu_seconds(pids) - cpu0
         result.update(lines_per_s=round(delivered / elapsed),
                       ingest_s=round(gen["end"] - gen["start"], 2),
                       mb_per_s=round(gen["bytes"] / elapsed / 1e6, 1),
@@ -428,10 +432,10 @@ def settle_prefill(router: Router, prefill: int) -> None:
     while router.metric(RECEIVED) < prefill and time.time() < deadline:
         time.sleep(0.05)
     pids = process_tree(router.proc.pid)
-    last = sum(cpu_seconds(p) for p in pids)
+    last = cpu_seconds(pids)
     while time.time() < deadline:
         time.sleep(1.0)
-        now = sum(cpu_seconds(p) for p in pids)
+        now = cpu_seconds(pids)
         if now - last < 0.05:
             return
         last = now
