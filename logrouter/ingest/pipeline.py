@@ -13,25 +13,24 @@ first batch of a round (its lead) yields (the other connections that are ready
 route theirs meanwhile), then posts the round — one ``Channel.post`` per channel for
 all of them — and wakes the others. With lines spread over many connections or
 apps each channel and drain then gets fewer, fuller batches (paced S1 at 1 M
-lines/s: 0.81-0.87 µs a line against 0.89-0.96). A round holding
-``ROUND_LINES`` lines or ``ROUND_BYTES`` bytes of reads is posted at once, so it
-stays bounded. Order is kept
-within each connection: its lines are appended to each channel's list in the
-order they were read.
+lines/s: 0.81-0.87 µs a line against 0.89-0.96). A round holding ``ROUND_LINES``
+lines or ``ROUND_BYTES`` bytes of reads is posted at once, so it stays bounded.
+Order is kept within each connection: its lines are appended to each channel's
+list in the order they were read.
 
 Rounds grow while the node is behind. A syslog read that finds more waiting in
 the kernel (``more``: it filled its buffer, or was big; see ``tcp_server``) does
-not wait for its round's post: it returns, and the connection's next read joins the same round; the lead
-yields again, up to ``ROUND_PASSES`` passes, as long as such reads keep joining. A
-node at saturation thus posts rounds of over a hundred thousand lines (each of
-5,000 channels gets tens of lines a post instead of ten), while a node that keeps
-up posts after one pass, as before: its reads do not fill their buffers. The
-push-back of a round a connection did not wait for is settled at the start of its
-next read (:class:`Feeder`). The price is paid at saturation only: a line of a
-quiet connection that joins a growing round is posted with it, a few passes later
-(S1 flat out, the lead's wait for its round: 5,000 apps 2.5 passes and 81 ms on average,
-269 ms at most, against 31 and 141 ms with one pass; 100 apps 3.9 passes, 48 and 106 ms,
-against 12 and 48 ms).
+not wait for its round's post: it returns, and the connection's next read joins
+the same round; the lead yields again until two passes in a row bring no such
+read (at most ``ROUND_PASSES``). A node at saturation thus posts rounds of over a
+hundred thousand lines (each of 5,000 channels gets tens of lines a post instead
+of ten), while a node that keeps up posts after one pass, as before: its reads do
+not fill their buffers. The push-back of a round a connection did not wait for is
+settled at the start of its next read (:class:`Feeder`). The price is paid at
+saturation only: a line of a quiet connection that joins a growing round is
+posted with it, a few passes later (S1 flat out, the lead's wait for its round:
+5,000 apps 2.5 passes and 81 ms on average, 269 ms at most, against 31 and 141 ms
+with one pass; 100 apps 3.9 passes, 48 and 106 ms, against 12 and 48 ms).
 
 :meth:`Ingest.frames` and :meth:`Ingest.token_frames` return the drains their round
 pushed past their buffer; the transport then awaits :meth:`Ingest.wait_for_room`
