@@ -14,6 +14,11 @@ connect or delivery did not fail, not slow, not degraded — its buffer may grow
 :meth:`wait_room`) before reading more, until the drain is back under
 ``buffer_lines``. TCP flow control carries the wait to the sender. So a
 receiver that keeps up on average gets every line of a burst of any size.
+Feeders learn that they must wait only after a post, and one post (a round of
+ingest: several connections' reads) may bring a drain far more than
+``burst_lines`` at once; an absorbing drain therefore holds ``post_lines`` (what
+one round holds at most) beyond ``burst_lines``, so no line of such a post is
+displaced before its feeders were told to wait.
 
 **A drain never slows ingest for long.** A wait lasts at most
 ``backpressure_max`` seconds; a drain that cannot get back under
@@ -83,6 +88,9 @@ class DrainOptions:
     tls_ca_file: str = ""
     linger: float = 0.002
     burst_lines: int = 32768
+    #: Lines one post of ingest may bring a drain at once (ingest's ``ROUND_LINES``): an
+    #: absorbing drain holds them beyond ``burst_lines`` (see the module docstring).
+    post_lines: int = 262144
     backpressure_max: float = 1.0
     spool_bytes: int = 0
     spool_root: str = ""
@@ -199,7 +207,9 @@ class Drain:
         opts = self.options
         if self.degraded:
             return opts.degraded_lines
-        return max(opts.burst_lines, opts.buffer_lines) if self.absorbing else opts.buffer_lines
+        if self.absorbing:
+            return max(opts.burst_lines, opts.buffer_lines) + opts.post_lines
+        return opts.buffer_lines
 
     def _apply_capacity(self) -> None:
         """Size the buffer for the drain's state (the excess counts lost); wake waiters if

@@ -89,7 +89,8 @@ class Settings:
     shutdown_timeout: float = _opt(5.0, "seconds in-flight work gets after SIGTERM")
     drain_buffer_lines: int = _opt(1024, "lines buffered per drain before the oldest drop (L10)")
     drain_burst_lines: int = _opt(
-        32768, "lines a connected, delivering drain may hold while ingest waits for it")
+        32768, "lines a connected, delivering drain may hold while ingest waits for it "
+        "(plus one round of ingest, kept whole)")
     drain_backpressure_max: float = _opt(
         1.0, "seconds an ingest connection waits for a drain absorbing a burst")
     drain_spool_bytes: int = _opt(

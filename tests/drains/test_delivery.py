@@ -53,6 +53,35 @@ async def test_one_large_burst_reaches_healthy_receivers_whole(
     assert not any(b"Error L10" in req.body for req in http.requests)
 
 
+async def test_bursts_on_several_connections_at_once_reach_a_healthy_receiver_whole(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    """Four connections each send a 5 MB burst to one app at once: the drain gets every
+    line. (Each read is posted with a round; a round could bring one drain more lines at
+    once than its burst buffer holds, and the excess was displaced before any feeder had
+    been told to wait: 11,712 of 400,000 lines lost, 216,715 once rounds grew.)"""
+    syslog = SyslogSink()
+    port = await sinks.start(syslog.run)
+    cid, tokens = await fast_router.create_channel()
+    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{port}")
+    n = 50_000
+    async with trio.open_nursery() as nursery:
+        for tag in "abcd":
+            nursery.start_soon(fast_router.send_tcp, burst(tokens["app"], n, tag))
+
+    async def all_accounted() -> bool:  # delivered to the sink, or given up on
+        status = await drain_status(fast_router, cid, 1)
+        return len(syslog_lines(syslog)) + int(status["dropped"]) >= 4 * n  # type: ignore[call-overload]
+
+    await eventually(all_accounted, timeout=30.0)
+    assert (await drain_status(fast_router, cid, 1))["dropped"] == 0
+    lines = syslog_lines(syslog)
+    for tag in "abcd":
+        mine = [int(line.split(f" {tag} ".encode())[1][:6]) for line in lines
+                if f" {tag} ".encode() in line]
+        assert mine == list(range(n)), tag
+    assert not any(b"Error L10" in f for f in syslog.frames)
+
+
 async def test_http_batches_given_up_on_are_reported_by_the_next_l10(
         fast_router: Router, sinks: trio.Nursery) -> None:
     # a 404 drops its batch at once; three 500s exhaust the retries of a later one

@@ -51,6 +51,22 @@ def test_a_burst_is_absorbed_while_the_drain_delivers() -> None:
     run(main)
 
 
+def test_an_absorbing_drain_takes_a_whole_post_larger_than_its_burst_buffer() -> None:
+    """Feeders are told to wait only after a post: one post of a whole round (ingest's
+    ROUND_LINES at most) is kept whole beyond burst_lines, never displaced."""
+    from logrouter.ingest.pipeline import Ingest
+
+    async def main() -> None:
+        assert DrainOptions().post_lines >= Ingest.ROUND_LINES
+        d = drain(post_lines=5000)
+        assert d.push([b"x"] * 900) and d.push([b"y"] * 5000)  # 5,900 > burst_lines 1,000
+        assert len(d.buffer) == 5900 and d.dropped == 0
+        d.push([b"z"] * 200)  # past burst_lines + post_lines: the oldest go, counted
+        assert len(d.buffer) == 6000 and d.dropped == 100
+
+    run(main)
+
+
 def test_a_drain_that_does_not_catch_up_is_marked_slow_and_its_cool_down_doubles() -> None:
     async def main() -> None:
         d = drain()

@@ -235,7 +235,8 @@ async def test_http_drain_failing_after_a_success_degrades_then_recovers(tmp_pat
         assert (await drain_status(router, cid, drain["id"]))["degraded"] is False
         assert node.drains is not None
         # back to full size: absorbing bursts again (drain_burst_lines)
-        assert node.drains.running[int(str(drain["id"]))].drain.buffer.capacity == 32768
+        running = node.drains.running[int(str(drain["id"]))].drain
+        assert running.buffer.capacity == 32768 + running.options.post_lines
         node.request_stop()
 
 
