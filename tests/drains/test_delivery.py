@@ -55,31 +55,37 @@ async def test_one_large_burst_reaches_healthy_receivers_whole(
 
 async def test_bursts_on_several_connections_at_once_reach_a_healthy_receiver_whole(
         fast_router: Router, sinks: trio.Nursery) -> None:
-    """Four connections each send a 5 MB burst to one app at once: the drain gets every
-    line. (Each read is posted with a round; a round could bring one drain more lines at
+    """Four connections each send a 5 MB burst to one app at once: its syslog and its HTTP
+    drain get every line. (Each read is posted with a round; a round could bring one drain more lines at
     once than its burst buffer holds, and the excess was displaced before any feeder had
     been told to wait: 11,712 of 400,000 lines lost, 216,715 once rounds grew.)"""
-    syslog = SyslogSink()
-    port = await sinks.start(syslog.run)
+    syslog, http = SyslogSink(), HttpSink()
+    syslog_port = await sinks.start(syslog.run)
+    http_port = await sinks.start(http.run)
     cid, tokens = await fast_router.create_channel()
-    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{port}")
+    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{syslog_port}")
+    await add_drain(fast_router, cid, f"http://127.0.0.1:{http_port}/")
     n = 50_000
     async with trio.open_nursery() as nursery:
         for tag in "abcd":
             nursery.start_soon(fast_router.send_tcp, burst(tokens["app"], n, tag))
 
-    async def all_accounted() -> bool:  # delivered to the sink, or given up on
-        status = await drain_status(fast_router, cid, 1)
-        return len(syslog_lines(syslog)) + int(status["dropped"]) >= 4 * n  # type: ignore[call-overload]
+    async def all_accounted() -> bool:  # delivered to the sinks, or given up on
+        dropped = [int((await drain_status(fast_router, cid, d))["dropped"])  # type: ignore[call-overload]
+                   for d in (1, 2)]
+        return (len(syslog_lines(syslog)) + dropped[0] >= 4 * n
+                and len(await http_lines(http)) + dropped[1] >= 4 * n)
 
-    await eventually(all_accounted, timeout=30.0)
-    assert (await drain_status(fast_router, cid, 1))["dropped"] == 0
-    lines = syslog_lines(syslog)
-    for tag in "abcd":
-        mine = [int(line.split(f" {tag} ".encode())[1][:6]) for line in lines
-                if f" {tag} ".encode() in line]
-        assert mine == list(range(n)), tag
+    await eventually(all_accounted, timeout=60.0)
+    for d in (1, 2):
+        assert (await drain_status(fast_router, cid, d))["dropped"] == 0
+    for lines in (syslog_lines(syslog), await http_lines(http)):
+        for tag in "abcd":
+            mine = [int(line.split(f" {tag} ".encode())[1][:6]) for line in lines
+                    if f" {tag} ".encode() in line]
+            assert mine == list(range(n)), tag
     assert not any(b"Error L10" in f for f in syslog.frames)
+    assert not any(b"Error L10" in req.body for req in http.requests)
 
 
 async def test_http_batches_given_up_on_are_reported_by_the_next_l10(
