@@ -5,7 +5,7 @@ Theory of operation
 A channel with at least one live tail has one :class:`TailHub`, a channel
 consumer. ``push`` (on the ingest path) appends the batch to a ring of recent
 batches holding ``capacity`` lines (more for at most half a second, so that a
-burst read in one scheduler round does not overflow a tail that keeps up) and
+burst posted in one round of ingest does not overflow a tail that keeps up) and
 wakes the readers — constant work, however many tails there are. Every line has its channel sequence number
 (see :class:`~logrouter.core.history.History`).
 
@@ -85,6 +85,9 @@ class TailHub:
     #: tail that keeps up must not lose them before its writer even ran.
     GRACE = 0.5
     BURST_FACTOR = 64
+    #: What one post of ingest may bring a channel at once (ingest's ``ROUND_LINES``): within
+    #: the grace the ring holds at least that much, so a tail that keeps up gets a whole round.
+    ROUND_LINES = 262144
     BATCH_LINES = 1024  # a pushed batch is kept in pieces of at most this many lines
     READ_BYTES = 256 * 1024  # a read stops after this much rendered data (at least one batch)
 
@@ -92,9 +95,10 @@ class TailHub:
         """Add a batch (never asks the feeder to wait: a slow tail only loses lines).
 
         Past ``capacity`` lines the oldest batches go, unless they are younger than
-        ``GRACE`` seconds and the ring holds at most ``BURST_FACTOR * capacity`` lines.
+        ``GRACE`` seconds and the ring holds at most ``BURST_FACTOR * capacity`` lines (or
+        ``ROUND_LINES``, if more).
         """
-        hard = self.capacity * self.BURST_FACTOR
+        hard = max(self.capacity * self.BURST_FACTOR, self.ROUND_LINES)
         if len(lines) > hard:
             skipped = len(lines) - hard
             self.next_seq += skipped

@@ -35,6 +35,25 @@ def test_a_burst_larger_than_the_buffer_reaches_a_reader_that_keeps_up() -> None
     run(main)
 
 
+def test_a_whole_round_of_ingest_in_one_post_reaches_a_reader_that_keeps_up() -> None:
+    """Four connections' bursts to one app can be posted as one round of 200,000 lines; a
+    tail that keeps up gets all of them (the ring used to keep 64 times its capacity: 65,536)."""
+    from logrouter.ingest.pipeline import Ingest
+
+    async def main() -> None:
+        assert TailHub.ROUND_LINES >= Ingest.ROUND_LINES
+        hub = TailHub(1024, last_seq=0)
+        hub.push(lines(0, 200_000))
+        got = after = 0
+        while after < 200_000:
+            skipped, data, after = hub.read(after, TailFilter(), sse=False)
+            assert skipped == 0
+            got += data.count(b"\n")
+        assert got == 200_000
+
+    run(main)
+
+
 def test_a_reader_behind_for_longer_than_the_grace_loses_the_oldest_and_counts_them() -> None:
     async def main() -> None:
         hub = TailHub(1024, last_seq=0)
@@ -51,6 +70,7 @@ def test_a_reader_behind_for_longer_than_the_grace_loses_the_oldest_and_counts_t
 def test_even_within_the_grace_the_ring_is_bounded() -> None:
     async def main() -> None:
         hub = TailHub(10, last_seq=0)
+        hub.ROUND_LINES = 100  # below BURST_FACTOR * capacity: that bound applies
         for b in range(100):
             hub.push(lines(b * 10, 10))
         skipped, data, last = hub.read(0, TailFilter(), sse=False)
@@ -63,6 +83,7 @@ def test_even_within_the_grace_the_ring_is_bounded() -> None:
 def test_a_batch_beyond_the_hard_bound_keeps_its_newest_lines() -> None:
     async def main() -> None:
         hub = TailHub(2, last_seq=5)
+        hub.ROUND_LINES = 10  # below BURST_FACTOR * capacity: that bound applies
         hub.push(lines(0, 1000))
         skipped, data, last = hub.read(5, TailFilter(), sse=False)
         assert last == 1005 and skipped == 1000 - 2 * TailHub.BURST_FACTOR
