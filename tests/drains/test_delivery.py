@@ -31,14 +31,21 @@ async def http_lines(sink: HttpSink) -> list[bytes]:
 
 
 
-async def test_one_large_burst_reaches_healthy_receivers_whole(
-        fast_router: Router, sinks: trio.Nursery) -> None:
+async def receivers(router: Router, sinks: trio.Nursery,
+                    ) -> tuple[SyslogSink, HttpSink, str, dict[str, str]]:
+    """A new channel with a syslog and an HTTP drain, each to a healthy receiver."""
     syslog, http = SyslogSink(), HttpSink()
     syslog_port = await sinks.start(syslog.run)
     http_port = await sinks.start(http.run)
-    cid, tokens = await fast_router.create_channel()
-    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{syslog_port}")
-    await add_drain(fast_router, cid, f"http://127.0.0.1:{http_port}/")
+    cid, tokens = await router.create_channel()
+    await add_drain(router, cid, f"syslog://127.0.0.1:{syslog_port}")
+    await add_drain(router, cid, f"http://127.0.0.1:{http_port}/")
+    return syslog, http, cid, tokens
+
+
+async def test_one_large_burst_reaches_healthy_receivers_whole(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    syslog, http, cid, tokens = await receivers(fast_router, sinks)
     await add_drain(fast_router, cid, f"syslog://127.0.0.1:{free_port()}")  # dead beside them
     n = 20_000
     await fast_router.send_tcp(burst(tokens["app"], n))  # ~2.2 MB in one sendall
@@ -56,15 +63,10 @@ async def test_one_large_burst_reaches_healthy_receivers_whole(
 async def test_bursts_on_several_connections_at_once_reach_a_healthy_receiver_whole(
         fast_router: Router, sinks: trio.Nursery) -> None:
     """Four connections each send a 5 MB burst to one app at once: its syslog and its HTTP
-    drain get every line. (Each read is posted with a round; a round could bring one drain more lines at
-    once than its burst buffer holds, and the excess was displaced before any feeder had
-    been told to wait: 11,712 of 400,000 lines lost, 216,715 once rounds grew.)"""
-    syslog, http = SyslogSink(), HttpSink()
-    syslog_port = await sinks.start(syslog.run)
-    http_port = await sinks.start(http.run)
-    cid, tokens = await fast_router.create_channel()
-    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{syslog_port}")
-    await add_drain(fast_router, cid, f"http://127.0.0.1:{http_port}/")
+    drain get every line. (Each read is posted with a round; a round could bring one drain
+    more lines at once than its burst buffer holds, and the excess was displaced before any
+    feeder had been told to wait: 11,712 of 400,000 lines lost, 216,715 once rounds grew.)"""
+    syslog, http, cid, tokens = await receivers(fast_router, sinks)
     n = 50_000
     async with trio.open_nursery() as nursery:
         for tag in "abcd":
