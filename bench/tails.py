@@ -3,7 +3,8 @@
 Opens a tail session per client (``POST /v3/sessions`` with ``tail``), connects them
 all, prints ``{"ready": N}`` once every stream answered, then reads with epoll and
 counts the ``data:`` lines each tail got. Prints one JSON line when every tail got
-``--lines`` lines or nothing arrived for ``--idle`` seconds:
+``--lines`` lines or, once lines flow, nothing arrived for ``--idle`` seconds (the first line
+may take up to ``--first-wait`` seconds: the load generator prepares its frames first):
 ``{"min": ..., "max": ..., "total": ..., "first": t, "last": t}``.
 
     python bench/tails.py --api-port P --key K --channel C --count 1000 --lines 1000000
@@ -56,6 +57,7 @@ def main() -> None:
     p.add_argument("--count", type=int, default=100)
     p.add_argument("--lines", type=int, required=True)
     p.add_argument("--idle", type=float, default=2.0)
+    p.add_argument("--first-wait", type=float, default=120.0)
     args = p.parse_args()
     socks, extra = open_tails(args.api_port, args.key, args.channel, args.count)
     print(json.dumps({"ready": len(socks)}), flush=True)
@@ -71,7 +73,7 @@ def main() -> None:
     done = 0
     first = last = 0.0
     while done < len(socks):
-        events = poll.poll(args.idle)
+        events = poll.poll(args.idle if first else args.first_wait)
         if not events:
             break
         now = time.time()
