@@ -51,7 +51,7 @@ from typing import Any
 
 import trio
 
-from logrouter.core.buffer import BoundedBuffer, DrainQueue, Loss
+from logrouter.core.buffer import POST_LINES, BoundedBuffer, DrainQueue, Loss
 from logrouter.destinations import DestinationPolicy
 from logrouter.logs import get_logger
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url
@@ -88,9 +88,9 @@ class DrainOptions:
     tls_ca_file: str = ""
     linger: float = 0.002
     burst_lines: int = 32768
-    #: Lines one post of ingest may bring a drain at once (ingest's ``ROUND_LINES``): an
-    #: absorbing drain holds them beyond ``burst_lines`` (see the module docstring).
-    post_lines: int = 262144
+    #: Lines one post of ingest may bring a drain at once: an absorbing drain holds them
+    #: beyond ``burst_lines`` (see the module docstring).
+    post_lines: int = POST_LINES
     backpressure_max: float = 1.0
     spool_bytes: int = 0
     spool_root: str = ""

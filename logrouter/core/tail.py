@@ -25,6 +25,7 @@ from collections import deque
 
 import trio
 
+from logrouter.core.buffer import POST_LINES
 from logrouter.core.channels import Channel
 from logrouter.protocol.tailfmt import TailFilter, render_lines
 
@@ -85,9 +86,9 @@ class TailHub:
     #: tail that keeps up must not lose them before its writer even ran.
     GRACE = 0.5
     BURST_FACTOR = 64
-    #: What one post of ingest may bring a channel at once (ingest's ``ROUND_LINES``): within
-    #: the grace the ring holds at least that much, so a tail that keeps up gets a whole round.
-    ROUND_LINES = 262144
+    #: Within the grace the ring holds at least one post of ingest, so a tail that keeps up
+    #: gets a whole round.
+    ROUND_LINES = POST_LINES
     BATCH_LINES = 1024  # a pushed batch is kept in pieces of at most this many lines
     READ_BYTES = 256 * 1024  # a read stops after this much rendered data (at least one batch)
 

@@ -44,6 +44,7 @@ import time
 import trio
 from prometheus_client import Counter
 
+from logrouter.core.buffer import POST_LINES
 from logrouter.core.channels import Channel, ChannelTable, Consumer
 from logrouter.core.token_routing import Routing, route_by_token, route_to
 from logrouter.logs import get_logger
@@ -123,7 +124,7 @@ class Ingest:
     """Routes frames into channels and keeps the ingest counters."""
 
     #: A round holding this many lines, or syslog reads of this many bytes, is posted at once.
-    ROUND_LINES = 262144
+    ROUND_LINES = POST_LINES
     ROUND_BYTES = 64 * 1024 * 1024
     #: Passes of the event loop a round's lead waits at most while reads with more waiting
     #: keep joining it.
