@@ -1,5 +1,5 @@
-"""Test helpers: the tests' one HTTP client (httpx on real sockets), syslog frame builders and
-:func:`eventually`."""
+"""Test helpers: the tests' one HTTP client (httpx on real sockets), syslog frame builders,
+:func:`eventually` and the ``needs_native`` mark."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 import trio
+
+from logrouter.protocol.speedups import native
+
+#: Skips a test of the C speed-ups (or of what only they do) where they are not built.
+needs_native = pytest.mark.skipif(native is None, reason="C speed-ups not built")
 
 
 def frame(token: str, msg: str, procid: str = "web.1", ts: str = "2026-11-26T10:00:00.000000+00:00",

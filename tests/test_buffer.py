@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logrouter.core.buffer import BoundedBuffer
+from tests.helpers import needs_native
 
 
 def lines(*xs: int) -> list[bytes]:
@@ -55,8 +56,7 @@ def test_resize_counts_excess() -> None:
         BoundedBuffer(0)
 
 
-@pytest.mark.skipif(__import__("logrouter.protocol.speedups", fromlist=["native"]).native is None,
-                    reason="untracking needs the C speed-ups")
+@needs_native
 def test_buffered_lines_are_not_walked_by_the_garbage_collector() -> None:
     """A drain buffer holds only bytes, so it is kept out of the cyclic GC: with 5,000 drains
     holding 1,024 lines each, a full collection took 129 ms walking them, 3 ms without."""

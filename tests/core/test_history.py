@@ -19,7 +19,7 @@ from logrouter.core.history import (
     load_histories,
     save_histories,
 )
-from logrouter.protocol.speedups import native
+from tests.helpers import needs_native
 
 LINE = b"<190>1 2026-11-26T10:00:00.000000+00:00 host app web.1 - - " + b"x" * 90
 
@@ -216,7 +216,7 @@ def test_a_damaged_history_file_is_refused_with_its_path(tmp_path: Path, payload
         load_histories(str(path))
 
 
-@pytest.mark.skipif(native is None, reason="needs the C speed-ups")
+@needs_native
 def test_raw_lines_are_out_of_the_cyclic_collector() -> None:
     h = History(100, [b"a"], seq=0)
     h.extend([b"b"] * 20)

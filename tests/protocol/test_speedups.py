@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from logrouter.core.token_routing import _route_frames_py, _route_to_py, _split_route_py
 from logrouter.protocol import drainfmt, framing, tailfmt
 from logrouter.protocol.speedups import native
+from tests.helpers import needs_native
 
 if os.environ.get("LOGROUTER_EXPECT_SPEEDUPS") == "1" and not os.environ.get("LOGROUTER_PURE_PYTHON"):
     assert native is not None, "the C speed-ups were expected to be built (LOGROUTER_EXPECT_SPEEDUPS=1)"
 
-needs_native = pytest.mark.skipif(native is None, reason="C speed-ups not built")
 
 TOKENS = [b"t.a", b"t.b", b"t.c", b"t.unknown", b"app", b"", b"t."]
 KNOWN = {b"t.a": ("ch-a", b"web"), b"t.b": ("ch-b", b"worker-long-name"), b"t.c": ("ch-a", b"")}

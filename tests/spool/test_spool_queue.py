@@ -9,6 +9,7 @@ import pytest
 
 from logrouter.protocol.spoolfmt import decode_records, encode_record
 from logrouter.spool import Spooler, SpoolQueue
+from tests.helpers import needs_native
 
 
 def lines(start: int, n: int) -> list[bytes]:
@@ -169,8 +170,7 @@ async def test_a_queue_over_its_memory_wakes_the_spooler_every_time(tmp_path: Pa
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.skipif(__import__("logrouter.protocol.speedups", fromlist=["native"]).native is None,
-                    reason="untracking needs the C speed-ups")
+@needs_native
 async def test_the_spool_s_lines_in_memory_are_not_walked_by_the_garbage_collector(
         tmp_path: Path) -> None:
     import gc
