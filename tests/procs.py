@@ -44,13 +44,17 @@ class RouterProcess:
         self.ports = {"syslog": free_port(), "logs": free_port(), "api": free_port()}
         self.proc: subprocess.Popen[str] | None = None
 
+    def environment(self) -> dict[str, str]:
+        """The environment `logrouter serve` runs in: its data dir, ports and key."""
+        return {**os.environ, **self.env, "LOGROUTER_BIND": "127.0.0.1",
+                "LOGROUTER_AUTH_KEY": AUTH_KEY, "LOGROUTER_DATA_DIR": str(self.data_dir),
+                "LOGROUTER_SYSLOG_PORT": str(self.ports["syslog"]),
+                "LOGROUTER_LOGS_PORT": str(self.ports["logs"]),
+                "LOGROUTER_API_PORT": str(self.ports["api"])}
+
     def start(self) -> None:
-        env = {**os.environ, **self.env, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_AUTH_KEY": AUTH_KEY,
-               "LOGROUTER_DATA_DIR": str(self.data_dir),
-               "LOGROUTER_SYSLOG_PORT": str(self.ports["syslog"]),
-               "LOGROUTER_LOGS_PORT": str(self.ports["logs"]),
-               "LOGROUTER_API_PORT": str(self.ports["api"])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "logrouter", "serve"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "logrouter", "serve"],
+                                     env=self.environment(),
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         seen = 0

@@ -17,7 +17,7 @@ import trio
 from logrouter.errors import ConfigError
 from logrouter.node import Node
 from tests.conftest import make_settings
-from tests.procs import RouterProcess, free_port
+from tests.procs import RouterProcess
 
 
 async def test_a_second_node_on_a_data_dir_in_use_is_refused(tmp_path: Path) -> None:
@@ -37,10 +37,9 @@ async def test_a_second_node_on_a_data_dir_in_use_is_refused(tmp_path: Path) -> 
 
 
 def _serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_DATA_DIR": str(data_dir),
-           "LOGROUTER_SYSLOG_PORT": str(free_port()), "LOGROUTER_LOGS_PORT": str(free_port()),
-           "LOGROUTER_API_PORT": str(free_port()), "LOGROUTER_AUTH_KEY": "k"}
-    return subprocess.run([sys.executable, "-m", "logrouter", "serve"], env=env, text=True,
+    """`logrouter serve` on ``data_dir`` with ports of its own, run to its end."""
+    return subprocess.run([sys.executable, "-m", "logrouter", "serve"],
+                          env=RouterProcess(data_dir).environment(), text=True,
                           capture_output=True, timeout=30)
 
 
