@@ -11,6 +11,7 @@ from logrouter.ingest.pipeline import Ingest
 from logrouter.metrics import Metrics
 from logrouter.models import ChannelRecord, TokenRecord
 from logrouter.protocol.framing import FrameSplitter
+from tests.helpers import octet
 
 
 class Recorder:
@@ -44,8 +45,9 @@ def _setup(apps: int = 1, pushback: bool = False) -> tuple[Ingest, list[Recorder
     return Ingest(table, metrics), recorders, metrics.received_tcp
 
 
-def _frames(conn: str, count: int, app: int = 0) -> list[bytes]:
-    return [f"<13>1 - h t.tok{app} web.1 - - {conn}{i}".encode() for i in range(count)]
+def _frames(conn: str, count: int, app: int = 0, start: int = 0) -> list[bytes]:
+    return [f"<13>1 - h t.tok{app} web.1 - - {conn}{i}".encode()
+            for i in range(start, start + count)]
 
 
 def _msgs(lines: list[bytes]) -> list[str]:
@@ -155,7 +157,7 @@ def test_a_syslog_read_that_completes_no_frame_returns_at_once_and_the_next_is_p
         first, second = FrameSplitter(), FrameSplitter()
         a, b = ingest.feeder(), ingest.feeder()
         frame = _frames("a", 1)[0]
-        wire = b"%d %s" % (len(frame), frame)
+        wire = octet(frame)
         with trio.testing.assert_no_checkpoints():
             await ingest.read(a, first, wire[:10], received, "a")
         assert ingest._round is None and rec.pushes == []
@@ -170,8 +172,8 @@ def test_a_syslog_read_that_completes_no_frame_returns_at_once_and_the_next_is_p
 
 
 def _wire(conn: str, count: int, start: int = 0) -> bytes:
-    frames = [f"<13>1 - h t.tok0 web.1 - - {conn}{i}".encode() for i in range(start, start + count)]
-    return b"".join(b"%d %s" % (len(f), f) for f in frames)
+    """What a syslog connection sends: :func:`_frames` of app 0, octet-counted."""
+    return octet(*_frames(conn, count, start=start))
 
 
 def test_reads_with_more_waiting_join_one_round_and_a_read_without_waits_for_its_post() -> None:
