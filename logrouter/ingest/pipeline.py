@@ -158,10 +158,10 @@ class Ingest:
         the drains the round pushed past their buffer catch up (:meth:`wait_for_room`)
         before returning. A read that completes no frame returns at once.
 
-        ``more``: the read filled the receive buffer, so more is waiting in the socket;
-        while its round is open and not full the call then returns without waiting for the
-        post (the next read joins the same round), and the round's push-back is waited for
-        at the start of the next call instead.
+        ``more``: more is waiting in the socket (the transport's judgement: the read filled
+        its buffer, or was big); while its round is open and not full the call then returns
+        without waiting for the post (the next read joins the same round), and the round's
+        push-back is waited for at the start of the next call instead.
         """
         await self._settle(feeder)
         routing = Routing(self.table.route, self._pending)
