@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from logrouter.core.history import History, Saved
+from logrouter.core.token_routing import route_cache
 from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 
 __all__ = ["Channel", "ChannelTable", "Consumer"]
@@ -107,6 +108,9 @@ class ChannelTable:
 
     Attributes:
         route: token bytes → (channel, token name bytes); what ingest reads.
+        route_cache: the routing's token cache for ``route`` (see
+            :func:`~logrouter.core.token_routing.route_cache`), cleared whenever ``route``
+            changes; None without the C module.
     """
 
     def __init__(self, history_lines: int,
@@ -115,6 +119,7 @@ class ChannelTable:
         self.channels: dict[str, Channel] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self.route: dict[bytes, tuple[Channel, bytes]] = {}
+        self.route_cache = route_cache()
         self.drains: dict[int, DrainRecord] = {}
         self._by_name: dict[str, dict[str, Channel]] = {}  # name → id → channel
         self._on_new_channel = on_new_channel
@@ -176,14 +181,20 @@ class ChannelTable:
         self.tokens[record.token] = record
         channel.tokens[record.token] = record.name
         self.route[record.token.encode()] = (channel, record.name.encode())
+        self._route_changed()
 
     def remove_token(self, token: str) -> None:
         record = self.tokens.pop(token, None)
         self.route.pop(token.encode(), None)
+        self._route_changed()
         if record is not None:
             channel = self.channels.get(record.channel_id)
             if channel is not None:
                 channel.tokens.pop(token, None)
+
+    def _route_changed(self) -> None:
+        if self.route_cache is not None:
+            self.route_cache.clear()
 
     def put_drain(self, record: DrainRecord) -> None:
         self.drains[record.id] = record

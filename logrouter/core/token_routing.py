@@ -14,15 +14,16 @@ from typing import Any, Generic, TypeVar
 from logrouter.protocol.framing import split_octets
 from logrouter.protocol.speedups import native
 
-__all__ = ["Routing", "route_by_token", "route_to"]
+__all__ = ["Routing", "route_by_token", "route_cache", "route_to"]
 
 C = TypeVar("C")
 
 
 def _route_frames_py(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
-                     groups: dict[C, list[bytes]]) -> tuple[int, int, int]:
+                     groups: dict[C, list[bytes]], cache: object = None) -> tuple[int, int, int]:
     """Append each routable frame, cooked, to ``groups[channel]``; return the counts of frames
-    dropped as (not syslog, no token, unknown token). See :func:`route_by_token`."""
+    dropped as (not syslog, no token, unknown token). See :func:`route_by_token`. (``cache``
+    is the C twin's token table: no use here.)"""
     not_syslog = no_token = unknown_token = 0
     get = tokens.get
     for frame in frames:
@@ -58,7 +59,8 @@ def _route_to_py(frames: list[bytes], token: bytes, name: bytes) -> list[bytes]:
 
 
 def _split_route_py(buf: bytes, pos: int, max_frame: int, tokens: Mapping[bytes, tuple[C, bytes]],
-                    groups: dict[C, list[bytes]]) -> tuple[int, int, int, int, int]:
+                    groups: dict[C, list[bytes]], cache: object = None,
+                    ) -> tuple[int, int, int, int, int]:
     """:func:`~logrouter.protocol.framing.split_octets` and :func:`_route_frames_py` in one
     call: route the well-formed octet-counted frames of ``buf[pos:]``. Returns the position
     ``split_octets`` returns, then the counts of frames routed, not syslog, with no token and
@@ -70,12 +72,20 @@ def _split_route_py(buf: bytes, pos: int, max_frame: int, tokens: Mapping[bytes,
     return pos, routed, not_syslog, no_token, unknown_token
 
 
-_route_frames: Callable[[list[bytes], Any, Any], tuple[int, int, int]] = (
+_route_frames: Callable[..., tuple[int, int, int]] = (
     native.route_frames if native is not None else _route_frames_py)
-_split_route: Callable[[bytes, int, int, Any, Any], tuple[int, int, int, int, int]] = (
+_split_route: Callable[..., tuple[int, int, int, int, int]] = (
     native.split_route if native is not None else _split_route_py)
 _route_to: Callable[[list[bytes], bytes, bytes], list[bytes]] = (
     native.route_to if native is not None else _route_to_py)
+
+
+def route_cache() -> Any:
+    """A token cache for :class:`Routing` (the C module's ``RouteCache``), or None without
+    the C module: the C loops then look each token up in ``tokens`` once while the cache
+    keeps it, instead of once per read. Its owner must ``clear()`` it whenever the tokens
+    mapping changes."""
+    return native.RouteCache() if native is not None else None
 
 
 class Routing(Generic[C]):
@@ -84,16 +94,19 @@ class Routing(Generic[C]):
 
     Frames come as lists (:meth:`frames`) or straight from the bytes of a read
     (:meth:`octets`, the taker of ``FrameSplitter.feed_to``: no bytes object per frame).
+    ``cache`` (see :func:`route_cache`) keeps what the lookups found across passes; it must
+    have been cleared since ``tokens`` last changed.
     """
 
-    __slots__ = ("_native", "groups", "no_token", "not_syslog", "routed", "tokens",
+    __slots__ = ("_cache", "_native", "groups", "no_token", "not_syslog", "routed", "tokens",
                  "unknown_token")
 
     def __init__(self, tokens: Mapping[bytes, tuple[C, bytes]],
-                 groups: dict[C, list[bytes]] | None = None) -> None:
+                 groups: dict[C, list[bytes]] | None = None, cache: Any = None) -> None:
         self.tokens = tokens
         self.groups: dict[C, list[bytes]] = {} if groups is None else groups
         self._native = type(tokens) is dict  # the C loops take a dict only
+        self._cache = cache
         self.routed = 0  # frames appended to groups
         self.no_token = 0  # APP-NAME is not a t. token
         self.not_syslog = 0  # fewer than five fields: no APP-NAME at all
@@ -102,7 +115,7 @@ class Routing(Generic[C]):
     def frames(self, frames: list[bytes]) -> None:
         """Route ``frames`` by the token in each APP-NAME (Logplex §2.1)."""
         route = _route_frames if self._native else _route_frames_py
-        not_syslog, no_token, unknown_token = route(frames, self.tokens, self.groups)
+        not_syslog, no_token, unknown_token = route(frames, self.tokens, self.groups, self._cache)
         self._count(len(frames) - not_syslog - no_token - unknown_token, not_syslog, no_token,
                     unknown_token)
 
@@ -110,7 +123,7 @@ class Routing(Generic[C]):
         """Route the well-formed octet-counted frames of ``buf[pos:]``; returns what
         ``split_octets`` returns for them (where they end)."""
         route = _split_route if self._native else _split_route_py
-        pos, *counts = route(buf, pos, max_frame, self.tokens, self.groups)
+        pos, *counts = route(buf, pos, max_frame, self.tokens, self.groups, self._cache)
         self._count(*counts)
         return pos
 
@@ -127,15 +140,15 @@ class Routing(Generic[C]):
 
 
 def route_by_token(frames: list[bytes], tokens: Mapping[bytes, tuple[C, bytes]],
-                   groups: dict[C, list[bytes]] | None = None) -> Routing[C]:
+                   groups: dict[C, list[bytes]] | None = None, cache: Any = None) -> Routing[C]:
     """Route each frame by the token in its APP-NAME field (Logplex §2.1).
 
     ``tokens`` maps ``t.…`` to ``(channel, token name)``; the token is replaced
     by its name ("cooking"). Frames keep their order within each channel. The lines are
     appended to ``groups`` when given (it becomes the result's ``groups``: lines routed
-    earlier stay first).
+    earlier stay first). ``cache``: see :class:`Routing`.
     """
-    routing = Routing(tokens, groups)
+    routing = Routing(tokens, groups, cache)
     routing.frames(frames)
     return routing
 

@@ -164,7 +164,7 @@ class Ingest:
         push-back is waited for at the start of the next call instead.
         """
         await self._settle(feeder)
-        routing = Routing(self.table.route, self._pending)
+        routing = Routing(self.table.route, self._pending, self.table.route_cache)
         splitter.feed_to(data, routing.octets, routing.frames)
         if not routing.routed and not routing.dropped:
             return
@@ -189,8 +189,9 @@ class Ingest:
             The consumers (drains absorbing a burst) the caller must let catch up, with
             :meth:`wait_for_room`, before it feeds more; usually empty.
         """
-        return await self._routed(route_by_token(frames, self.table.route, self._pending),
-                                  received, peer)
+        table = self.table
+        return await self._routed(route_by_token(frames, table.route, self._pending,
+                                                 table.route_cache), received, peer)
 
     async def _routed(self, routing: Routing[Channel], received: Counter, peer: str,
                       feeder: Feeder | None = None) -> list[Consumer]:

@@ -77,3 +77,31 @@ def test_on_new_channel_hears_of_new_channels_only() -> None:
     table.remove_channel("7")
     table.put_channel(ChannelRecord("7", "a", 0.0))  # a new channel object: heard of again
     assert seen == ["7", "8", "7"]
+
+
+def test_routing_with_the_table_s_cache_follows_token_changes() -> None:
+    """Ingest routes with the table's token cache: a token added, removed or moved to another
+    channel is routed accordingly from the next read on."""
+    from logrouter.core.token_routing import Routing
+
+    table = table_with_app()
+    line = b"<1>1 - h t.new p - - m"
+    read = b"%d %s" % (len(line), line)
+
+    def route() -> Routing[object]:
+        routing: Routing[object] = Routing(table.route, {}, table.route_cache)
+        routing.octets(read, 0, 1000)
+        return routing
+
+    assert route().unknown_token == 1
+    table.put_token(TokenRecord("t.new", "1", "web"))
+    channel = table.get("1")
+    assert route().groups == {channel: [b"<1>1 - h web p - - m"]}
+    table.put_channel(ChannelRecord("2", "other", 0.0))
+    table.put_token(TokenRecord("t.new", "2", "api"))
+    assert route().groups == {table.get("2"): [b"<1>1 - h api p - - m"]}
+    table.remove_token("t.new")
+    assert route().unknown_token == 1
+    table.put_token(TokenRecord("t.new", "2", "api"))
+    table.remove_channel("2")
+    assert route().unknown_token == 1

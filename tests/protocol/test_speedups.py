@@ -400,3 +400,135 @@ def test_kept_memory_spares_the_page_faults_of_the_next_batch() -> None:
               for mode in ("default", "keep")}
     assert faults["default"] > 20000  # ~2,500 pages per batch come back from the kernel
     assert faults["keep"] < faults["default"] // 10
+
+
+def _reads(known: dict[bytes, tuple[str, bytes]], reads: int, frames: int, seed: int) -> list[bytes]:
+    import random
+
+    rng = random.Random(seed)
+    names = [*known, b"t.unknown", b"app", b"t." + b"x" * 100]
+    out = []
+    for _ in range(reads):
+        lines_ = [b"<190>1 2026-11-26T10:00:00Z host %s web.1 - - %d" % (rng.choice(names), i)
+                  for i in range(frames)]
+        out.append(b"".join(b"%d %s" % (len(f), f) for f in lines_))
+    return out
+
+
+@needs_native
+@pytest.mark.parametrize("apps", [3, 20_000])
+def test_a_route_cache_routes_read_after_read_as_python_does(apps: int) -> None:
+    """With a RouteCache kept across calls (more tokens than it holds: it evicts) and a new
+    groups dict every other read, each call appends exactly what the twin appends, to the
+    dict it is given: a group fetched for one call never takes lines of the next."""
+    assert native is not None
+    known = {b"t.%08d" % i: (f"ch-{i % (apps // 2 + 1)}", b"app%d" % (i % 7)) for i in range(apps)}
+    cache = native.RouteCache()
+    groups_c: dict[str, list[bytes]] = {}
+    groups_py: dict[str, list[bytes]] = {}
+    for k, buf in enumerate(_reads(known, 6, 8_000, apps)):
+        if k % 2 == 0:
+            groups_c, groups_py = {}, {}
+        assert native.split_route(buf, 0, 10240, known, groups_c, cache) == _split_route_py(
+            buf, 0, 10240, known, groups_py)
+        assert groups_c == groups_py and list(groups_c) == list(groups_py)
+        frames = framing.FrameSplitter().feed(buf)[:500]
+        assert native.route_frames(frames, known, groups_c, cache) == _route_frames_py(
+            frames, known, groups_py)
+        assert groups_c == groups_py
+    assert 0 < len(cache) <= 16_384
+
+
+@needs_native
+def test_a_route_cache_answers_for_the_dict_it_is_given_and_forgets_when_cleared() -> None:
+    assert native is not None
+    cache = native.RouteCache()
+    line = b"<1>1 - h t.a p - - m"
+    buf = b"%d %s" % (len(line), line)
+    tokens: dict[bytes, tuple[str, bytes]] = {}
+    assert native.split_route(buf, 0, 100, tokens, {}, cache)[1:] == (0, 0, 0, 1)  # unknown
+    tokens[b"t.a"] = ("A", b"app")
+    cache.clear()  # the dict changed: its owner clears the cache
+    groups: dict[str, list[bytes]] = {}
+    assert native.split_route(buf, 0, 100, tokens, groups, cache)[1] == 1
+    assert groups == {"A": [b"<1>1 - h app p - - m"]}
+    other = {b"t.a": ("B", b"web")}  # another dict: the cache starts afresh by itself
+    groups = {}
+    assert native.split_route(buf, 0, 100, other, groups, cache)[1] == 1 and list(groups) == ["B"]
+    with pytest.raises(TypeError):
+        native.split_route(buf, 0, 100, tokens, {}, "not a cache")
+    with pytest.raises(TypeError):
+        native.RouteCache(1)
+
+
+@needs_native
+def test_a_route_cache_keeps_no_made_up_long_app_names_and_stays_bounded() -> None:
+    """A stream of distinct APP-NAMEs (unknown tokens, long or short) cannot grow the cache
+    past its slots, and names longer than a token are never kept."""
+    assert native is not None
+    cache = native.RouteCache()
+    long_names = [b"<1>1 - h t.%s p - - m" % (b"%06d" % i * 20) for i in range(2_000)]
+    assert native.route_frames(long_names, KNOWN, {}, cache) == (0, 0, 2_000)
+    assert len(cache) == 0
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(10):
+            short = [b"<1>1 - h t.%d p - - m" % (k * 10_000 + i) for i in range(10_000)]
+            native.route_frames(short, KNOWN, {}, cache)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(cache) <= 16_384
+    assert grown < 16_384 * 80 + 1024 * 1024  # the slots' token bytes, nothing per call
+
+
+@needs_native
+def test_a_route_cache_survives_python_code_that_clears_or_reuses_it_mid_call() -> None:
+    """A channel's __eq__ runs Python in the middle of a call: clearing the cache there takes
+    effect when the call ends, and a call made there with the same cache uses a table of its
+    own; every frame is still routed once."""
+    assert native is not None
+    cache = native.RouteCache()
+    inner: dict[object, list[bytes]] = {}
+
+    class Meddler:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            cache.clear()
+            native.route_frames([b"<1>1 - h t.0 p - - nested"], tokens, inner, cache)
+            return False
+
+    tokens = {b"t.0": (Meddler("a"), b"a"), b"t.1": (Meddler("b"), b"b")}
+    frames = [b"<1>1 - h t.%d p - - m%d" % (i % 2, i) for i in range(40)]
+    groups: dict[object, list[bytes]] = {}
+    assert native.route_frames(frames, tokens, groups, cache) == (0, 0, 0)
+    assert sorted(len(g) for g in groups.values()) == [20, 20]
+    assert sum(len(g) for g in inner.values()) >= 1
+    assert len(cache) == 0  # cleared once the call was over
+
+
+@needs_native
+def test_a_route_cache_in_a_reference_cycle_is_collected() -> None:
+    import gc
+    import weakref
+
+    assert native is not None
+
+    class Channel:
+        pass
+
+    channel = Channel()
+    cache = native.RouteCache()
+    tokens = {b"t.a": (channel, b"app")}
+    channel.cache = cache  # type: ignore[attr-defined]  # channel → cache → tokens → channel
+    native.route_frames([b"<1>1 - h t.a p - - m"], tokens, {}, cache)
+    gone = weakref.ref(channel)
+    del channel, cache, tokens
+    gc.collect()
+    assert gone() is None

@@ -143,5 +143,16 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&RouteCacheType) < 0)
+        return NULL;
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL)
+        return NULL;
+    Py_INCREF(&RouteCacheType);
+    if (PyModule_AddObject(mod, "RouteCache", (PyObject *)&RouteCacheType) < 0) {
+        Py_DECREF(&RouteCacheType);
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
 }

@@ -20,10 +20,13 @@
  *   untrack        speedups.untrack            (a container of bytes out of the cyclic GC;
  *                                               without C it stays tracked: slower, same result)
  *
+ * RouteCache (split_route.c) keeps route_frames' and split_route's token table across
+ * calls; without C there is none and nothing else changes.
+ *
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the GIL
- * and hold no state — send_many aside, the one that does I/O (its caller is in the transport
- * layer). Anything unusual (a line that is not in the common RFC 5424 shape) goes back to
+ * and hold no state but the RouteCache they are given — send_many aside, the one that does
+ * I/O (its caller is in the transport layer). Anything unusual (a line that is not in the common RFC 5424 shape) goes back to
  * Python: split_octets stops and returns where it stopped, the renderers call the `slow`
  * function they are given for that one line.
  */
@@ -103,5 +106,7 @@ PyObject *lr_render_syslog(PyObject *self, PyObject *args);
 PyObject *lr_render_http(PyObject *self, PyObject *args);
 PyObject *lr_render_tail(PyObject *self, PyObject *args);
 PyObject *lr_send_many(PyObject *self, PyObject *args);
+
+extern PyTypeObject RouteCacheType;
 
 #endif

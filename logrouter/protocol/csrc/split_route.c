@@ -77,20 +77,42 @@ splice(const char *s, Py_ssize_t n, Py_ssize_t a, Py_ssize_t b, PyObject *name)
     return out;
 }
 
-/* One slot of route_frames' per-call token cache: a token seen in this call, what `tokens`
- * gave for it (NULL: not a known token) and its channel's group list. All references owned. */
+/* One slot of a token table: a token seen, what `tokens` gave for it (NULL: not a known
+ * token) and, while `stamp` is the table's current call, its channel's group list. */
 typedef struct {
     uint64_t hash;
-    PyObject *token;  /* bytes; NULL marks an empty slot */
-    PyObject *entry;  /* the (channel, name) tuple, or NULL when unknown */
-    PyObject *group;  /* groups[channel], or NULL when unknown */
+    uint64_t stamp;   /* the call `group` belongs to (0: none) */
+    PyObject *token;  /* bytes, owned; NULL marks an empty slot */
+    PyObject *entry;  /* the (channel, name) tuple, owned, or NULL when unknown */
+    PyObject *name;   /* entry's name (borrowed from entry) */
+    PyObject *group;  /* groups[channel] for call `stamp`, owned; NULL otherwise */
 } token_slot;
+
+/* The token table route_frames and split_route look tokens up in: made for one call, or
+ * kept across calls by a RouteCache. `groups` and the stamps are per call: a slot's group is
+ * fetched from the call's `groups` once per call and released when the call ends. */
+typedef struct {
+    token_slot *slots;
+    Py_ssize_t size;          /* a power of two */
+    uint64_t call;            /* the current call's number (slots stamped with it hold a group) */
+    PyObject *groups;         /* the current call's groups (borrowed for the call) */
+    Py_ssize_t *touched;      /* slots given a group in this call */
+    Py_ssize_t touched_len, touched_cap;
+} token_table;
+
+/* Tokens longer than this are looked up for the frame alone, never kept by a RouteCache
+ * (a token is "t." and a UUID, 38 bytes; a stream of long made-up APP-NAMEs must not fill a
+ * node's cache with their bytes). */
+#define MAX_KEPT_TOKEN 64
+
+/* The slots of a RouteCache: enough for a node's busy tokens, 48 bytes each (768 KiB). */
+#define ROUTE_CACHE_SLOTS 16384
 
 static inline uint64_t
 token_hash(const char *s, Py_ssize_t n)
 {
-    /* Eight bytes a step, each word mixed in with a multiply (a token is ~34 bytes: five
-     * steps where a byte-wise hash takes 34 dependent ones). */
+    /* Eight bytes a step, each word mixed in with a multiply (a token is ~38 bytes: five
+     * steps where a byte-wise hash takes 38 dependent ones). */
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
     Py_ssize_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -105,92 +127,149 @@ token_hash(const char *s, Py_ssize_t n)
     return h ^ (h >> 29);
 }
 
+/* Empty `slot` (its group too, whatever call it belongs to). */
 static void
-free_slots(token_slot *slots, Py_ssize_t size)
+release_slot(token_slot *slot)
 {
-    for (Py_ssize_t i = 0; i < size; i++) {
-        Py_XDECREF(slots[i].token);
-        Py_XDECREF(slots[i].entry);
-        Py_XDECREF(slots[i].group);
-    }
-    PyMem_Free(slots);
+    slot->stamp = 0;
+    Py_CLEAR(slot->group);
+    slot->name = NULL;
+    Py_CLEAR(slot->entry);
+    Py_CLEAR(slot->token);
 }
 
-/* The slot for token s[0:n]: a hit, or a slot filled now from `tokens` (and `groups`).
- * NULL with an exception set on error. A full probe window evicts its first slot. */
-static token_slot *
-lookup_token(token_slot *slots, Py_ssize_t mask, const char *s, Py_ssize_t n, PyObject *tokens,
-             PyObject *groups)
+static void
+release_slots(token_slot *slots, Py_ssize_t size)
 {
-    uint64_t h = token_hash(s, n);
-    Py_ssize_t first = (Py_ssize_t)(h & (uint64_t)mask);
-    token_slot *slot = NULL;
-    for (Py_ssize_t probe = 0; probe < 8; probe++) {
-        token_slot *candidate = &slots[(first + probe) & mask];
-        if (candidate->token == NULL) {
-            slot = candidate;
-            break;
+    for (Py_ssize_t i = 0; i < size; i++)
+        release_slot(&slots[i]);
+}
+
+/* Give up the groups the current call fetched: it is over. */
+static void
+end_call(token_table *table)
+{
+    for (Py_ssize_t i = 0; i < table->touched_len; i++) {
+        token_slot *slot = &table->slots[table->touched[i]];
+        if (slot->stamp == table->call) {
+            slot->stamp = 0;
+            Py_CLEAR(slot->group);
         }
-        if (candidate->hash == h && PyBytes_GET_SIZE(candidate->token) == n
-                && memcmp(PyBytes_AS_STRING(candidate->token), s, (size_t)n) == 0)
-            return candidate;
     }
-    if (slot == NULL)
-        slot = &slots[first]; /* the window is full: evict the home slot */
-    Py_CLEAR(slot->token);
-    Py_CLEAR(slot->entry);
-    Py_CLEAR(slot->group);
+    table->touched_len = 0;
+    table->groups = NULL;
+}
+
+/* Fill the empty `slot` for token s[0:n] from `tokens`. 0, or -1 with an exception set. */
+static int
+fill_slot(token_slot *slot, uint64_t h, const char *s, Py_ssize_t n, PyObject *tokens)
+{
     PyObject *token = PyBytes_FromStringAndSize(s, n);
     if (token == NULL)
-        return NULL;
+        return -1;
     PyObject *entry = PyDict_GetItemWithError(tokens, token);
     if (entry == NULL && PyErr_Occurred()) {
         Py_DECREF(token);
-        return NULL;
+        return -1;
     }
-    PyObject *group = NULL;
     if (entry != NULL) {
         if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
                 || !PyBytes_Check(PyTuple_GET_ITEM(entry, 1))) {
             PyErr_SetString(PyExc_TypeError, "tokens values must be (channel, bytes name)");
             Py_DECREF(token);
-            return NULL;
+            return -1;
         }
-        Py_INCREF(entry); /* a channel's __eq__ below could change `tokens` */
-        PyObject *channel = PyTuple_GET_ITEM(entry, 0);
-        group = PyDict_GetItemWithError(groups, channel);
-        if (group == NULL) {
-            if (PyErr_Occurred() || (group = PyList_New(0)) == NULL
-                    || PyDict_SetItem(groups, channel, group) < 0) {
-                Py_XDECREF(group);
-                Py_DECREF(entry);
-                Py_DECREF(token);
-                return NULL;
-            }
-        } else {
-            Py_INCREF(group);
-        }
+        Py_INCREF(entry);
     }
     slot->hash = h;
     slot->token = token;
     slot->entry = entry;
-    slot->group = group;
-    return slot;
+    slot->name = entry != NULL ? PyTuple_GET_ITEM(entry, 1) : NULL;
+    return 0;
 }
 
-/* The per-call token cache of route_frames and split_route: a table of at least 16 slots,
- * about two per expected frame, at most 16,384. NULL with MemoryError set on failure. */
-static token_slot *
-new_slots(Py_ssize_t frames, Py_ssize_t *size)
+/* Give the known token's `slot` its channel's group of this call: groups[channel], made on
+ * first use. `index` is recorded so the group is released when the call ends (-1: the
+ * caller releases it). 0, or -1 with an exception set. */
+static int
+fetch_group(token_table *table, token_slot *slot, Py_ssize_t index)
 {
-    Py_ssize_t want = 2 * frames;
-    *size = 16;
-    while (*size < want && *size < 16384)
-        *size *= 2;
-    token_slot *slots = PyMem_Calloc((size_t)*size, sizeof(token_slot));
-    if (slots == NULL)
-        PyErr_NoMemory();
-    return slots;
+    PyObject *entry = slot->entry;
+    Py_INCREF(entry); /* a channel's __eq__ below could change `tokens` */
+    PyObject *channel = PyTuple_GET_ITEM(entry, 0);
+    PyObject *group = PyDict_GetItemWithError(table->groups, channel);
+    if (group == NULL) {
+        if (PyErr_Occurred() || (group = PyList_New(0)) == NULL
+                || PyDict_SetItem(table->groups, channel, group) < 0) {
+            Py_XDECREF(group);
+            Py_DECREF(entry);
+            return -1;
+        }
+    } else {
+        Py_INCREF(group);
+    }
+    Py_DECREF(entry);
+    if (index >= 0) {
+        if (table->touched_len == table->touched_cap) {
+            Py_ssize_t cap = table->touched_cap ? 2 * table->touched_cap : 64;
+            Py_ssize_t *grown = PyMem_Realloc(table->touched, (size_t)cap * sizeof(Py_ssize_t));
+            if (grown == NULL) {
+                Py_DECREF(group);
+                PyErr_NoMemory();
+                return -1;
+            }
+            table->touched = grown;
+            table->touched_cap = cap;
+        }
+        table->touched[table->touched_len++] = index;
+    }
+    Py_XSETREF(slot->group, group);
+    slot->stamp = table->call;
+    return 0;
+}
+
+/* The slot for token s[0:n], with its group when the token is known: a hit, or a slot
+ * filled now from `tokens`. A token longer than `max_kept` goes into `scratch` instead (the
+ * caller empties it). NULL with an exception set on error. A full probe window evicts its
+ * first slot. */
+static token_slot *
+lookup_token(token_table *table, const char *s, Py_ssize_t n, PyObject *tokens,
+             Py_ssize_t max_kept, token_slot *scratch)
+{
+    uint64_t h = token_hash(s, n);
+    Py_ssize_t mask = table->size - 1;
+    Py_ssize_t first = (Py_ssize_t)(h & (uint64_t)mask);
+    token_slot *slot = NULL;
+    if (n > max_kept) {
+        if (fill_slot(scratch, h, s, n, tokens) < 0)
+            return NULL;
+        if (scratch->entry != NULL && fetch_group(table, scratch, -1) < 0)
+            return NULL;
+        return scratch;
+    }
+    for (Py_ssize_t probe = 0; probe < 8; probe++) {
+        token_slot *candidate = &table->slots[(first + probe) & mask];
+        if (candidate->token == NULL) {
+            slot = candidate;
+            break;
+        }
+        if (candidate->hash == h && PyBytes_GET_SIZE(candidate->token) == n
+                && memcmp(PyBytes_AS_STRING(candidate->token), s, (size_t)n) == 0) {
+            if (candidate->entry != NULL && candidate->stamp != table->call
+                    && fetch_group(table, candidate, candidate - table->slots) < 0)
+                return NULL;
+            return candidate;
+        }
+    }
+    if (slot == NULL) {
+        slot = &table->slots[first]; /* the window is full: evict the home slot */
+        release_slot(slot);
+    }
+    if (fill_slot(slot, h, s, n, tokens) < 0)
+        return NULL;
+    if (slot->entry != NULL && fetch_group(table, slot, slot - table->slots) < 0)
+        return NULL;
+    return slot;
 }
 
 /* What route_frames and split_route count: [0] routed, [1] not syslog, [2] no token,
@@ -201,79 +280,275 @@ enum { ROUTED, NOT_SYSLOG, NO_TOKEN, UNKNOWN_TOKEN };
  * The bytes at s must stay alive and unchanged meanwhile (a lookup may run Python code).
  * 0, or -1 with an exception set. */
 static int
-route_one(const char *s, Py_ssize_t n, token_slot *slots, Py_ssize_t mask, PyObject *tokens,
-          PyObject *groups, Py_ssize_t *counts)
+route_one(const char *s, Py_ssize_t n, token_table *table, Py_ssize_t max_kept,
+          PyObject *tokens, Py_ssize_t *counts)
 {
     Py_ssize_t sp[4];
     if (find_spaces(s, n, sp, 4) < 4) {
         counts[NOT_SYSLOG]++;
         return 0;
     }
-    token_slot *slot = lookup_token(slots, mask, s + sp[2] + 1, sp[3] - sp[2] - 1, tokens, groups);
-    if (slot == NULL)
-        return -1;
-    if (slot->entry == NULL) {
-        if (sp[3] - sp[2] - 1 >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
+    token_slot scratch = {0};
+    Py_ssize_t token_len = sp[3] - sp[2] - 1;
+    token_slot *slot = lookup_token(table, s + sp[2] + 1, token_len, tokens, max_kept, &scratch);
+    int rc = 0;
+    if (slot == NULL) {
+        rc = -1;
+    } else if (slot->entry == NULL) {
+        if (token_len >= 2 && s[sp[2] + 1] == 't' && s[sp[2] + 2] == '.')
             counts[UNKNOWN_TOKEN]++;
         else
             counts[NO_TOKEN]++;
-        return 0;
+    } else {
+        PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], slot->name);
+        if (cooked == NULL || PyList_Append(slot->group, cooked) < 0)
+            rc = -1;
+        else
+            counts[ROUTED]++;
+        Py_XDECREF(cooked);
     }
-    PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], PyTuple_GET_ITEM(slot->entry, 1));
-    if (cooked == NULL)
+    release_slot(&scratch);
+    return rc;
+}
+
+/* A table for one call: at least 16 slots, about two per expected frame, at most 16,384.
+ * -1 with MemoryError set on failure. */
+static int
+call_table(token_table *table, Py_ssize_t frames, PyObject *groups)
+{
+    Py_ssize_t want = 2 * frames;
+    memset(table, 0, sizeof(*table));
+    table->size = 16;
+    while (table->size < want && table->size < 16384)
+        table->size *= 2;
+    table->slots = PyMem_Calloc((size_t)table->size, sizeof(token_slot));
+    if (table->slots == NULL) {
+        PyErr_NoMemory();
         return -1;
-    int rc = PyList_Append(slot->group, cooked);
-    Py_DECREF(cooked);
-    if (rc < 0)
-        return -1;
-    counts[ROUTED]++;
+    }
+    table->call = 1;
+    table->groups = groups;
     return 0;
 }
 
-/* route_frames(frames, tokens, groups) -> (not_syslog, no_token, unknown_token)
+static void
+free_table(token_table *table)
+{
+    end_call(table);
+    if (table->slots != NULL)
+        release_slots(table->slots, table->size);
+    PyMem_Free(table->slots);
+    PyMem_Free(table->touched);
+    table->slots = NULL;
+    table->touched = NULL;
+    table->touched_cap = 0;
+}
+
+/* RouteCache: a token table kept across calls (see speedups.h). */
+typedef struct {
+    PyObject_HEAD
+    token_table table;  /* slots made on first use */
+    PyObject *tokens;   /* the dict the slots were filled from (owned) */
+    int busy;           /* a call is using the table */
+    int stale;          /* clear() was called during a call: clear when it ends */
+} RouteCache;
+
+static void
+cache_empty(RouteCache *cache)
+{
+    if (cache->table.slots != NULL)
+        release_slots(cache->table.slots, cache->table.size);
+    Py_CLEAR(cache->tokens);
+    cache->stale = 0;
+}
+
+/* The table a call with `cache` (None or a RouteCache) uses: the cache's, or one made for
+ * the call (no cache, or the cache is in use by a call this one runs inside of). `*owned`
+ * says which; end with finish_table. NULL with an exception set. */
+static token_table *
+start_table(PyObject *cache_arg, PyObject *tokens, PyObject *groups, Py_ssize_t frames,
+            token_table *local, RouteCache **owned)
+{
+    *owned = NULL;
+    if (cache_arg != Py_None && !PyObject_TypeCheck(cache_arg, &RouteCacheType)) {
+        PyErr_SetString(PyExc_TypeError, "cache must be a RouteCache or None");
+        return NULL;
+    }
+    RouteCache *cache = cache_arg == Py_None ? NULL : (RouteCache *)cache_arg;
+    if (cache == NULL || cache->busy)
+        return call_table(local, frames, groups) < 0 ? NULL : local;
+    token_table *table = &cache->table;
+    if (table->slots == NULL) {
+        table->slots = PyMem_Calloc(ROUTE_CACHE_SLOTS, sizeof(token_slot));
+        if (table->slots == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        table->size = ROUTE_CACHE_SLOTS;
+    }
+    if (cache->tokens != tokens) {
+        cache_empty(cache);
+        Py_INCREF(tokens);
+        cache->tokens = tokens;
+    }
+    cache->busy = 1;
+    table->call++;
+    table->groups = groups;
+    *owned = cache;
+    return table;
+}
+
+static void
+finish_table(token_table *table, RouteCache *cache)
+{
+    if (cache == NULL) {
+        free_table(table);
+        return;
+    }
+    end_call(table);
+    cache->busy = 0;
+    if (cache->stale)
+        cache_empty(cache);
+}
+
+static PyObject *
+route_cache_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) || (kwargs != NULL && PyDict_GET_SIZE(kwargs))) {
+        PyErr_SetString(PyExc_TypeError, "RouteCache() takes no arguments");
+        return NULL;
+    }
+    RouteCache *cache = (RouteCache *)type->tp_alloc(type, 0);
+    return (PyObject *)cache;
+}
+
+static int
+route_cache_traverse(RouteCache *cache, visitproc visit, void *arg)
+{
+    Py_VISIT(cache->tokens);
+    if (cache->table.slots != NULL) {
+        for (Py_ssize_t i = 0; i < cache->table.size; i++) {
+            Py_VISIT(cache->table.slots[i].token);
+            Py_VISIT(cache->table.slots[i].entry);
+            Py_VISIT(cache->table.slots[i].group);
+        }
+    }
+    return 0;
+}
+
+static int
+route_cache_clear_refs(RouteCache *cache)
+{
+    if (cache->busy) {
+        cache->stale = 1;
+        return 0;
+    }
+    cache_empty(cache);
+    return 0;
+}
+
+static void
+route_cache_dealloc(RouteCache *cache)
+{
+    PyObject_GC_UnTrack(cache);
+    cache_empty(cache);
+    PyMem_Free(cache->table.slots);
+    PyMem_Free(cache->table.touched);
+    Py_TYPE(cache)->tp_free((PyObject *)cache);
+}
+
+static PyObject *
+route_cache_clear(RouteCache *cache, PyObject *unused)
+{
+    route_cache_clear_refs(cache);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+route_cache_len(RouteCache *cache)
+{
+    Py_ssize_t n = 0;
+    if (cache->table.slots != NULL)
+        for (Py_ssize_t i = 0; i < cache->table.size; i++)
+            n += cache->table.slots[i].token != NULL;
+    return n;
+}
+
+static PyMethodDef route_cache_methods[] = {
+    {"clear", (PyCFunction)route_cache_clear, METH_NOARGS,
+     "Forget every token (call it whenever the tokens dict changes)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods route_cache_sequence = {.sq_length = (lenfunc)route_cache_len};
+
+PyTypeObject RouteCacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "logrouter.protocol._speedups.RouteCache",
+    .tp_basicsize = sizeof(RouteCache),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "RouteCache()\n\nThe token table of route_frames and split_route, kept across "
+              "calls: each token is looked up in the tokens dict once, not once a call. It "
+              "answers from what `tokens` held when the token was first seen, so clear() it "
+              "whenever that dict changes (a different dict clears it by itself).",
+    .tp_new = route_cache_new,
+    .tp_dealloc = (destructor)route_cache_dealloc,
+    .tp_traverse = (traverseproc)route_cache_traverse,
+    .tp_clear = (inquiry)route_cache_clear_refs,
+    .tp_methods = route_cache_methods,
+    .tp_as_sequence = &route_cache_sequence,
+};
+
+/* route_frames(frames, tokens, groups, cache=None) -> (not_syslog, no_token, unknown_token)
  *
  * For each frame, look up its APP-NAME (the fourth space-separated field) in `tokens`
  * (a dict of token -> (channel, name)); append the frame with APP-NAME replaced by name
  * to groups[channel] (a list, created on first use). Frames with fewer than five fields,
  * or whose APP-NAME is not a known token, are counted and left out.
  *
- * Each distinct token is looked up once per call (a small cache sized to the batch), so a
- * read of many frames for a few hundred apps pays neither a bytes object, a hash nor a dict
- * lookup per frame. */
+ * Each distinct token is looked up once per call (a small table sized to the batch) or, with
+ * a RouteCache, once while the cache keeps it; its group once per call. So a read of many
+ * frames for many apps pays neither a bytes object, a hash nor a dict lookup per frame. */
 PyObject *
 lr_route_frames(PyObject *self, PyObject *args)
 {
-    PyObject *frames, *tokens, *groups;
-    if (!PyArg_ParseTuple(args, "O!O!O!:route_frames", &PyList_Type, &frames, &PyDict_Type,
-                          &tokens, &PyDict_Type, &groups))
+    PyObject *frames, *tokens, *groups, *cache_arg = Py_None;
+    if (!PyArg_ParseTuple(args, "O!O!O!|O:route_frames", &PyList_Type, &frames, &PyDict_Type,
+                          &tokens, &PyDict_Type, &groups, &cache_arg))
         return NULL;
     Py_ssize_t counts[4] = {0, 0, 0, 0};
-    Py_ssize_t size;
-    token_slot *slots = new_slots(PyList_GET_SIZE(frames), &size);
-    if (slots == NULL)
+    token_table local;
+    RouteCache *cache;
+    token_table *table = start_table(cache_arg, tokens, groups, PyList_GET_SIZE(frames), &local,
+                                     &cache);
+    if (table == NULL)
         return NULL;
+    Py_ssize_t max_kept = cache != NULL ? MAX_KEPT_TOKEN : PY_SSIZE_T_MAX;
+    int failed = 0;
     /* The size is read each round: a channel's __eq__ (Python) could change the list. */
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(frames); k++) {
         PyObject *frame = PyList_GET_ITEM(frames, k);
         if (!PyBytes_Check(frame)) {
             PyErr_SetString(PyExc_TypeError, "frames must be bytes");
-            goto fail;
+            failed = 1;
+            break;
         }
         Py_INCREF(frame); /* ours while Python may run (a lookup, a channel's __eq__) */
-        int rc = route_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), slots, size - 1,
-                           tokens, groups, counts);
+        int rc = route_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), table, max_kept,
+                           tokens, counts);
         Py_DECREF(frame);
-        if (rc < 0)
-            goto fail;
+        if (rc < 0) {
+            failed = 1;
+            break;
+        }
     }
-    free_slots(slots, size);
+    finish_table(table, cache);
+    if (failed)
+        return NULL;
     return Py_BuildValue("nnn", counts[NOT_SYSLOG], counts[NO_TOKEN], counts[UNKNOWN_TOKEN]);
-fail:
-    free_slots(slots, size);
-    return NULL;
 }
 
-/* split_route(buf, pos, max_frame, tokens, groups)
+/* split_route(buf, pos, max_frame, tokens, groups, cache=None)
  *     -> (pos, routed, not_syslog, no_token, unknown_token)
  *
  * split_octets and route_frames in one pass, without a bytes object per frame: each
@@ -283,32 +558,35 @@ fail:
 PyObject *
 lr_split_route(PyObject *self, PyObject *args)
 {
-    PyObject *buf, *tokens, *groups;
+    PyObject *buf, *tokens, *groups, *cache_arg = Py_None;
     Py_ssize_t pos, max_frame;
-    if (!PyArg_ParseTuple(args, "SnnO!O!:split_route", &buf, &pos, &max_frame, &PyDict_Type,
-                          &tokens, &PyDict_Type, &groups))
+    if (!PyArg_ParseTuple(args, "SnnO!O!|O:split_route", &buf, &pos, &max_frame, &PyDict_Type,
+                          &tokens, &PyDict_Type, &groups, &cache_arg))
         return NULL;
     const char *s = PyBytes_AS_STRING(buf); /* bytes: immutable, and the caller holds it */
     Py_ssize_t n = PyBytes_GET_SIZE(buf);
     if (pos < 0)
         pos = 0;
     Py_ssize_t counts[4] = {0, 0, 0, 0};
-    Py_ssize_t size;
-    token_slot *slots = new_slots(pos < n ? (n - pos) / 128 : 0, &size);
-    if (slots == NULL)
+    token_table local;
+    RouteCache *cache;
+    token_table *table = start_table(cache_arg, tokens, groups, pos < n ? (n - pos) / 128 : 0,
+                                     &local, &cache);
+    if (table == NULL)
         return NULL;
+    Py_ssize_t max_kept = cache != NULL ? MAX_KEPT_TOKEN : PY_SSIZE_T_MAX;
     Py_ssize_t start, length;
     int found;
     while ((found = next_octet_frame(s, n, pos, max_frame, &start, &length)) > 0) {
-        if (route_one(s + start, length, slots, size - 1, tokens, groups, counts) < 0) {
-            free_slots(slots, size);
+        if (route_one(s + start, length, table, max_kept, tokens, counts) < 0) {
+            finish_table(table, cache);
             return NULL;
         }
         pos = start + length;
     }
     if (found < 0)
         pos = -(pos + 1);
-    free_slots(slots, size);
+    finish_table(table, cache);
     return Py_BuildValue("nnnnn", pos, counts[ROUTED], counts[NOT_SYSLOG], counts[NO_TOKEN],
                          counts[UNKNOWN_TOKEN]);
 }
