@@ -42,9 +42,9 @@ TLS_PIECE = 16384  # bytes per TLS send_all: what a failed TLS write may send tw
 
 @dataclass(slots=True)
 class _Write:
-    """One rendered write: its bytes (an L10 of ``l10_len`` bytes first, if any), the lines
-    taken for it, the frames it shows, the loss it reports, the lines it could not render,
-    and how many bytes went out."""
+    """One write: its bytes (an L10 of ``l10_len`` bytes first, if any; only the L10 until
+    it is rendered), the lines taken for it, the frames it shows, the loss it reports, the
+    lines it could not render, and how many bytes went out."""
 
     data: bytes
     lines: list[bytes]
@@ -89,7 +89,8 @@ class SyslogDrain(Drain):
 
     def take_write(self) -> tuple[int, _Write] | None:
         """The next write for the shared writer: the socket's file descriptor and the batch,
-        rendered (it is in flight until :meth:`write_sent`); None when there is nothing to
+        not yet rendered (its ``data`` is the L10, if any; it is in flight until
+        :meth:`write_sent`, or :meth:`render_write` renders it); None when there is nothing to
         write here (not connected, a partial write being finished by the drain's own task,
         lines waiting on disk, or nothing buffered)."""
         sock = self._direct
@@ -98,25 +99,37 @@ class SyslogDrain(Drain):
         if self.buffer.needs_fill:  # a spool's next lines are on disk: the drain's task reads
             self._wakeup.set()
             return None
-        out = self._next_write()
-        if out is None:  # nothing in the batch could be rendered (counted lost)
+        out = self._take()
+        if out is None:
             if self._after_write():
                 self._mark_again()  # a full batch waits behind it: the next round
             return None
         return sock.fileno(), out
 
-    def write_sent(self, out: _Write, sent: int) -> bool:
-        """The writer's send of ``out`` took ``sent`` bytes (``-errno``: it failed). Hand
-        what did not go out at once to the drain's own task. Returns whether another full
+    def render_write(self, out: _Write) -> bytes | None:
+        """Render a write :meth:`take_write` gave (for the writer, when the C renderer left
+        it to Python): its bytes, or None when none of its lines could be rendered (then the
+        write is done with: they are counted lost; see :meth:`write_skipped`)."""
+        return out.data if self._render(out) else None
+
+    def write_skipped(self) -> bool:
+        """After a write :meth:`render_write` found nothing to send in: whether another full
         batch waits."""
+        return self._after_write()
+
+    def write_sent(self, out: _Write, sent: int, rest: bytes | None = None) -> bool:
+        """The writer's send of ``out`` took ``sent`` bytes (``-errno``: it failed); ``rest``
+        is the whole rendered write when the socket took only part of it. Hand what did not
+        go out at once to the drain's own task. Returns whether another full batch waits."""
         if sent < 0:
             error = OSError(-sent, os.strerror(-sent))  # its subclass names the error
             self._write_failed(out, f"write: {type(error).__name__}")
             self._broken = True
             self._wakeup.set()
             return False
-        out.sent = sent
-        if sent < len(out.data):
+        if rest is not None:
+            out.data = rest
+            out.sent = sent
             self._out = out
             self._wakeup.set()
             return False
@@ -129,18 +142,33 @@ class SyslogDrain(Drain):
         self._set_quiet()
         return False
 
-    def _next_write(self) -> _Write | None:
-        """Take the next batch, rendered; it starts with L10 when lines were lost. Lines that
-        cannot be rendered are counted lost (the next L10 reports them)."""
+    def _take(self) -> _Write | None:
+        """Take the next batch, not rendered yet: its ``data`` is the L10 when lines were
+        lost, else empty. None when there is nothing to write (the buffer is acknowledged)."""
         loss, lines = self.buffer.pop_batch(max_lines=WRITE_LINES)
-        data, shown, skipped = render_syslog(lines, self.token)
         l10 = syslog_l10(self.token, loss.count, loss.since) if loss is not None else b""
-        if not data and not l10:
+        if not lines and not l10:
+            self.buffer.ack()
+            return None
+        return _Write(l10, lines, len(lines), loss, len(l10), 0)
+
+    def _render(self, out: _Write) -> bool:
+        """Render ``out`` after its L10. Lines that cannot be rendered are counted lost (the
+        next L10 reports them); False when nothing is left to send (the batch is done with)."""
+        data, shown, skipped = render_syslog(out.lines, self.token)
+        if not data and not out.l10_len:
             if skipped:
                 self.buffer.lose(skipped)
             self.buffer.ack()
-            return None
-        return _Write(l10 + data, lines, shown, loss, len(l10), skipped)
+            return False
+        out.data = out.data[:out.l10_len] + data
+        out.shown, out.skipped = shown, skipped
+        return True
+
+    def _next_write(self) -> _Write | None:
+        """Take the next batch, rendered; it starts with L10 when lines were lost."""
+        out = self._take()
+        return out if out is not None and self._render(out) else None
 
     def _write_done(self, out: _Write) -> None:
         if out.skipped:

@@ -7,13 +7,15 @@ task per drain that wakes, lingers, writes and sleeps again costs several task
 switches and timers per write — more than the lines themselves. So while a
 plain-TCP syslog drain is connected, its ``push`` only marks it dirty here; this
 task waits ``linger`` seconds after the first mark (one timer for all drains),
-then takes every dirty drain's batch (:meth:`SyslogDrain.take_write`) and sends
-them all in one call of ``send_many``: one non-blocking ``send`` per socket. A
-round of ``THREAD_WRITES`` writes or more is sent from a worker thread without
-the GIL, so the kernel's share of the relay (on loopback the receiving side's TCP
-work is done by the sender's ``send`` too) runs on another core while the event
-loop goes on reading and routing; a smaller round is sent in place. Each drain then
-gets its result (:meth:`SyslogDrain.write_sent`). A drain with a full write
+then takes every dirty drain's batch (:meth:`SyslogDrain.take_write`), renders
+and sends them all in one call of ``render_send_syslog``: one non-blocking ``send``
+per socket. A round of ``THREAD_WRITES`` writes or more is rendered and sent from a
+worker thread without the GIL, so the rendering (each line read and copied once
+more) and the kernel's share of the relay (on loopback the receiving side's TCP
+work is done by the sender's ``send`` too) run on another core while the event
+loop goes on reading and routing; a smaller round is done in place. A write with a
+line the C renderer leaves to Python is rendered here and sent in place. Each drain
+then gets its result (:meth:`SyslogDrain.write_sent`). A drain with a full write
 still waiting is written again at once. Anything unusual — a partial write, an
 error — is handed back to the drain's own task, which finishes it with trio's
 ``send_all`` or reconnects; the drain is not written here until its task gives
@@ -28,33 +30,43 @@ from typing import Any, Protocol
 import trio
 
 from logrouter.logs import get_logger
-from logrouter.transport.send_many import send_many
+from logrouter.transport.send_many import render_send_syslog, send_many
 
 __all__ = ["DirectWriter", "SyslogWriter"]
 
 log = get_logger("logrouter.drains")
 
-#: A round of at least this many writes (sockets) is sent from a worker thread, the event loop
-#: going on meanwhile: with thousands of drains the sends' fixed kernel cost is a third of the
-#: relay (bench/run.py S1 --apps 5000: 497-559 k lines/s in place, 633-653 k threaded). Fewer,
-#: bigger writes are sent in place: there the other core is as busy as this one, and sending
-#: from it cost S1 (100 drains) 10-15 %.
+#: A round of at least this many writes (sockets) is rendered and sent from a worker thread,
+#: the event loop going on meanwhile: with thousands of drains the sends' fixed kernel cost is
+#: a third of the relay (bench/run.py S1 --apps 5000: 497-559 k lines/s in place, 633-653 k
+#: threaded). Fewer, bigger writes are done in place: there the other core is as busy as this
+#: one, and sending from it cost S1 (100 drains) 10-15 %.
 THREAD_WRITES = 512
 
-#: A round takes writes until they hold this many bytes; the other dirty drains wait for the
-#: next round (at once). The rendered bytes of a round live until its sends are done, so this
-#: bounds that memory (5,000 drains with a full write each would hold ~380 MB).
-ROUND_BYTES = 16 << 20
+#: A round takes writes until they hold this many lines; the other dirty drains wait for the
+#: next round (at once). This bounds how long one round keeps its drains (and the thread).
+ROUND_LINES = 131072
 
 
 class DirectWriter(Protocol):
-    def take_write(self) -> tuple[int, Any] | None:
-        """The next write: a socket's file descriptor and a batch whose ``data`` is the bytes
-        to send; None when there is nothing to write now."""
+    token: bytes  # the drain token its frames carry
 
-    def write_sent(self, out: Any, sent: int) -> bool:
-        """The send of ``out`` took ``sent`` bytes (``-errno`` when it failed); return
-        whether a full batch still waits."""
+    def take_write(self) -> tuple[int, Any] | None:
+        """The next write: a socket's file descriptor and a batch whose ``lines`` are to be
+        rendered after its ``data`` (an L10, or nothing); None when there is nothing to write
+        now."""
+
+    def render_write(self, out: Any) -> bytes | None:
+        """Render ``out`` in Python (a line the C renderer does not take): its bytes, or None
+        when nothing is left to send (see ``write_skipped``)."""
+
+    def write_skipped(self) -> bool:
+        """``render_write`` found nothing to send; return whether a full batch still waits."""
+
+    def write_sent(self, out: Any, sent: int, rest: bytes | None = None) -> bool:
+        """The send of ``out`` took ``sent`` bytes (``-errno`` when it failed); ``rest`` is
+        the whole rendered write when only part of it went out. Return whether a full batch
+        still waits."""
 
 
 class SyslogWriter:
@@ -62,15 +74,15 @@ class SyslogWriter:
 
     Args:
         linger: seconds to wait after the first mark before a round.
-        thread_writes: a round of at least this many writes is sent from a worker thread.
-        round_bytes: a round takes writes until they hold this many bytes.
+        thread_writes: a round of at least this many writes is done in a worker thread.
+        round_lines: a round takes writes until they hold this many lines.
     """
 
     def __init__(self, linger: float, thread_writes: int = THREAD_WRITES,
-                 round_bytes: int = ROUND_BYTES) -> None:
+                 round_lines: int = ROUND_LINES) -> None:
         self.linger = linger
         self.thread_writes = thread_writes
-        self.round_bytes = round_bytes
+        self.round_lines = round_lines
         self._dirty: dict[DirectWriter, None] = {}
         self._wakeup = trio.Event()
         self._sending: dict[DirectWriter, None] = {}  # drains of the round being sent
@@ -104,16 +116,16 @@ class SyslogWriter:
             await trio.lowlevel.checkpoint()
 
     async def _round(self, dirty: dict[DirectWriter, None]) -> bool:
-        """Take a write from each dirty drain (up to ``round_bytes``), send them all, and give
-        each drain its result; returns whether some drain is still to be written at once."""
+        """Take a write from each dirty drain (up to ``round_lines``), render and send them
+        all, and give each drain its result; returns whether some drain is still to be
+        written at once."""
         drains: list[DirectWriter] = []
         outs: list[Any] = []
         fds: list[int] = []
-        datas: list[bytes] = []
-        size = 0
+        lines = 0
         urgent = False
         for drain in dirty:
-            if size >= self.round_bytes:  # the rest go in the next round
+            if lines >= self.round_lines:  # the rest go in the next round
                 self._dirty[drain] = None
                 urgent = True
                 continue
@@ -127,25 +139,42 @@ class SyslogWriter:
                 drains.append(drain)
                 outs.append(out)
                 fds.append(fd)
-                datas.append(out.data)
-                size += len(out.data)
+                lines += len(out.lines)
         if not drains:
             return urgent
+        tokens = [drain.token for drain in drains]
+        prefixes = [out.data for out in outs]
+        batches = [out.lines for out in outs]
         self._sending = dict.fromkeys(drains)
         try:
             if len(drains) >= self.thread_writes:
-                results = await trio.to_thread.run_sync(send_many, fds, datas)
+                results = await trio.to_thread.run_sync(render_send_syslog, fds, tokens, prefixes,
+                                                        batches)
             else:
-                results = send_many(fds, datas)
+                results = render_send_syslog(fds, tokens, prefixes, batches)
+            for i, result in enumerate(results):
+                if result is None:  # a line the C renderer left to Python
+                    results[i] = self._send_rendered(drains[i], fds[i], outs[i])
         finally:
             self._sending = {}
             self._sent.set()
             self._sent = trio.Event()
-        for drain, out, sent in zip(drains, outs, results, strict=True):
+        for drain, out, result in zip(drains, outs, results, strict=True):
             try:
-                if drain.write_sent(out, sent):
+                again = drain.write_skipped() if result is None else drain.write_sent(out, *result)
+                if again:
                     self._dirty[drain] = None
                     urgent = True
             except Exception:
                 log.exception("syslog_writer_error")
         return urgent
+
+    @staticmethod
+    def _send_rendered(drain: DirectWriter, fd: int, out: Any) -> tuple[int, bytes | None] | None:
+        """Render ``out`` in Python and send it in place: what ``render_send_syslog`` gives for
+        a write, or None when nothing was left to send."""
+        data = drain.render_write(out)
+        if data is None:
+            return None
+        sent = send_many([fd], [data])[0]
+        return sent, data if 0 <= sent < len(data) else None

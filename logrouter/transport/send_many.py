@@ -1,8 +1,9 @@
 """One non-blocking send on each of many sockets: a round of the shared syslog writer.
 
-The C version (``logrouter.protocol._speedups.send_many``) releases the GIL for the whole
-round, so a worker thread can send while the event loop runs Python; the pure-Python
-twin below defines the behaviour (and holds the GIL between sends).
+The C versions (``logrouter.protocol._speedups.send_many`` and ``render_send_syslog``)
+release the GIL for the whole round — ``render_send_syslog`` for the rendering of the
+syslog frames too — so a worker thread can render and send while the event loop runs
+Python; the pure-Python twins below define the behaviour (and hold the GIL throughout).
 """
 
 from __future__ import annotations
@@ -10,9 +11,22 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+from logrouter.protocol.drainfmt import render_syslog
 from logrouter.protocol.speedups import native
 
-__all__ = ["send_many"]
+__all__ = ["render_send_syslog", "send_many"]
+
+
+def _send_one(fd: int, data: bytes) -> int:
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.send(data, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        return -(exc.errno or 1)
+    finally:
+        sock.detach()
 
 
 def _send_many_py(fds: list[int], datas: list[bytes]) -> list[int]:
@@ -21,21 +35,40 @@ def _send_many_py(fds: list[int], datas: list[bytes]) -> list[int]:
     sockets open until it returns."""
     if len(fds) != len(datas):
         raise ValueError("fds and datas differ in length")
-    out = []
-    flags = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
-    for fd, data in zip(fds, datas, strict=True):
-        sock = socket.socket(fileno=fd)
-        try:
-            out.append(sock.send(data, flags))
-        except BlockingIOError:
-            out.append(0)
-        except OSError as exc:
-            out.append(-(exc.errno or 1))
-        finally:
-            sock.detach()
+    return [_send_one(fd, data) for fd, data in zip(fds, datas, strict=True)]
+
+
+def fast_shape(line: bytes) -> bool:
+    """Whether ``line`` is of the shape the C renderers render themselves:
+    ``<PRI>1 TIME HOST APP PROCID MSGID - MSG`` (version 1, no STRUCTURED-DATA)."""
+    p = line.split(b" ", 7)
+    return len(p) == 8 and p[6] == b"-" and p[0][:1] == b"<" and p[0][-2:] == b">1"
+
+
+def _render_send_syslog_py(fds: list[int], tokens: list[bytes], prefixes: list[bytes],
+                           batches: list[list[bytes]]) -> list[tuple[int, bytes | None] | None]:
+    """For each i, ``prefixes[i]`` and ``render_syslog(batches[i], tokens[i])`` in one
+    non-blocking send on the socket ``fds[i]``. Per write: None when a line of the batch is
+    not of the :func:`fast_shape` (nothing sent: the caller renders it in Python); else
+    ``(sent, rest)``: what the send took (or ``-errno``), and the whole rendered write when
+    the socket took only part of it (else None). The caller keeps the sockets open and the
+    batches unchanged until it returns."""
+    if not len(fds) == len(tokens) == len(prefixes) == len(batches):
+        raise ValueError("fds, tokens, prefixes and batches differ in length")
+    out: list[tuple[int, bytes | None] | None] = []
+    for fd, token, prefix, lines in zip(fds, tokens, prefixes, batches, strict=True):
+        if not all(isinstance(line, bytes) and fast_shape(line) for line in lines):
+            out.append(None)
+            continue
+        data = prefix + render_syslog(lines, token)[0]
+        sent = _send_one(fd, data)
+        out.append((sent, data if 0 <= sent < len(data) else None))
     return out
 
 
 #: See the module docstring.
 send_many: Callable[[list[int], list[bytes]], list[int]] = (
     native.send_many if native is not None else _send_many_py)
+render_send_syslog: Callable[[list[int], list[bytes], list[bytes], list[list[bytes]]],
+                             list[tuple[int, bytes | None] | None]] = (
+    native.render_send_syslog if native is not None else _render_send_syslog_py)

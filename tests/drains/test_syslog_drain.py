@@ -15,6 +15,7 @@ from drains.syslog_drain import SyslogDrain
 from drains.syslog_writer import SyslogWriter
 from logrouter.models import DrainRecord
 from logrouter.node import Node
+from logrouter.protocol.drainfmt import render_syslog
 from tests.conftest import Router, make_settings
 from tests.drains.conftest import FAST, add_drain, drain_status
 from tests.drains.sinks import SyslogSink
@@ -240,15 +241,15 @@ async def test_wait_idle_returns_once_each_push_is_written(nursery: trio.Nursery
     assert len(await sink.wait_frames(30)) == 30
 
 
-@pytest.mark.parametrize("round_bytes", [16 << 20, 1])
+@pytest.mark.parametrize("round_lines", [131072, 1])
 async def test_rounds_sent_from_a_worker_thread_deliver_every_line_in_order(
-        nursery: trio.Nursery, round_bytes: int) -> None:
+        nursery: trio.Nursery, round_lines: int) -> None:
     """With thousands of drains the writer's rounds are sent from a worker thread (here
     every round is): each drain's lines still arrive whole and in order — also when a round
-    holds only some of the dirty drains' writes (``round_bytes``; 1: one write a round)."""
+    holds only some of the dirty drains' writes (``round_lines``; 1: one write a round)."""
     sink = SyslogSink()
     port = await nursery.start(sink.run)
-    writer = SyslogWriter(linger=0.005, thread_writes=1, round_bytes=round_bytes)
+    writer = SyslogWriter(linger=0.005, thread_writes=1, round_lines=round_lines)
     nursery.start_soon(writer.run)
     drains = []
     for i in range(5):
@@ -323,3 +324,40 @@ async def test_a_write_of_only_unrenderable_lines_does_not_strand_the_lines_behi
     frames = await sink.wait_frames(601, timeout=5)  # the L10 for the 512, then the 600
     assert L10.match(frames[0]) and L10.match(frames[0]).group(1) == b"512"  # type: ignore[union-attr]
     assert all(f.endswith(b"fine\n") for f in frames[1:]) and len(frames) == 601
+
+
+@pytest.mark.parametrize("thread_writes", [1, 512])
+async def test_writes_the_c_renderer_leaves_to_python_arrive_whole_and_in_order(
+        nursery: trio.Nursery, thread_writes: int) -> None:
+    """Writes with lines of other RFC 5424 shapes (structured data) among plain ones are
+    rendered in Python and sent in place, in a round done in a worker thread or not: the
+    receiver gets exactly render_syslog's frames, in order, each drain its own."""
+    sink = SyslogSink()
+    port = await nursery.start(sink.run)
+    writer = SyslogWriter(linger=0.002, thread_writes=thread_writes)
+    nursery.start_soon(writer.run)
+    drains = []
+    for i in range(3):
+        record = DrainRecord(i, "c", f"d.{i}", f"syslog://127.0.0.1:{port}", 0.0, 0.0)
+        drain = SyslogDrain(record, DrainOptions(buffer_lines=10_000), writer=writer)
+        nursery.start_soon(drain.run)
+        drains.append(drain)
+    await eventually(lambda: all(d.connected and not d.receiver_bound for d in drains))
+    sent: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+    for batch in range(30):
+        for i, drain in enumerate(drains):
+            lines = [b"<190>1 2026-11-26T10:00:00+00:00 host app web.1 - - plain %d" % n
+                     if (n + i) % 3 else
+                     b'<190>1 2026-11-26T10:00:00+00:00 host app web.1 - [x a="%d"] sd' % n
+                     for n in range(batch * 10, batch * 10 + 10)]
+            if i == 0:
+                lines = [line for line in lines if b"plain" in line]  # all C's
+            drain.push(lines)
+            sent[i] += lines
+        await trio.sleep(0.001)
+    total = sum(len(v) for v in sent.values())
+    frames = await sink.wait_frames(total)
+    for i in range(3):
+        mine = [octet(f) for f in frames if b" d.%d " % i in f]
+        assert b"".join(mine) == render_syslog(sent[i], b"d.%d" % i)[0]
+    assert all(d.dropped == 0 for d in drains)

@@ -129,6 +129,8 @@ static PyMethodDef methods[] = {
     {"render_http", lr_render_http, METH_VARARGS, "Render lines as an HTTP drain's body."},
     {"render_tail", lr_render_tail, METH_VARARGS, "Render lines for a session (text or SSE)."},
     {"send_many", lr_send_many, METH_VARARGS, "One non-blocking send per socket, GIL released."},
+    {"render_send_syslog", lr_render_send_syslog, METH_VARARGS,
+     "Render syslog drain writes and send each, GIL released."},
     {"untrack", lr_untrack, METH_O, "Take a container of bytes out of the cyclic GC."},
     {"keep_arenas", lr_keep_arenas, METH_O, "Reuse freed object-allocator arenas (a bound)."},
     {"hold_freed_memory", lr_hold_freed_memory, METH_O, "Keep freed C-heap memory (glibc)."},

@@ -52,15 +52,6 @@ render_slow(outbytes *b, PyObject *slow, PyObject *line, Py_ssize_t *rendered, P
     return rc;
 }
 
-/* Whether a line has the fast shape, <PRI>1 TIME HOST APP PROCID MSGID - MSG (version 1, no
- * STRUCTURED-DATA); fills sp with the offsets of its first seven spaces. */
-static inline int
-fast_shape(const char *s, Py_ssize_t n, Py_ssize_t *sp)
-{
-    return find_spaces(s, n, sp, 7) == 7 && sp[6] - sp[5] == 2 && s[sp[5] + 1] == '-'
-           && sp[0] >= 2 && s[0] == '<' && s[sp[0] - 2] == '>' && s[sp[0] - 1] == '1';
-}
-
 /* Render lines into one bytes object of octet-counted frames. With a drain token (syslog):
  * "<PRI>1 TIME token APP PROCID - - MSG" plus a newline when MSG lacks one. Without (http,
  * token == NULL): "<PRI>1 TIME host APP PROCID - MSG". Lines not of the fast shape go
@@ -82,7 +73,7 @@ render(PyObject *lines, PyObject *dtoken, PyObject *slow)
             PyErr_SetString(PyExc_TypeError, "lines must be bytes");
             return NULL;
         }
-        bound += PyBytes_GET_SIZE(line) + dtlen + 16; /* digits, space, separator, newline */
+        bound += FAST_FRAME_BOUND(PyBytes_GET_SIZE(line), dtlen);
     }
     outbytes b = {PyBytes_FromStringAndSize(NULL, bound > 0 ? bound : 1), 0, bound > 0 ? bound : 1};
     if (b.obj == NULL)
@@ -105,31 +96,9 @@ render(PyObject *lines, PyObject *dtoken, PyObject *slow)
                 goto fail;
             continue;
         }
-        /* "<PRI>1 TIME " host-or-token " APP PROCID" sep MSG [newline] */
-        const char *sep = syslog ? " - - " : " - ";
-        Py_ssize_t seplen = syslog ? 5 : 3;
-        int newline = syslog && s[n - 1] != '\n';
-        Py_ssize_t body = sp[1] + 1 + dtlen + (sp[4] - sp[2]) + seplen + (n - sp[6] - 1) + newline;
-        char digits[24];
-        int dlen = put_decimal(digits, (long long)body, ' ');
-        if (outbytes_reserve(&b, dlen + body) < 0)
+        if (outbytes_reserve(&b, FAST_FRAME_BOUND(n, dtlen)) < 0)
             goto fail;
-        char *o = PyBytes_AS_STRING(b.obj) + b.len;
-        memcpy(o, digits, (size_t)dlen);
-        o += dlen;
-        memcpy(o, s, (size_t)(sp[1] + 1));
-        o += sp[1] + 1;
-        memcpy(o, dt, (size_t)dtlen);
-        o += dtlen;
-        memcpy(o, s + sp[2], (size_t)(sp[4] - sp[2]));
-        o += sp[4] - sp[2];
-        memcpy(o, sep, (size_t)seplen);
-        o += seplen;
-        memcpy(o, s + sp[6] + 1, (size_t)(n - sp[6] - 1));
-        o += n - sp[6] - 1;
-        if (newline)
-            *o = '\n';
-        b.len += dlen + body;
+        b.len += render_fast_frame(PyBytes_AS_STRING(b.obj) + b.len, s, n, sp, dt, dtlen, syslog);
         rendered++;
     }
     if (_PyBytes_Resize(&b.obj, b.len) < 0)

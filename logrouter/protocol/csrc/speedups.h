@@ -16,7 +16,9 @@
  *   render_http    drainfmt._render_http_py    (HTTP drain body rendering)
  *   render_tail    tailfmt._render_lines_py    (session rendering: text or SSE)
  *   send_many      transport.send_many._send_many_py  (non-blocking sends on many sockets;
- *                                               the one function that releases the GIL)
+ *                                               releases the GIL)
+ *   render_send_syslog  transport.send_many._render_send_syslog_py  (render_syslog and
+ *                                               send_many in one, the GIL released for both)
  *   untrack        speedups.untrack            (a container of bytes out of the cyclic GC;
  *                                               without C it stays tracked: slower, same result)
  *
@@ -25,8 +27,8 @@
  *
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the GIL
- * and hold no state but the RouteCache they are given — send_many aside, the one that does
- * I/O (its caller is in the transport layer). Anything unusual (a line that is not in the common RFC 5424 shape) goes back to
+ * and hold no state but the RouteCache they are given — send_many and render_send_syslog
+ * aside, which do I/O without the GIL (their caller is in the transport layer). Anything unusual (a line that is not in the common RFC 5424 shape) goes back to
  * Python: split_octets stops and returns where it stopped, the renderers call the `slow`
  * function they are given for that one line.
  */
@@ -98,6 +100,49 @@ put_decimal(char *out, long long n, char suffix)
     return pos;
 }
 
+/* Whether a line has the fast shape, <PRI>1 TIME HOST APP PROCID MSGID - MSG (version 1, no
+ * STRUCTURED-DATA); fills sp with the offsets of its first seven spaces. */
+static inline int
+fast_shape(const char *s, Py_ssize_t n, Py_ssize_t *sp)
+{
+    return find_spaces(s, n, sp, 7) == 7 && sp[6] - sp[5] == 2 && s[sp[5] + 1] == '-'
+           && sp[0] >= 2 && s[0] == '<' && s[sp[0] - 2] == '>' && s[sp[0] - 1] == '1';
+}
+
+/* The most render_fast_frame writes for a line of n bytes and a host or token of dtlen:
+ * the line, the token, a length prefix and its space, the separator and a newline. */
+#define FAST_FRAME_BOUND(n, dtlen) ((n) + (dtlen) + 16)
+
+/* Write the frame of the fast-shape line s[0:n] (sp: fast_shape's spaces) at o and return its
+ * length: "LEN <PRI>1 TIME " host-or-token " APP PROCID" sep MSG, sep " - - " plus a newline
+ * when MSG lacks one for a syslog drain (`syslog`), " - " for HTTP. */
+static inline Py_ssize_t
+render_fast_frame(char *o, const char *s, Py_ssize_t n, const Py_ssize_t *sp, const char *dt,
+                  Py_ssize_t dtlen, int syslog)
+{
+    const char *sep = syslog ? " - - " : " - ";
+    Py_ssize_t seplen = syslog ? 5 : 3;
+    int newline = syslog && s[n - 1] != '\n';
+    Py_ssize_t body = sp[1] + 1 + dtlen + (sp[4] - sp[2]) + seplen + (n - sp[6] - 1) + newline;
+    char digits[24];
+    int dlen = put_decimal(digits, (long long)body, ' ');
+    memcpy(o, digits, (size_t)dlen);
+    o += dlen;
+    memcpy(o, s, (size_t)(sp[1] + 1));
+    o += sp[1] + 1;
+    memcpy(o, dt, (size_t)dtlen);
+    o += dtlen;
+    memcpy(o, s + sp[2], (size_t)(sp[4] - sp[2]));
+    o += sp[4] - sp[2];
+    memcpy(o, sep, (size_t)seplen);
+    o += seplen;
+    memcpy(o, s + sp[6] + 1, (size_t)(n - sp[6] - 1));
+    o += n - sp[6] - 1;
+    if (newline)
+        *o = '\n';
+    return dlen + body;
+}
+
 PyObject *lr_split_octets(PyObject *self, PyObject *args);
 PyObject *lr_route_frames(PyObject *self, PyObject *args);
 PyObject *lr_split_route(PyObject *self, PyObject *args);
@@ -106,6 +151,7 @@ PyObject *lr_render_syslog(PyObject *self, PyObject *args);
 PyObject *lr_render_http(PyObject *self, PyObject *args);
 PyObject *lr_render_tail(PyObject *self, PyObject *args);
 PyObject *lr_send_many(PyObject *self, PyObject *args);
+PyObject *lr_render_send_syslog(PyObject *self, PyObject *args);
 
 extern PyTypeObject RouteCacheType;
 
