@@ -164,8 +164,13 @@ class Router:
         return float(next((x.split()[1] for x in text.splitlines() if x.startswith(name + " ")), 0))
 
     def stop(self) -> None:
+        """Stop the router and remove its data directory (a run's saved history is hundreds
+        of megabytes: left behind, a few hundred runs fill the disk)."""
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = None,
@@ -423,6 +428,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         if redis is not None:
             redis.kill()
             redis.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def settle_prefill(router: Router, prefill: int) -> None:
@@ -489,6 +495,7 @@ def outage(rate: float, seconds: float, size: int) -> dict[str, Any]:
         router.stop()
         if sink is not None and sink.poll() is None:
             sink.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:

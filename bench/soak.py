@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import socket
 import sys
 import threading
@@ -173,6 +174,8 @@ def soak(seconds: float, sink_rate: float, apps: int) -> dict[str, object]:
         result["crashes"] = int(code != 0 or not result.get("serving_at_end", False))
         if sink.poll() is None:
             sink.kill()
+        shutil.rmtree(router.dir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
