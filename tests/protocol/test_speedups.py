@@ -532,3 +532,21 @@ def test_a_route_cache_in_a_reference_cycle_is_collected() -> None:
     del channel, cache, tokens
     gc.collect()
     assert gone() is None
+
+
+@needs_native
+def test_a_route_cache_notices_a_groups_dict_that_lost_a_key() -> None:
+    """Calls given the same groups dict share the lists fetched from it; a dict that lost a
+    key since (its owner took that channel's lines away) gets a new list, not lines appended
+    to the list it no longer holds."""
+    assert native is not None
+    cache = native.RouteCache()
+    tokens = {b"t.a": ("A", b"app"), b"t.b": ("B", b"web")}
+    groups: dict[str, list[bytes]] = {}
+    native.route_frames([b"<1>1 - h t.a p - - 1", b"<1>1 - h t.b p - - 2"], tokens, groups, cache)
+    first = groups["A"]
+    native.route_frames([b"<1>1 - h t.a p - - 3"], tokens, groups, cache)
+    assert groups["A"] is first and len(first) == 2
+    del groups["A"]
+    native.route_frames([b"<1>1 - h t.a p - - 4"], tokens, groups, cache)
+    assert groups["A"] == [b"<1>1 - h app p - - 4"] and len(first) == 2

@@ -81,7 +81,7 @@ splice(const char *s, Py_ssize_t n, Py_ssize_t a, Py_ssize_t b, PyObject *name)
  * token) and, while `stamp` is the table's current call, its channel's group list. */
 typedef struct {
     uint64_t hash;
-    uint64_t stamp;   /* the call `group` belongs to (0: none) */
+    uint64_t stamp;   /* the generation `group` belongs to (0: none) */
     PyObject *token;  /* bytes, owned; NULL marks an empty slot */
     PyObject *entry;  /* the (channel, name) tuple, owned, or NULL when unknown */
     PyObject *name;   /* entry's name (borrowed from entry) */
@@ -89,14 +89,15 @@ typedef struct {
 } token_slot;
 
 /* The token table route_frames and split_route look tokens up in: made for one call, or
- * kept across calls by a RouteCache. `groups` and the stamps are per call: a slot's group is
- * fetched from the call's `groups` once per call and released when the call ends. */
+ * kept across calls by a RouteCache. A slot's group is fetched from `groups` once per
+ * `call` (a generation: one call, or with a RouteCache every call given the same groups
+ * dict) and released when that generation ends. */
 typedef struct {
     token_slot *slots;
     Py_ssize_t size;          /* a power of two */
-    uint64_t call;            /* the current call's number (slots stamped with it hold a group) */
+    uint64_t call;            /* the current generation (slots stamped with it hold a group) */
     PyObject *groups;         /* the current call's groups (borrowed for the call) */
-    Py_ssize_t *touched;      /* slots given a group in this call */
+    Py_ssize_t *touched;      /* slots given a group in this generation */
     Py_ssize_t touched_len, touched_cap;
 } token_table;
 
@@ -145,9 +146,10 @@ release_slots(token_slot *slots, Py_ssize_t size)
         release_slot(&slots[i]);
 }
 
-/* Give up the groups the current call fetched: it is over. */
+/* Give up the groups fetched from the current groups dict (the call, or with a RouteCache
+ * every call since that dict was first passed, is over). */
 static void
-end_call(token_table *table)
+release_groups(token_table *table)
 {
     for (Py_ssize_t i = 0; i < table->touched_len; i++) {
         token_slot *slot = &table->slots[table->touched[i]];
@@ -334,7 +336,7 @@ call_table(token_table *table, Py_ssize_t frames, PyObject *groups)
 static void
 free_table(token_table *table)
 {
-    end_call(table);
+    release_groups(table);
     if (table->slots != NULL)
         release_slots(table->slots, table->size);
     PyMem_Free(table->slots);
@@ -349,6 +351,8 @@ typedef struct {
     PyObject_HEAD
     token_table table;  /* slots made on first use */
     PyObject *tokens;   /* the dict the slots were filled from (owned) */
+    PyObject *groups;   /* the groups dict the slots' groups come from (owned) */
+    Py_ssize_t groups_size;  /* its size when the last call ended */
     int busy;           /* a call is using the table */
     int stale;          /* clear() was called during a call: clear when it ends */
 } RouteCache;
@@ -356,6 +360,8 @@ typedef struct {
 static void
 cache_empty(RouteCache *cache)
 {
+    release_groups(&cache->table);
+    Py_CLEAR(cache->groups);
     if (cache->table.slots != NULL)
         release_slots(cache->table.slots, cache->table.size);
     Py_CLEAR(cache->tokens);
@@ -391,8 +397,16 @@ start_table(PyObject *cache_arg, PyObject *tokens, PyObject *groups, Py_ssize_t 
         Py_INCREF(tokens);
         cache->tokens = tokens;
     }
+    /* A slot's group serves every call given the same groups dict (a round of ingest is
+     * routed into one dict, read by read), so it is fetched once a round, not once a read.
+     * Another dict, or one that lost keys since the last call, starts afresh. */
+    if (cache->groups != groups || PyDict_GET_SIZE(groups) < cache->groups_size) {
+        release_groups(table);
+        Py_INCREF(groups);
+        Py_XSETREF(cache->groups, groups);
+        table->call++;
+    }
     cache->busy = 1;
-    table->call++;
     table->groups = groups;
     *owned = cache;
     return table;
@@ -405,7 +419,7 @@ finish_table(token_table *table, RouteCache *cache)
         free_table(table);
         return;
     }
-    end_call(table);
+    cache->groups_size = PyDict_GET_SIZE(cache->groups);
     cache->busy = 0;
     if (cache->stale)
         cache_empty(cache);
@@ -426,6 +440,7 @@ static int
 route_cache_traverse(RouteCache *cache, visitproc visit, void *arg)
 {
     Py_VISIT(cache->tokens);
+    Py_VISIT(cache->groups);
     if (cache->table.slots != NULL) {
         for (Py_ssize_t i = 0; i < cache->table.size; i++) {
             Py_VISIT(cache->table.slots[i].token);
@@ -488,9 +503,12 @@ PyTypeObject RouteCacheType = {
     .tp_basicsize = sizeof(RouteCache),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "RouteCache()\n\nThe token table of route_frames and split_route, kept across "
-              "calls: each token is looked up in the tokens dict once, not once a call. It "
+              "calls: each token is looked up in the tokens dict once, not once a call, and "
+              "its channel's list in the groups dict once while the same dict is passed. It "
               "answers from what `tokens` held when the token was first seen, so clear() it "
-              "whenever that dict changes (a different dict clears it by itself).",
+              "whenever that dict changes (a different dict clears it by itself). The groups "
+              "dict may gain keys between calls; a key it loses, or a list replaced under a "
+              "key, is noticed only when the dict shrank.",
     .tp_new = route_cache_new,
     .tp_dealloc = (destructor)route_cache_dealloc,
     .tp_traverse = (traverseproc)route_cache_traverse,
@@ -507,7 +525,8 @@ PyTypeObject RouteCacheType = {
  * or whose APP-NAME is not a known token, are counted and left out.
  *
  * Each distinct token is looked up once per call (a small table sized to the batch) or, with
- * a RouteCache, once while the cache keeps it; its group once per call. So a read of many
+ * a RouteCache, once while the cache keeps it; its group once per call, or with the cache
+ * once per groups dict. So a read of many
  * frames for many apps pays neither a bytes object, a hash nor a dict lookup per frame. */
 PyObject *
 lr_route_frames(PyObject *self, PyObject *args)
