@@ -72,9 +72,9 @@ def _split_route_py(buf: bytes, pos: int, max_frame: int, tokens: Mapping[bytes,
     return pos, routed, not_syslog, no_token, unknown_token
 
 
-_route_frames: Callable[..., tuple[int, int, int]] = (
+_route_frames: Callable[[list[bytes], Any, Any, Any], tuple[int, int, int]] = (
     native.route_frames if native is not None else _route_frames_py)
-_split_route: Callable[..., tuple[int, int, int, int, int]] = (
+_split_route: Callable[[bytes, int, int, Any, Any, Any], tuple[int, int, int, int, int]] = (
     native.split_route if native is not None else _split_route_py)
 _route_to: Callable[[list[bytes], bytes, bytes], list[bytes]] = (
     native.route_to if native is not None else _route_to_py)
@@ -83,8 +83,10 @@ _route_to: Callable[[list[bytes], bytes, bytes], list[bytes]] = (
 def route_cache() -> Any:
     """A token cache for :class:`Routing` (the C module's ``RouteCache``), or None without
     the C module: the C loops then look each token up in ``tokens`` once while the cache
-    keeps it, instead of once per read. Its owner must ``clear()`` it whenever the tokens
-    mapping changes."""
+    keeps it, instead of once per read, and a channel's list in ``groups`` once while the
+    same groups dict is passed (a round). Its owner must ``clear()`` it whenever the tokens
+    mapping changes. It holds the last groups dict it was given until it is given another
+    (or cleared): at most one round's lists."""
     return native.RouteCache() if native is not None else None
 
 
@@ -95,7 +97,9 @@ class Routing(Generic[C]):
     Frames come as lists (:meth:`frames`) or straight from the bytes of a read
     (:meth:`octets`, the taker of ``FrameSplitter.feed_to``: no bytes object per frame).
     ``cache`` (see :func:`route_cache`) keeps what the lookups found across passes; it must
-    have been cleared since ``tokens`` last changed.
+    have been cleared since ``tokens`` last changed, and a ``groups`` dict passed again with
+    it may only have gained keys meanwhile (its lists are reused; a dict that shrank is
+    noticed, a list replaced under a key is not).
     """
 
     __slots__ = ("_cache", "_native", "groups", "no_token", "not_syslog", "routed", "tokens",

@@ -9,6 +9,7 @@ error, never another exception.
 from __future__ import annotations
 
 import gzip
+import socket
 from collections.abc import Callable
 
 from logrouter.core.token_routing import Routing, _route_frames_py, _route_to_py, route_by_token
@@ -22,6 +23,7 @@ from logrouter.protocol.syslog import parse_line
 __all__ = ["TARGETS"]
 
 _TOKENS = {b"t.a": ("A", b"app"), b"t.b": ("B", b"heroku")}
+_CACHE = native.RouteCache() if native is not None else None  # kept across inputs, as in a node
 
 
 def _cuts(data: bytes) -> list[bytes]:
@@ -61,7 +63,7 @@ def framing_target(data: bytes) -> None:
     if native is not None:
         assert (frames, drops) == _split_all(reads, python=True)
     splitter = framing.FrameSplitter(max_frame_bytes=64)
-    routing: Routing[str] = Routing(_TOKENS)
+    routing: Routing[str] = Routing(_TOKENS, None, _CACHE)  # the cache kept across inputs
     for chunk in reads:
         splitter.feed_to(chunk, routing.octets, routing.frames)
     expected = route_by_token(frames, _TOKENS)
@@ -89,6 +91,21 @@ def lines_target(data: bytes) -> None:
         return
     groups_c: dict[str, list[bytes]] = {}
     assert native.route_frames(frames, _TOKENS, groups_c) == counts_py and groups_c == groups_py
+    groups_c = {}
+    assert native.route_frames(frames, _TOKENS, groups_c, _CACHE) == counts_py
+    assert groups_c == groups_py
+    out, peer = socket.socketpair()
+    try:
+        sent = native.render_send_syslog([out.fileno()], [b"d.tok"], [b""], [lines])[0]
+        if sent is not None:  # else a line is one the C renderer leaves to Python
+            assert sent == (len(syslog_py[0]), None)
+            got = b""
+            while len(got) < sent[0]:
+                got += peer.recv(1 << 20)
+            assert got == syslog_py[0]
+    finally:
+        out.close()
+        peer.close()
     assert native.route_to(frames, b"t.a", b"app") == routed_py
     assert drainfmt.render_syslog(lines, b"d.tok") == syslog_py
     assert drainfmt.render_http(lines) == http_py
