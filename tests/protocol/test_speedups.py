@@ -550,3 +550,26 @@ def test_a_route_cache_notices_a_groups_dict_that_lost_a_key() -> None:
     del groups["A"]
     native.route_frames([b"<1>1 - h t.a p - - 4"], tokens, groups, cache)
     assert groups["A"] == [b"<1>1 - h app p - - 4"] and len(first) == 2
+
+
+@needs_native
+def test_a_route_cache_full_of_evictions_still_forgets_everything_when_cleared() -> None:
+    """More tokens than the cache holds (it evicts as it goes); clear() then empties it
+    whole, and a token moved to another channel meanwhile is routed to the new one."""
+    assert native is not None
+    cache = native.RouteCache()
+    tokens = {b"t.%06d" % i: (f"ch-{i}", b"app") for i in range(20_000)}
+    frames = [b"<1>1 - h t.%06d p - - m" % i for i in range(20_000)]
+    for _ in range(2):
+        native.route_frames(frames, tokens, {}, cache)
+    assert 0 < len(cache) <= 16_384
+    tokens[b"t.000005"] = ("moved", b"web")
+    cache.clear()
+    assert len(cache) == 0
+    groups: dict[str, list[bytes]] = {}
+    native.route_frames(frames[:10], tokens, groups, cache)
+    assert groups["moved"] == [b"<1>1 - h web p - - m"] and "ch-5" not in groups
+    assert len(cache) == 10
+    cache.clear()
+    cache.clear()  # an empty cache clears at once
+    assert len(cache) == 0

@@ -99,6 +99,7 @@ typedef struct {
     PyObject *groups;         /* the current call's groups (borrowed for the call) */
     Py_ssize_t *touched;      /* slots given a group in this generation */
     Py_ssize_t touched_len, touched_cap;
+    Py_ssize_t used;          /* slots holding a token (an empty table is cleared at once) */
 } token_table;
 
 /* Tokens longer than this are looked up for the frame alone, never kept by a RouteCache
@@ -139,11 +140,16 @@ release_slot(token_slot *slot)
     Py_CLEAR(slot->token);
 }
 
+/* Empty every slot of `table` (nothing to do when none holds a token: a node that changes
+ * its tokens one by one, as a resync does, clears an empty cache each time). */
 static void
-release_slots(token_slot *slots, Py_ssize_t size)
+release_slots(token_table *table)
 {
-    for (Py_ssize_t i = 0; i < size; i++)
-        release_slot(&slots[i]);
+    if (table->slots == NULL || table->used == 0)
+        return;
+    for (Py_ssize_t i = 0; i < table->size; i++)
+        release_slot(&table->slots[i]);
+    table->used = 0;
 }
 
 /* Give up the groups fetched from the current groups dict (the call, or with a RouteCache
@@ -266,9 +272,11 @@ lookup_token(token_table *table, const char *s, Py_ssize_t n, PyObject *tokens,
     if (slot == NULL) {
         slot = &table->slots[first]; /* the window is full: evict the home slot */
         release_slot(slot);
+        table->used--;
     }
     if (fill_slot(slot, h, s, n, tokens) < 0)
         return NULL;
+    table->used++;
     if (slot->entry != NULL && fetch_group(table, slot, slot - table->slots) < 0)
         return NULL;
     return slot;
@@ -337,8 +345,7 @@ static void
 free_table(token_table *table)
 {
     release_groups(table);
-    if (table->slots != NULL)
-        release_slots(table->slots, table->size);
+    release_slots(table);
     PyMem_Free(table->slots);
     PyMem_Free(table->touched);
     table->slots = NULL;
@@ -362,8 +369,7 @@ cache_empty(RouteCache *cache)
 {
     release_groups(&cache->table);
     Py_CLEAR(cache->groups);
-    if (cache->table.slots != NULL)
-        release_slots(cache->table.slots, cache->table.size);
+    release_slots(&cache->table);
     Py_CLEAR(cache->tokens);
     cache->stale = 0;
 }
