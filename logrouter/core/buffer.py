@@ -27,10 +27,10 @@ __all__ = ["POST_LINES", "BoundedBuffer", "BufferStatistics", "DrainQueue", "Los
            "line_deque"]
 
 #: The lines one post of ingest may hand a consumer at once (a round: several connections'
-#: reads, posted together). Consumers that keep lines for a receiver that keeps up (drain
-#: buffers, tail rings) hold at least this much, since the feeders learn that they must wait
-#: only after the post.
-POST_LINES = 262144
+#: reads, posted together; see ``ingest.pipeline``). Consumers that keep lines for a receiver
+#: that keeps up (drain buffers, tail rings) hold at least this much, since the feeders learn
+#: that they must wait only after the post.
+POST_LINES = 524288
 
 
 def line_deque(lines: Iterable[bytes] = (), maxlen: int | None = None) -> deque[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 from prometheus_client import Counter
@@ -277,5 +278,30 @@ def test_the_push_back_of_a_round_not_waited_for_is_settled_before_the_next_read
         # settled first (before the second read was routed), then the second read's own wait
         assert waited == ["wait after 1 posts"] * 2 + ["wait after 2 posts"]
         assert feeder.unsettled is None
+
+    trio.run(main)
+
+
+def test_a_round_spread_thin_over_many_channels_grows_past_enough() -> None:
+    """``ROUND_ENOUGH`` lines are posted at once when the channels get ``ROUND_SPREAD`` lines
+    each or more; spread thinner (thousands of apps) the round goes on to ``ROUND_LINES``."""
+    async def main() -> None:
+        ingest, recs, received = _setup(apps=4)
+        ingest.ROUND_LINES, ingest.ROUND_ENOUGH, ingest.ROUND_SPREAD = 40, 20, 8
+        with trio.testing.assert_no_checkpoints():  # 24 lines for 2 channels: 12 each, posted
+            await ingest.frames(_frames("x", 12, app=0) + _frames("x", 12, app=1), received, "x")
+        assert [len(p) for p in recs[0].pushes] == [12] and ingest._round is None
+        del recs[0].pushes[:], recs[1].pushes[:]
+
+        with pytest.raises(AssertionError, match="yielded"):  # 6 lines each for 4 channels,
+            # thinner than 8 a channel: not posted at ROUND_ENOUGH, the lead yields a pass first
+            with trio.testing.assert_no_checkpoints():
+                await ingest.frames([f for app in range(4) for f in _frames("y", 6, app=app)],
+                                    received, "y")
+        assert [len(r.pushes[0]) for r in recs] == [6] * 4
+        with trio.testing.assert_no_checkpoints():  # and at ROUND_LINES it is posted at once
+            await ingest.frames([f for app in range(4) for f in _frames("z", 10, app=app)],
+                                received, "z")
+        assert [len(r.pushes[-1]) for r in recs] == [10] * 4
 
     trio.run(main)
