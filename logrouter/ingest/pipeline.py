@@ -16,8 +16,8 @@ apps each channel and drain then gets fewer, fuller batches (paced S1 at 1 M
 lines/s: 0.81-0.87 µs a line against 0.89-0.96). A round holding ``ROUND_ENOUGH``
 lines is posted at once — unless they are spread thinner than ``ROUND_SPREAD`` lines
 a channel (thousands of apps, where each channel post and drain write costs several
-µs of its own): then it may grow to ``ROUND_LINES`` (S1 with 5,000 apps: +25 %
-lines/s against posting at 262,144, in four pairs; 100 apps post as before). A round
+µs of its own): then it may grow to ``ROUND_LINES`` (S1 with 5,000 apps: +11 %
+lines/s, median of four pairs against posting at 262,144; 100 apps post as before). A round
 is posted at once at ``ROUND_LINES`` lines or ``ROUND_BYTES`` bytes of reads, so it
 stays bounded.
 Order is kept within each connection: its lines are appended to each channel's
