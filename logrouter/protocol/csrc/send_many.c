@@ -8,6 +8,37 @@
 #define MSG_NOSIGNAL 0
 #endif
 
+/* One non-blocking send(2) of buf[0:len] on fd (no GIL needed): the bytes the socket took,
+ * 0 when it would block, or -errno when it failed. */
+static Py_ssize_t
+send_once(int fd, const char *buf, Py_ssize_t len)
+{
+    ssize_t r;
+    do {
+        r = send(fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+    return -(Py_ssize_t)errno;
+}
+
+/* The file descriptor in `obj` (an int): 0, or -1 with an exception set. */
+static int
+socket_fd(PyObject *obj, int *fd)
+{
+    long f = PyLong_AsLong(obj);
+    if (f == -1 && PyErr_Occurred())
+        return -1;
+    if (f < 0 || f > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a file descriptor is out of range");
+        return -1;
+    }
+    *fd = (int)f;
+    return 0;
+}
+
 /* send_many(fds, datas) -> list
  *
  * For each i, one non-blocking send(2) of datas[i] (bytes) on the socket fds[i] (an int).
@@ -40,34 +71,18 @@ lr_send_many(PyObject *self, PyObject *args)
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *data = PyList_GET_ITEM(held, i);
-        long f = PyLong_AsLong(PyList_GET_ITEM(fds, i));
-        if (f == -1 && PyErr_Occurred())
-            goto done;
         if (!PyBytes_Check(data)) {
             PyErr_SetString(PyExc_TypeError, "datas must be bytes");
             goto done;
         }
-        if (f < 0 || f > INT_MAX) {
-            PyErr_SetString(PyExc_ValueError, "a file descriptor is out of range");
+        if (socket_fd(PyList_GET_ITEM(fds, i), &fd[i]) < 0)
             goto done;
-        }
-        fd[i] = (int)f;
         buf[i] = PyBytes_AS_STRING(data);
         len[i] = PyBytes_GET_SIZE(data);
     }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        ssize_t r;
-        do {
-            r = send(fd[i], buf[i], (size_t)len[i], MSG_DONTWAIT | MSG_NOSIGNAL);
-        } while (r < 0 && errno == EINTR);
-        if (r >= 0)
-            sent[i] = r;
-        else if (errno == EAGAIN || errno == EWOULDBLOCK)
-            sent[i] = 0;
-        else
-            sent[i] = -(Py_ssize_t)errno;
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        sent[i] = send_once(fd[i], buf[i], len[i]);
     Py_END_ALLOW_THREADS
     out = PyList_New(n);
     if (out == NULL)
@@ -133,16 +148,7 @@ render_send_one(syslog_write *w)
         }
         len += render_fast_frame(data + len, s, n, sp, w->token, w->token_len, 1);
     }
-    ssize_t r;
-    do {
-        r = send(w->fd, data, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
-    } while (r < 0 && errno == EINTR);
-    if (r >= 0)
-        w->sent = r;
-    else if (errno == EAGAIN || errno == EWOULDBLOCK)
-        w->sent = 0;
-    else
-        w->sent = -(Py_ssize_t)errno;
+    w->sent = send_once(w->fd, data, len);
     w->len = len;
     if (w->sent >= 0 && w->sent < len)
         w->data = data; /* the rest is Python's to send */
@@ -181,20 +187,14 @@ lr_render_send_syslog(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     PyObject *out = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        long f = PyLong_AsLong(PyList_GET_ITEM(fds, i));
         PyObject *token = PyList_GET_ITEM(tokens, i), *prefix = PyList_GET_ITEM(prefixes, i);
         PyObject *lines = PyList_GET_ITEM(batches, i);
-        if (f == -1 && PyErr_Occurred())
+        if (socket_fd(PyList_GET_ITEM(fds, i), &w[i].fd) < 0)
             goto done;
-        if (f < 0 || f > INT_MAX) {
-            PyErr_SetString(PyExc_ValueError, "a file descriptor is out of range");
-            goto done;
-        }
         if (!PyBytes_Check(token) || !PyBytes_Check(prefix) || !PyList_Check(lines)) {
             PyErr_SetString(PyExc_TypeError, "tokens and prefixes must be bytes, batches lists");
             goto done;
         }
-        w[i].fd = (int)f;
         w[i].token = PyBytes_AS_STRING(token);
         w[i].token_len = PyBytes_GET_SIZE(token);
         w[i].prefix = PyBytes_AS_STRING(prefix);
