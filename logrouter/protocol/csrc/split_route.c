@@ -100,6 +100,7 @@ typedef struct {
     Py_ssize_t *touched;      /* slots given a group in this generation */
     Py_ssize_t touched_len, touched_cap;
     Py_ssize_t used;          /* slots holding a token (an empty table is cleared at once) */
+    Py_ssize_t max_kept;      /* longer tokens are looked up for their frame alone */
 } token_table;
 
 /* Tokens longer than this are looked up for the frame alone, never kept by a RouteCache
@@ -237,18 +238,18 @@ fetch_group(token_table *table, token_slot *slot, Py_ssize_t index)
 }
 
 /* The slot for token s[0:n], with its group when the token is known: a hit, or a slot
- * filled now from `tokens`. A token longer than `max_kept` goes into `scratch` instead (the
- * caller empties it). NULL with an exception set on error. A full probe window evicts its
- * first slot. */
+ * filled now from `tokens`. A token longer than the table's `max_kept` goes into `scratch`
+ * instead (the caller empties it). NULL with an exception set on error. A full probe window
+ * evicts its first slot. */
 static token_slot *
 lookup_token(token_table *table, const char *s, Py_ssize_t n, PyObject *tokens,
-             Py_ssize_t max_kept, token_slot *scratch)
+             token_slot *scratch)
 {
     uint64_t h = token_hash(s, n);
     Py_ssize_t mask = table->size - 1;
     Py_ssize_t first = (Py_ssize_t)(h & (uint64_t)mask);
     token_slot *slot = NULL;
-    if (n > max_kept) {
+    if (n > table->max_kept) {
         if (fill_slot(scratch, h, s, n, tokens) < 0)
             return NULL;
         if (scratch->entry != NULL && fetch_group(table, scratch, -1) < 0)
@@ -290,8 +291,8 @@ enum { ROUTED, NOT_SYSLOG, NO_TOKEN, UNKNOWN_TOKEN };
  * The bytes at s must stay alive and unchanged meanwhile (a lookup may run Python code).
  * 0, or -1 with an exception set. */
 static int
-route_one(const char *s, Py_ssize_t n, token_table *table, Py_ssize_t max_kept,
-          PyObject *tokens, Py_ssize_t *counts)
+route_one(const char *s, Py_ssize_t n, token_table *table, PyObject *tokens,
+          Py_ssize_t *counts)
 {
     Py_ssize_t sp[4];
     if (find_spaces(s, n, sp, 4) < 4) {
@@ -300,7 +301,7 @@ route_one(const char *s, Py_ssize_t n, token_table *table, Py_ssize_t max_kept,
     }
     token_slot scratch = {0};
     Py_ssize_t token_len = sp[3] - sp[2] - 1;
-    token_slot *slot = lookup_token(table, s + sp[2] + 1, token_len, tokens, max_kept, &scratch);
+    token_slot *slot = lookup_token(table, s + sp[2] + 1, token_len, tokens, &scratch);
     int rc = 0;
     if (slot == NULL) {
         rc = -1;
@@ -338,6 +339,7 @@ call_table(token_table *table, Py_ssize_t frames, PyObject *groups)
     }
     table->call = 1;
     table->groups = groups;
+    table->max_kept = PY_SSIZE_T_MAX; /* the table goes with the call */
     return 0;
 }
 
@@ -397,6 +399,7 @@ start_table(PyObject *cache_arg, PyObject *tokens, PyObject *groups, Py_ssize_t 
             return NULL;
         }
         table->size = ROUTE_CACHE_SLOTS;
+        table->max_kept = MAX_KEPT_TOKEN;
     }
     if (cache->tokens != tokens) {
         cache_empty(cache);
@@ -488,11 +491,7 @@ route_cache_clear(RouteCache *cache, PyObject *unused)
 static Py_ssize_t
 route_cache_len(RouteCache *cache)
 {
-    Py_ssize_t n = 0;
-    if (cache->table.slots != NULL)
-        for (Py_ssize_t i = 0; i < cache->table.size; i++)
-            n += cache->table.slots[i].token != NULL;
-    return n;
+    return cache->table.used;
 }
 
 static PyMethodDef route_cache_methods[] = {
@@ -548,7 +547,6 @@ lr_route_frames(PyObject *self, PyObject *args)
                                      &cache);
     if (table == NULL)
         return NULL;
-    Py_ssize_t max_kept = cache != NULL ? MAX_KEPT_TOKEN : PY_SSIZE_T_MAX;
     int failed = 0;
     /* The size is read each round: a channel's __eq__ (Python) could change the list. */
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(frames); k++) {
@@ -559,8 +557,8 @@ lr_route_frames(PyObject *self, PyObject *args)
             break;
         }
         Py_INCREF(frame); /* ours while Python may run (a lookup, a channel's __eq__) */
-        int rc = route_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), table, max_kept,
-                           tokens, counts);
+        int rc = route_one(PyBytes_AS_STRING(frame), PyBytes_GET_SIZE(frame), table, tokens,
+                           counts);
         Py_DECREF(frame);
         if (rc < 0) {
             failed = 1;
@@ -599,11 +597,10 @@ lr_split_route(PyObject *self, PyObject *args)
                                      &local, &cache);
     if (table == NULL)
         return NULL;
-    Py_ssize_t max_kept = cache != NULL ? MAX_KEPT_TOKEN : PY_SSIZE_T_MAX;
     Py_ssize_t start, length;
     int found;
     while ((found = next_octet_frame(s, n, pos, max_frame, &start, &length)) > 0) {
-        if (route_one(s + start, length, table, max_kept, tokens, counts) < 0) {
+        if (route_one(s + start, length, table, tokens, counts) < 0) {
             finish_table(table, cache);
             return NULL;
         }
