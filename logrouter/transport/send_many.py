@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from logrouter.protocol.drainfmt import render_syslog
+from logrouter.protocol.drainfmt import fast_fields, render_syslog
 from logrouter.protocol.speedups import native
 
 __all__ = ["render_send_syslog", "send_many"]
@@ -38,26 +38,19 @@ def _send_many_py(fds: list[int], datas: list[bytes]) -> list[int]:
     return [_send_one(fd, data) for fd, data in zip(fds, datas, strict=True)]
 
 
-def fast_shape(line: bytes) -> bool:
-    """Whether ``line`` is of the shape the C renderers render themselves:
-    ``<PRI>1 TIME HOST APP PROCID MSGID - MSG`` (version 1, no STRUCTURED-DATA)."""
-    p = line.split(b" ", 7)
-    return len(p) == 8 and p[6] == b"-" and p[0][:1] == b"<" and p[0][-2:] == b">1"
-
-
 def _render_send_syslog_py(fds: list[int], tokens: list[bytes], prefixes: list[bytes],
                            batches: list[list[bytes]]) -> list[tuple[int, bytes | None] | None]:
     """For each i, ``prefixes[i]`` and ``render_syslog(batches[i], tokens[i])`` in one
     non-blocking send on the socket ``fds[i]``. Per write: None when a line of the batch is
-    not of the :func:`fast_shape` (nothing sent: the caller renders it in Python); else
-    ``(sent, rest)``: what the send took (or ``-errno``), and the whole rendered write when
-    the socket took only part of it (else None). The caller keeps the sockets open and the
-    batches unchanged until it returns."""
+    not of the C renderer's shape (:func:`~logrouter.protocol.drainfmt.fast_fields`; nothing
+    sent: the caller renders it in Python); else ``(sent, rest)``: what the send took (or
+    ``-errno``), and the whole rendered write when the socket took only part of it (else
+    None). The caller keeps the sockets open and the batches unchanged until it returns."""
     if not len(fds) == len(tokens) == len(prefixes) == len(batches):
         raise ValueError("fds, tokens, prefixes and batches differ in length")
     out: list[tuple[int, bytes | None] | None] = []
     for fd, token, prefix, lines in zip(fds, tokens, prefixes, batches, strict=True):
-        if not all(isinstance(line, bytes) and fast_shape(line) for line in lines):
+        if not all(isinstance(line, bytes) and fast_fields(line) is not None for line in lines):
             out.append(None)
             continue
         data = prefix + render_syslog(lines, token)[0]

@@ -28,9 +28,10 @@
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the GIL
  * and hold no state but the RouteCache they are given — send_many and render_send_syslog
- * aside, which do I/O without the GIL (their caller is in the transport layer). Anything unusual (a line that is not in the common RFC 5424 shape) goes back to
- * Python: split_octets stops and returns where it stopped, the renderers call the `slow`
- * function they are given for that one line.
+ * aside, which do I/O without the GIL (their caller is in the transport layer). Anything
+ * unusual (a line that is not in the common RFC 5424 shape) goes back to Python:
+ * split_octets stops and returns where it stopped, the renderers call the `slow` function
+ * they are given for that one line (render_send_syslog leaves such a write to its caller).
  */
 #ifndef LOGROUTER_SPEEDUPS_H
 #define LOGROUTER_SPEEDUPS_H
