@@ -237,15 +237,14 @@ fetch_group(token_table *table, token_slot *slot, Py_ssize_t index)
     return 0;
 }
 
-/* The slot for token s[0:n], with its group when the token is known: a hit, or a slot
+/* The slot for token s[0:n] (`h`: its token_hash), with its group when the token is known: a hit, or a slot
  * filled now from `tokens`. A token longer than the table's `max_kept` goes into `scratch`
  * instead (the caller empties it). NULL with an exception set on error. A full probe window
  * evicts its first slot. */
 static token_slot *
-lookup_token(token_table *table, const char *s, Py_ssize_t n, PyObject *tokens,
+lookup_token(token_table *table, const char *s, Py_ssize_t n, uint64_t h, PyObject *tokens,
              token_slot *scratch)
 {
-    uint64_t h = token_hash(s, n);
     Py_ssize_t mask = table->size - 1;
     Py_ssize_t first = (Py_ssize_t)(h & (uint64_t)mask);
     token_slot *slot = NULL;
@@ -287,21 +286,41 @@ lookup_token(token_table *table, const char *s, Py_ssize_t n, PyObject *tokens,
  * [3] unknown token. */
 enum { ROUTED, NOT_SYSLOG, NO_TOKEN, UNKNOWN_TOKEN };
 
-/* Route the frame s[0:n]: append it cooked to its channel's group, or count why not.
- * The bytes at s must stay alive and unchanged meanwhile (a lookup may run Python code).
+/* A frame about to be routed: where it is, its first four spaces (`fields` of them found)
+ * and, with all four, its token's hash. */
+typedef struct {
+    const char *s;
+    Py_ssize_t n;
+    Py_ssize_t sp[4];
+    int fields;
+    uint64_t h;
+} parsed_frame;
+
+static inline void
+parse_frame(parsed_frame *f, const char *s, Py_ssize_t n)
+{
+    f->s = s;
+    f->n = n;
+    f->fields = find_spaces(s, n, f->sp, 4);
+    if (f->fields == 4)
+        f->h = token_hash(s + f->sp[2] + 1, f->sp[3] - f->sp[2] - 1);
+}
+
+/* Route the parsed frame `f`: append it cooked to its channel's group, or count why not.
+ * The frame's bytes must stay alive and unchanged meanwhile (a lookup may run Python code).
  * 0, or -1 with an exception set. */
 static int
-route_one(const char *s, Py_ssize_t n, token_table *table, PyObject *tokens,
-          Py_ssize_t *counts)
+route_parsed(const parsed_frame *f, token_table *table, PyObject *tokens, Py_ssize_t *counts)
 {
-    Py_ssize_t sp[4];
-    if (find_spaces(s, n, sp, 4) < 4) {
+    const char *s = f->s;
+    const Py_ssize_t *sp = f->sp;
+    if (f->fields < 4) {
         counts[NOT_SYSLOG]++;
         return 0;
     }
     token_slot scratch = {0};
     Py_ssize_t token_len = sp[3] - sp[2] - 1;
-    token_slot *slot = lookup_token(table, s + sp[2] + 1, token_len, tokens, &scratch);
+    token_slot *slot = lookup_token(table, s + sp[2] + 1, token_len, f->h, tokens, &scratch);
     int rc = 0;
     if (slot == NULL) {
         rc = -1;
@@ -311,7 +330,7 @@ route_one(const char *s, Py_ssize_t n, token_table *table, PyObject *tokens,
         else
             counts[NO_TOKEN]++;
     } else {
-        PyObject *cooked = splice(s, n, sp[2] + 1, sp[3], slot->name);
+        PyObject *cooked = splice(s, f->n, sp[2] + 1, sp[3], slot->name);
         if (cooked == NULL || PyList_Append(slot->group, cooked) < 0)
             rc = -1;
         else
@@ -320,6 +339,64 @@ route_one(const char *s, Py_ssize_t n, token_table *table, PyObject *tokens,
     }
     release_slot(&scratch);
     return rc;
+}
+
+static int
+route_one(const char *s, Py_ssize_t n, token_table *table, PyObject *tokens,
+          Py_ssize_t *counts)
+{
+    parsed_frame f;
+    parse_frame(&f, s, n);
+    return route_parsed(&f, table, tokens, counts);
+}
+
+/* Look-ahead for split_route: with thousands of apps a frame's slot, its token's bytes, its
+ * name and its channel's list are each far apart in memory and rarely in cache, and routing
+ * one frame waits for each in turn. So the frames ahead are prepared in stages, each issuing
+ * loads the next stage will need: three frames ahead the home slot is fetched; two ahead, a
+ * slot whose hash matches has its token, name and list fetched; one ahead, the end of that
+ * list's items (where the append writes). They are only hints: a guess that turns out wrong
+ * (another slot, a list replaced meanwhile) costs a load, never a result. */
+#define LOOK_AHEAD 3
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#else
+#define PREFETCH(p) ((void)(p))
+#define PREFETCH_W(p) ((void)(p))
+#endif
+
+static inline token_slot *
+home_slot(const token_table *table, const parsed_frame *f)
+{
+    return &table->slots[(Py_ssize_t)(f->h & (uint64_t)(table->size - 1))];
+}
+
+static inline void
+prefetch_stage(const token_table *table, const parsed_frame *f, int stage)
+{
+    if (f->fields < 4)
+        return;
+    token_slot *slot = home_slot(table, f);
+    if (stage == 3) {
+        PREFETCH(slot);
+        PREFETCH((const char *)slot + sizeof(token_slot) - 1);
+        return;
+    }
+    if (slot->hash != f->h || slot->token == NULL)
+        return;
+    if (stage == 2) {
+        PREFETCH(PyBytes_AS_STRING(slot->token));
+        if (slot->name != NULL)
+            PREFETCH(slot->name);
+        if (slot->group != NULL)
+            PREFETCH(slot->group);
+    } else if (slot->group != NULL && slot->stamp == table->call) {
+        PyListObject *list = (PyListObject *)slot->group;
+        if (Py_SIZE(list) < list->allocated)
+            PREFETCH_W(&list->ob_item[Py_SIZE(list)]);
+    }
 }
 
 /* A table for one call: at least 16 slots, about two per expected frame, at most 16,384.
@@ -597,14 +674,34 @@ lr_split_route(PyObject *self, PyObject *args)
                                      &local, &cache);
     if (table == NULL)
         return NULL;
-    Py_ssize_t start, length;
-    int found;
-    while ((found = next_octet_frame(s, n, pos, max_frame, &start, &length)) > 0) {
-        if (route_one(s + start, length, table, tokens, counts) < 0) {
+    /* ahead[(k + i) % ring]: the frame i places after frame k, the next to be routed;
+     * `scan`: where the frame after the last one parsed starts. */
+    enum { ring = LOOK_AHEAD + 1 };
+    parsed_frame ahead[ring];
+    Py_ssize_t queued = 0, k = 0, scan = pos, start, length;
+    int found = 1;
+    for (;;) {
+        while (queued < ring && found > 0) {
+            found = next_octet_frame(s, n, scan, max_frame, &start, &length);
+            if (found <= 0)
+                break;
+            parsed_frame *f = &ahead[(k + queued) % ring];
+            parse_frame(f, s + start, length);
+            scan = start + length;
+            queued++;
+        }
+        if (queued == 0)
+            break;
+        for (Py_ssize_t i = 1; i < queued; i++)
+            prefetch_stage(table, &ahead[(k + i) % ring], (int)i);
+        parsed_frame *f = &ahead[k];
+        if (route_parsed(f, table, tokens, counts) < 0) {
             finish_table(table, cache);
             return NULL;
         }
-        pos = start + length;
+        pos = (f->s - s) + f->n;
+        k = (k + 1) % ring;
+        queued--;
     }
     if (found < 0)
         pos = -(pos + 1);
