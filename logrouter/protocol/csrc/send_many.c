@@ -116,6 +116,9 @@ typedef struct {
     int python;       /* a line is not of the fast shape (or not bytes): left to Python */
 } syslog_write;
 
+/* Lines ahead whose text render_send_one asks to be fetched (see PREFETCH). */
+#define RENDER_AHEAD 4
+
 /* Render write w (its prefix, then each line's frame) and send it, without the GIL: only
  * reads the bytes of objects the caller keeps alive and unchanged. */
 static void
@@ -139,6 +142,13 @@ render_send_one(syslog_write *w)
     memcpy(data, w->prefix, (size_t)w->prefix_len);
     Py_ssize_t len = w->prefix_len;
     for (Py_ssize_t k = 0; k < count; k++) {
+        if (k + RENDER_AHEAD < count) { /* a line's text spans several cache lines */
+            const char *next = PyBytes_AS_STRING(items[k + RENDER_AHEAD]);
+            Py_ssize_t next_n = PyBytes_GET_SIZE(items[k + RENDER_AHEAD]);
+            for (Py_ssize_t at = 0; at < next_n; at += 64)
+                PREFETCH(next + at);
+            PREFETCH(next + next_n - 1);
+        }
         const char *s = PyBytes_AS_STRING(items[k]);
         Py_ssize_t n = PyBytes_GET_SIZE(items[k]), sp[7];
         if (!fast_shape(s, n, sp)) {

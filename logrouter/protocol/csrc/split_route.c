@@ -359,14 +359,6 @@ route_one(const char *s, Py_ssize_t n, token_table *table, PyObject *tokens,
  * (another slot, a list replaced meanwhile) costs a load, never a result. */
 #define LOOK_AHEAD 3
 
-#if defined(__GNUC__)
-#define PREFETCH(p) __builtin_prefetch((p), 0, 3)
-#define PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
-#else
-#define PREFETCH(p) ((void)(p))
-#define PREFETCH_W(p) ((void)(p))
-#endif
-
 static inline token_slot *
 home_slot(const token_table *table, const parsed_frame *f)
 {
