@@ -1,7 +1,7 @@
 """In-process cost of the relay path's per-line loops: split, route/cook, syslog and HTTP render,
 and the per-channel post.
 
-    python bench/hotpath.py [--lines 2000] [--rounds 200] [--apps 100]
+    python bench/hotpath.py [--lines 2000] [--rounds 200] [--apps 100] [--cold-mib 0]
     LOGROUTER_PURE_PYTHON=1 python bench/hotpath.py     # the pure-Python versions
 
 Builds one read's worth of octet-counted frames (~150 B, ``--apps`` tokens round-robin), then
@@ -33,10 +33,11 @@ from logrouter.protocol.speedups import native
 from logrouter.transport.send_many import render_send_syslog
 
 
-def post_cost(buf: bytes, apps: int, rounds: int) -> tuple[float, float]:
+def post_cost(buf: bytes, apps: int, rounds: int, cold_mib: int = 0) -> tuple[float, float]:
     """µs per channel batch of ``Channel.post`` into history and a connected syslog drain
     (each read followed, untimed, by the writer's round over a socket pair); and the mean
-    lines per batch."""
+    lines per batch. ``cold_mib``: touch that much memory (untimed) before each post, so that
+    it starts with cold caches, as on a node where each round streams ~100 MB of lines."""
     async def main() -> tuple[float, float]:
         table = ChannelTable(1500)
         writer = SyslogWriter(0.002)
@@ -54,7 +55,10 @@ def post_cost(buf: bytes, apps: int, rounds: int) -> tuple[float, float]:
             drains.append(drain)
         groups = list(route_by_token(FrameSplitter().feed(buf), table.route).groups.items())
         spent = 0.0
+        scratch = bytearray(cold_mib << 20)
         for _ in range(rounds):
+            for at in range(0, len(scratch), 4096):
+                scratch[at] ^= 1
             pressured: list[object] = []
             t0 = time.perf_counter()
             for channel, lines in groups:
@@ -82,6 +86,8 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--apps", type=int, default=100)
+    p.add_argument("--cold-mib", type=int, default=0,
+                   help="memory touched before each timed post (cold caches); 0: none")
     args = p.parse_args()
     tokens = {b"t.%032d" % i: (i, b"app") for i in range(args.apps)}
     names = list(tokens)
@@ -112,7 +118,7 @@ def main() -> None:
         for g in groups:
             render_http(g)
     t4 = time.perf_counter()
-    post_us, per_batch = post_cost(buf, args.apps, args.rounds)
+    post_us, per_batch = post_cost(buf, args.apps, args.rounds, args.cold_mib)
     print(json.dumps({
         "native": native is not None, "lines": args.lines, "rounds": args.rounds,
         "split_us": round((t1 - t0) / n * 1e6, 3), "route_us": round((t2 - t1) / n * 1e6, 3),
