@@ -27,7 +27,8 @@ the scenarios; ``bench/scale.py`` sweeps them.
 Result fields: lines/s (sink's count ÷ first send → last delivery), MB/s of input, router CPU µs
 per line (utime+stime from /proc, summed over the router's process tree and, for S5, Redis),
 peak RSS (VmHWM, summed the same way), p50/p99 send→delivery latency (sampled),
-lost = sent - delivered, and the losses the router reported as L10. Drain scenarios first send
+lost = sent - delivered, the losses the router reported as L10, and (``waited_s``) the seconds
+ingest connections spent waiting for drains to make room, summed. Drain scenarios first send
 one line per app and wait until each drain delivered it (drains connect on their first line),
 so the run measures the relay, not 100 handshakes; ``--cold`` skips that.
 
@@ -123,6 +124,8 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 RECEIVED = 'logrouter_messages_received_total{transport="syslog_tcp"}'
+#: Seconds ingest connections spent waiting for drains to make room (summed over connections).
+WAITED = "logrouter_ingest_backpressure_seconds_total"
 
 
 class Router:
@@ -371,6 +374,7 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
         pids = process_tree(router.proc.pid) + ([redis.pid] if redis is not None else [])
         cpu0 = cpu_seconds(pids)
         received0 = router.metric(RECEIVED) if name == "H" else 0.0
+        waited0 = router.metric(WAITED)
         port = router.ports["logs"] if http_lines else router.ports["syslog"]
         gen = run_loadgen(port, tokens_file, n, k, size, http_lines, rate, payload, cycle)
         result: dict[str, Any] = {"scenario": name, "n": n, "rate": rate or None, "warm": not cold,
@@ -391,7 +395,8 @@ def scenario(name: str, n: int, rate: float, size: int, cold: bool = False,
                 delivered = to_sink
                 elapsed = got["last"] - gen["start"]
             result.update(delivered=to_sink, lost=expected - to_sink, l10_reported=got["l10_lost"],
-                          p50_ms=got["p50_ms"], p99_ms=got["p99_ms"])
+                          p50_ms=got["p50_ms"], p99_ms=got["p99_ms"],
+                          waited_s=round(router.metric(WAITED) - waited0, 2))
         elif tail_clients is not None:
             got = tail_clients.result()
             elapsed = got["last"] - gen["start"]
