@@ -384,7 +384,8 @@ prefetch_stage(const token_table *table, const parsed_frame *f, int stage)
             PREFETCH(slot->name);
         if (slot->group != NULL)
             PREFETCH(slot->group);
-    } else if (slot->group != NULL && slot->stamp == table->call) {
+    } else if (slot->group != NULL && slot->stamp == table->call
+               && PyList_CheckExact(slot->group)) {
         PyListObject *list = (PyListObject *)slot->group;
         if (Py_SIZE(list) < list->allocated)
             PREFETCH_W(&list->ob_item[Py_SIZE(list)]);
