@@ -1,6 +1,7 @@
 """How a node's cost grows: sweep apps (history full), drains and tails; write the curves.
 
-    python bench/scale.py [--quick] [--only apps|drains|tails|tails-10k] [--json-out F]
+    python bench/scale.py [--quick] [--only apps|drains|tails|tails-10k] [--repeat N]
+        [--json-out F]
     python bench/scale.py --from-json F     # table and plot again from saved results
 
 Three sweeps of ``bench/run.py`` scenarios, each run in a fresh router:
@@ -17,6 +18,10 @@ Three sweeps of ``bench/run.py`` scenarios, each run in a fresh router:
 
 The table goes into ``bench/RESULTS.md`` between the ``scale`` markers, the plot into
 ``bench/scale.png``. ``--quick`` runs the small points only (a smoke test of the script).
+``--repeat N`` runs each sweep N times over, point after point, pass after pass (on a shared
+box the spread between runs is tens of percent, and a ratio between points means most when
+they ran next to each other): each row then gives the median run, every run's lines/s, and
+for the points after a sweep's first, their lines/s against the first point of the same pass.
 """
 
 from __future__ import annotations
@@ -60,6 +65,30 @@ def run_point(sweep: str, value: int) -> dict[str, Any]:
     return result
 
 
+def combine(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per point: a point run once is its run; a point run in several passes is its
+    median run (by lines/s) with ``runs`` (every pass's lines/s) and, after a sweep's first
+    point, ``ratios`` (lines/s against that sweep's first point in the same pass)."""
+    points: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        points.setdefault((r["sweep"], r["value"]), []).append(r)
+    first = {(r["sweep"], r.get("pass", 0)): r for r in reversed(results)}  # first of a pass
+    rows = []
+    for (sweep, _), runs in points.items():
+        if len(runs) == 1:
+            rows.append(runs[0])
+            continue
+        ranked = sorted(runs, key=lambda r: r["lines_per_s"])
+        row = dict(ranked[(len(ranked) - 1) // 2])
+        row["runs"] = [r["lines_per_s"] for r in runs]
+        bases = [first.get((sweep, r.get("pass", 0))) for r in runs]
+        if all(b is not None and b is not r for b, r in zip(bases, runs, strict=True)):
+            row["ratios"] = [round(r["lines_per_s"] / b["lines_per_s"], 2)  # type: ignore[index]
+                             for b, r in zip(bases, runs, strict=True)]
+        rows.append(row)
+    return rows
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     out = ["| sweep | value | lines/s | µs CPU/line | peak RSS MiB | settled RSS MiB | p99 ms | "
            "lost | notes |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -71,6 +100,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         elif r["sweep"].startswith("tails"):
             notes = (f"every tail got every line: {'yes' if r['tails_complete'] else 'no'} "
                      f"(fewest {r['tail_lines_min']:,}); {r['tail_lines_per_s']:,} tail lines/s")
+        if "runs" in r:
+            notes += ("; " if notes else "") + (
+                f"median of {len(r['runs'])} runs: " + " / ".join(f"{v:,}" for v in r["runs"]))
+        if "ratios" in r:
+            notes += "; against the first point, pass by pass: " + " / ".join(
+                str(v) for v in r["ratios"])
         out.append("| {sweep} | {value:,} | {lps:,} | {cpu} | {peak} | {settled} | {p99} | {lost} | "
                    "{notes} |".format(
                        sweep=r["sweep"], value=r["value"], lps=r["lines_per_s"],
@@ -142,22 +177,29 @@ def main() -> None:
     p.add_argument("--json-out")
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     p.add_argument("--from-json", help="write the table and plot of a saved --json-out file")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="passes over each sweep, one after the other (see above)")
     args = p.parse_args()
-    rows: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     if args.from_json:
-        rows = [json.loads(line) for line in Path(args.from_json).read_text().splitlines() if line]
+        results = [json.loads(line) for line in Path(args.from_json).read_text().splitlines()
+                   if line]
+        rows = combine(results)
         write_results(rows, "python bench/scale.py")
         plot(rows, HERE / "scale.png")
         return
     for sweep in args.only or list(SWEEPS):
         values = SWEEPS[sweep][1][:1] if args.quick else SWEEPS[sweep][1]
-        for value in values:
-            result = run_point(sweep, value)
-            print(json.dumps(result), flush=True)
-            rows.append(result)
-            if args.json_out:
-                with open(args.json_out, "a") as fh:
-                    fh.write(json.dumps(result) + "\n")
+        for pass_ in range(max(1, args.repeat)):
+            for value in values:
+                result = run_point(sweep, value)
+                result["pass"] = pass_
+                print(json.dumps(result), flush=True)
+                results.append(result)
+                if args.json_out:
+                    with open(args.json_out, "a") as fh:
+                        fh.write(json.dumps(result) + "\n")
+    rows = combine(results)
     print(table(rows))
     if not args.no_write:
         write_results(rows, "python " + " ".join(["bench/scale.py", *sys.argv[1:]]))
