@@ -43,6 +43,8 @@ class RouterProcess:
         self.env = env or {}  # more LOGROUTER_* settings (cluster mode, workers)
         self.ports = {"syslog": free_port(), "logs": free_port(), "api": free_port()}
         self.proc: subprocess.Popen[str] | None = None
+        #: The router's own log (its stderr, and its workers'), kept across restarts.
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
     def environment(self) -> dict[str, str]:
         """The environment `logrouter serve` runs in: its data dir, ports and key."""
@@ -53,9 +55,10 @@ class RouterProcess:
                 "LOGROUTER_API_PORT": str(self.ports["api"])}
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "logrouter", "serve"],
-                                     env=self.environment(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "logrouter", "serve"],
+                                         env=self.environment(),
+                                         stdout=subprocess.PIPE, stderr=log, text=True)
         assert self.proc.stdout is not None
         seen = 0
         while seen < 3:
@@ -69,6 +72,13 @@ class RouterProcess:
         code = self.proc.wait(timeout=15)
         self.proc = None
         return code
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the router's log (for a failing test's message)."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     @property
     def api_url(self) -> str:

@@ -63,6 +63,7 @@ class Heroku:
         (home / ".cache" / "heroku" / "terms-of-service").touch()
         self.binary = binary
         self.workdir = workdir
+        self.router = router
         self.env = {
             "PATH": f"{binary.parent}:{_path_with_node()}", "HOME": str(home),
             "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "DISABLE_TELEMETRY": "true",
@@ -73,9 +74,17 @@ class Heroku:
         }
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.binary), *args], env=self.env, cwd=self.workdir,
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        """Run the CLI; one that does not finish in ``timeout`` fails the test with what it
+        printed and the end of the router's log."""
+        try:
+            return subprocess.run([str(self.binary), *args], env=self.env, cwd=self.workdir,
+                                  capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"heroku {' '.join(args)} still running after {timeout} s; it printed "
+                f"{exc.stdout!r} / {exc.stderr!r}; the router's log ends:\n"
+                f"{self.router.log_tail()}") from exc
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([str(self.binary), *args], env=self.env, cwd=self.workdir,
