@@ -63,7 +63,7 @@ class RouterProcess:
         seen = 0
         while seen < 3:
             line = self.proc.stdout.readline()
-            assert line, "router exited during start-up"
+            assert line, f"router exited during start-up; its log ends:\n{self.log_tail()}"
             seen += line.startswith("listening ")
 
     def stop(self) -> int:
