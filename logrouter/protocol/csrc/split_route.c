@@ -237,10 +237,10 @@ fetch_group(token_table *table, token_slot *slot, Py_ssize_t index)
     return 0;
 }
 
-/* The slot for token s[0:n] (`h`: its token_hash), with its group when the token is known: a hit, or a slot
- * filled now from `tokens`. A token longer than the table's `max_kept` goes into `scratch`
- * instead (the caller empties it). NULL with an exception set on error. A full probe window
- * evicts its first slot. */
+/* The slot for token s[0:n] (`h`: its token_hash), with its group when the token is known:
+ * a hit, or a slot filled now from `tokens`. A token longer than the table's `max_kept` goes
+ * into `scratch` instead (the caller empties it). NULL with an exception set on error. A full
+ * probe window evicts its first slot. */
 static token_slot *
 lookup_token(token_table *table, const char *s, Py_ssize_t n, uint64_t h, PyObject *tokens,
              token_slot *scratch)
@@ -365,13 +365,15 @@ home_slot(const token_table *table, const parsed_frame *f)
     return &table->slots[(Py_ssize_t)(f->h & (uint64_t)(table->size - 1))];
 }
 
+/* The hints for `f`, `stage` frames ahead of the one being routed (LOOK_AHEAD: its home
+ * slot; 2: what a matching slot points to; 1: where its list's next item goes). */
 static inline void
 prefetch_stage(const token_table *table, const parsed_frame *f, int stage)
 {
     if (f->fields < 4)
         return;
     token_slot *slot = home_slot(table, f);
-    if (stage == 3) {
+    if (stage == LOOK_AHEAD) {
         PREFETCH(slot);
         PREFETCH((const char *)slot + sizeof(token_slot) - 1);
         return;
