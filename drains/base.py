@@ -281,10 +281,10 @@ class Drain:
             self._slow_until = now + min(SLOW_COOLDOWN * 2 ** (self._slow_strikes - 1),
                                          SLOW_COOLDOWN_MAX)
             self.slow = True
-            before = len(self.buffer)
-            self._apply_capacity()
+            before, lost_before = len(self.buffer), self.buffer.lost
+            self._apply_capacity()  # a memory buffer loses the excess; a spool keeps it on disk
             log.warning("drain_slow", drain_id=self.record.id, channel_id=self.record.channel_id,
-                        dest=self.url.host, buffered=before, lost=max(0, before - limit))
+                        dest=self.url.host, buffered=before, lost=self.buffer.lost - lost_before)
         return (now - start) * share
 
     # delivery side -----------------------------------------------------------------------

@@ -3,11 +3,16 @@ delivers, a drain that cannot catch up marked slow with a doubling cool-down, de
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
 import trio
 import trio.testing
 
 from drains.base import SLOW_COOLDOWN, Drain, DrainOptions
 from logrouter.models import DrainRecord
+from logrouter.spool.queue import SpoolQueue
 
 LINES = [b"<190>1 2026-11-27T10:00:00+00:00 host app web.1 - - x"] * 100
 
@@ -246,3 +251,31 @@ def test_connections_waiting_on_one_slow_drain_mark_it_slow_once() -> None:
         assert d._slow_until == start + 1.0 + SLOW_COOLDOWN
 
     run(main)
+
+
+def test_marking_a_drain_slow_logs_the_lines_it_really_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A memory buffer shrunk to ``buffer_lines`` loses the excess; a spooled drain's lines go
+    to disk instead, and its ``drain_slow`` line says so (it once claimed them lost)."""
+    def slow_lines() -> list[dict[str, object]]:
+        return [r.msg for r in caplog.records
+                if isinstance(r.msg, dict) and r.msg.get("at") == "drain_slow"]
+
+    async def main() -> None:
+        memory = drain()
+        spooled = drain()
+        spooled.buffer = SpoolQueue(str(tmp_path / "spool"), 10 * 1024 * 1024,
+                                    memory.buffer.capacity)
+        await spooled.buffer.ready()
+        for d in (memory, spooled):
+            d._apply_capacity()
+            for _ in range(5):
+                d.push(LINES)
+            await d.wait_room(trio.current_time() + 1.0)
+            assert d.slow
+        assert memory.dropped == 400 and spooled.dropped == 0 and spooled.buffer.lost == 0
+        assert len(spooled.buffer) == 500
+        assert [line["lost"] for line in slow_lines()] == [400, 0]
+
+    with caplog.at_level(logging.WARNING, logger="logrouter.drains"):
+        run(main)
