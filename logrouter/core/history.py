@@ -21,6 +21,7 @@ import trio
 import zstandard
 
 from logrouter.core.buffer import line_deque
+from logrouter.protocol.chunkfmt import pack_chunks, unpack_chunk
 
 __all__ = ["CHUNK_LINES", "History", "HistoryCompactor", "load_histories", "save_histories"]
 
@@ -36,11 +37,6 @@ def _ragged(chunks: Iterable[Chunk]) -> bool:
     """Whether any of ``chunks`` but the newest is not full (see :meth:`History.take_raw`)."""
     chunks = list(chunks)
     return any(count < CHUNK_LINES for count, _ in chunks[:-1])
-
-
-def unpack_chunk(data: bytes) -> list[bytes]:
-    lines: list[bytes] = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data), raw=True)
-    return lines
 
 
 @dataclass(slots=True)
@@ -62,13 +58,15 @@ class Compaction:
 
 def compress_all(jobs: list[Compaction]) -> None:
     """Make the chunks of every job (blocking: run it in a worker thread): msgpack lists of
-    at most ``CHUNK_LINES`` lines in zstd level-1 frames (0.6 µs a line, 4-5x smaller for
-    typical router and app lines, 10x and more for repetitive ones).
+    at most ``CHUNK_LINES`` lines in zstd level-1 frames (4-5x smaller for typical router
+    and app lines, 10x and more for repetitive ones).
 
-    The work that needs no GIL is done in two calls for the whole batch (decompress the
-    merged tails, compress the chunks), so a worker thread competes for the GIL twice a
-    batch rather than twice a chunk — with the event loop busy, each competition costs up
-    to the interpreter's switch interval (5 ms).
+    Reading the lines — scattered objects on a busy node — and compressing them need no
+    GIL, and are done in two calls for the whole batch (:func:`pack_chunks`, then zstd), so
+    a worker thread competes for the GIL a few times a batch rather than holding it while
+    it touches every line; with the event loop busy, each competition costs up to the
+    interpreter's switch interval (5 ms). Only a job that merges chunks (a channel gone
+    quiet) has them unpacked and its lines listed again with the GIL held.
     """
     olds: list[bytes | bytearray | memoryview] = [chunk[1] for job in jobs for chunk in job.tail]
     unpacked: list[list[bytes]] = []
@@ -76,28 +74,27 @@ def compress_all(jobs: list[Compaction]) -> None:
         frames = zstandard.ZstdDecompressor().multi_decompress_to_buffer(olds)
         unpacked = [msgpack.unpackb(frames[i].tobytes(), raw=True) for i in range(len(frames))]
     at = 0
-    counts: list[int] = []
-    bodies: list[bytes | bytearray | memoryview] = []
-    made: list[int] = []  # chunks made per job
+    groups: list[list[bytes]] = []
     for job in jobs:
-        every: list[bytes] = []
-        for i in range(len(job.tail)):
-            every += unpacked[at + i][job.tail_skip:] if i == 0 else unpacked[at + i]
-        at += len(job.tail)
-        every += job.lines
-        made.append(-(-len(every) // CHUNK_LINES))
-        for i in range(0, len(every), CHUNK_LINES):
-            part = every[i:i + CHUNK_LINES]
-            counts.append(len(part))
-            bodies.append(msgpack.packb(part, use_bin_type=True))
+        if job.tail:
+            every: list[bytes] = []
+            for i in range(len(job.tail)):
+                every += unpacked[at + i][job.tail_skip:] if i == 0 else unpacked[at + i]
+            at += len(job.tail)
+            every += job.lines
+            groups.append(every)
+        else:
+            groups.append(job.lines)
+    bodies: list[bytes | bytearray | memoryview] = list(pack_chunks(groups, CHUNK_LINES))
     packed: list[bytes] = []
     if bodies:
         frames = zstandard.ZstdCompressor(level=1).multi_compress_to_buffer(bodies)
         packed = [frames[i].tobytes() for i in range(len(frames))]
     at = 0
-    for job, n in zip(jobs, made, strict=True):
-        job.chunks = list(zip(counts[at:at + n], packed[at:at + n], strict=True))
-        at += n
+    for job, group in zip(jobs, groups, strict=True):
+        counts = [min(CHUNK_LINES, len(group) - i) for i in range(0, len(group), CHUNK_LINES)]
+        job.chunks = list(zip(counts, packed[at:at + len(counts)], strict=True))
+        at += len(counts)
 
 
 class History:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from logrouter.core.token_routing import Routing, _route_frames_py, _route_to_py, route_by_token
 from logrouter.errors import PeerError
-from logrouter.protocol import drainfmt, framing, spoolfmt, tailfmt
+from logrouter.protocol import chunkfmt, drainfmt, framing, spoolfmt, tailfmt
 from logrouter.protocol.http1 import RequestParser
 from logrouter.protocol.logplex1 import decode_body, parse_ingest
 from logrouter.protocol.speedups import native
@@ -74,8 +74,9 @@ def framing_target(data: bytes) -> None:
 
 
 def lines_target(data: bytes) -> None:
-    """RFC 5424 fields, routing and every renderer: the Python parser never raises; the C
-    routers and renderers give exactly what their Python twins give."""
+    """RFC 5424 fields, routing, every renderer and history chunk packing: the Python parser
+    never raises; the C routers, renderers and packer give exactly what their Python twins
+    give."""
     lines = data.split(b"\n")[:64]
     for line in lines:
         parse_line(line)
@@ -107,6 +108,9 @@ def lines_target(data: bytes) -> None:
         out.close()
         peer.close()
     assert native.route_to(frames, b"t.a", b"app") == routed_py
+    chunk_lines = 1 + (data[0] % 16 if data else 0)
+    assert native.pack_chunks([lines, frames[:3]], chunk_lines) == \
+        chunkfmt._pack_chunks_py([lines, frames[:3]], chunk_lines)
     assert drainfmt.render_syslog(lines, b"d.tok") == syslog_py
     assert drainfmt.render_http(lines) == http_py
     for sse in (False, True):

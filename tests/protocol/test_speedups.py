@@ -10,12 +10,13 @@ import os
 import tracemalloc
 from functools import partial
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logrouter.core.token_routing import _route_frames_py, _route_to_py, _split_route_py
-from logrouter.protocol import drainfmt, framing, tailfmt
+from logrouter.protocol import chunkfmt, drainfmt, framing, tailfmt
 from logrouter.protocol.speedups import native
 from tests.helpers import needs_native
 
@@ -238,6 +239,22 @@ def test_render_http_matches_python(lines_: list[bytes]) -> None:
     assert got == (b"".join(frames), len(frames), skipped)
 
 
+chunk_line = st.binary(max_size=300) | st.sampled_from([b"y" * 255, b"y" * 256, b"z" * 65535,
+                                                      b"z" * 65536, b""])
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(chunk_line, max_size=40), max_size=6), st.integers(min_value=1, max_value=20))
+def test_pack_chunks_matches_python(groups: list[list[bytes]], chunk_lines: int) -> None:
+    assert native is not None
+    packed = native.pack_chunks(groups, chunk_lines)
+    assert packed == chunkfmt._pack_chunks_py(groups, chunk_lines)
+    unpacked = [msgpack.unpackb(body, raw=True) for body in packed]
+    assert [line for chunk in unpacked for line in chunk] == [line for g in groups for line in g]
+    assert all(0 < len(chunk) <= chunk_lines for chunk in unpacked)
+
+
 @needs_native
 def test_wrong_types_raise_instead_of_crashing() -> None:
     assert native is not None
@@ -253,6 +270,17 @@ def test_wrong_types_raise_instead_of_crashing() -> None:
         native.render_syslog([b"x"], b"d.1", lambda line: 1 // 0)
     with pytest.raises(TypeError):
         native.render_http([b"x", 3], lambda line: None)
+
+    class Bytes(bytes):
+        pass
+
+    for bad_groups in ([[b"x", "text"]], [[b"x"], [Bytes(b"y")]], [(b"x",)], [b"x"]):
+        with pytest.raises(TypeError):
+            native.pack_chunks(bad_groups, 4)
+        with pytest.raises(TypeError):
+            chunkfmt._pack_chunks_py(bad_groups, 4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        native.pack_chunks([[b"x"]], 0)
 
 
 @needs_native
@@ -273,7 +301,9 @@ def test_no_memory_is_leaked() -> None:
         native.render_tail([*frames, b"<13>1 - h a p m [sd] x"], True, 5, tailfmt.line_id, b"web",
                            None, lambda raw, k: b"x")
         native.render_tail(frames, False, None, None, None, b"app", lambda raw, k: b"")
-        for bad in (lambda: native.route_to([1], b"t", b"x"),
+        native.pack_chunks([frames, [], frames[:3]], 7)
+        for bad in (lambda: native.pack_chunks([frames, [b"x", 1]], 7),
+                    lambda: native.route_to([1], b"t", b"x"),
                     lambda: native.route_frames([b"<1>1 t h t.a x"], {b"t.a": "bad"}, {}),
                     lambda: native.render_syslog([b"x"], b"d", lambda line: 1 // 0)):
             try:

@@ -131,6 +131,7 @@ static PyMethodDef methods[] = {
     {"send_many", lr_send_many, METH_VARARGS, "One non-blocking send per socket, GIL released."},
     {"render_send_syslog", lr_render_send_syslog, METH_VARARGS,
      "Render syslog drain writes and send each, GIL released."},
+    {"pack_chunks", lr_pack_chunks, METH_VARARGS, "Pack lines into msgpack chunks, GIL released."},
     {"untrack", lr_untrack, METH_O, "Take a container of bytes out of the cyclic GC."},
     {"keep_arenas", lr_keep_arenas, METH_O, "Reuse freed object-allocator arenas (a bound)."},
     {"hold_freed_memory", lr_hold_freed_memory, METH_O, "Keep freed C-heap memory (glibc)."},

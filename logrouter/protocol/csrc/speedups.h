@@ -2,8 +2,8 @@
  * logrouter.protocol._speedups: C versions of the per-line loops of the relay path.
  *
  * module.c (method table), split_route.c (framing, routing, cooking), render.c (drain and
- * session renderings), send_many.c (a round of sends without the GIL); speedups.h holds what
- * they share.
+ * session renderings), send_many.c (a round of sends without the GIL), pack.c (history
+ * chunks packed without the GIL); speedups.h holds what they share.
  *
  * Each function here has a pure-Python twin that defines its behaviour:
  *
@@ -19,6 +19,8 @@
  *                                               releases the GIL)
  *   render_send_syslog  transport.send_many._render_send_syslog_py  (render_syslog and
  *                                               send_many in one, the GIL released for both)
+ *   pack_chunks    chunkfmt._pack_chunks_py    (a history's lines packed as msgpack chunks;
+ *                                               reads the lines with the GIL released)
  *   untrack        speedups.untrack            (a container of bytes out of the cyclic GC;
  *                                               without C it stays tracked: slower, same result)
  *
@@ -28,7 +30,9 @@
  * tests/protocol/test_speedups.py checks each pair gives the same result on generated
  * input. The functions only slice and splice bytes; they never block, never release the GIL
  * and hold no state but the RouteCache they are given — send_many and render_send_syslog
- * aside, which do I/O without the GIL (their caller is in the transport layer). Anything
+ * aside, which do I/O without the GIL (their caller is in the transport layer), and
+ * pack_chunks, which reads its lines without the GIL (its caller, a history compaction in a
+ * worker thread, owns the lists it packs). Anything
  * unusual (a line that is not in the common RFC 5424 shape) goes back to Python:
  * split_octets stops and returns where it stopped, the renderers call the `slow` function
  * they are given for that one line (render_send_syslog leaves such a write to its caller).
@@ -164,6 +168,7 @@ PyObject *lr_render_http(PyObject *self, PyObject *args);
 PyObject *lr_render_tail(PyObject *self, PyObject *args);
 PyObject *lr_send_many(PyObject *self, PyObject *args);
 PyObject *lr_render_send_syslog(PyObject *self, PyObject *args);
+PyObject *lr_pack_chunks(PyObject *self, PyObject *args);
 
 extern PyTypeObject RouteCacheType;
 

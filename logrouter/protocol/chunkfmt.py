@@ -1,0 +1,52 @@
+"""History chunks: a channel's older lines kept compressed (see ``core.history``).
+
+A chunk is a zstd frame of a msgpack array of bin, one per line, oldest first. This
+module packs and unpacks that format; which lines go into which chunk, and when, is the
+history's business.
+
+:func:`pack_chunks` is the step that reads every line: with the C module it reads and
+copies them with the GIL released, so compressing a busy node's history (a worker thread)
+no longer holds the event loop up for the time it takes to touch each of its scattered
+line objects (bench/RESULTS.md). :func:`_pack_chunks_py` is its twin and defines it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgpack
+import zstandard
+
+from logrouter.protocol.speedups import native
+
+__all__ = ["pack_chunks", "unpack_chunk"]
+
+
+def _pack_chunks_py(groups: list[list[bytes]], chunk_lines: int) -> list[bytes]:
+    """Each group's lines, in turn, in consecutive slices of ``chunk_lines`` (the last may
+    hold fewer; an empty group gives none), each packed as a msgpack array of bin.
+
+    The C version reads the lines without the GIL: the caller keeps ``groups`` and its
+    lists alive and unchanged until it returns."""
+    if chunk_lines < 1:
+        raise ValueError("chunk_lines must be at least 1")
+    out: list[bytes] = []
+    for group in groups:
+        if not isinstance(group, list):
+            raise TypeError("groups must be lists of bytes")
+        for i in range(0, len(group), chunk_lines):
+            part = group[i:i + chunk_lines]
+            if any(type(line) is not bytes for line in part):
+                raise TypeError("lines must be bytes (of at most 4 GiB)")
+            out.append(msgpack.packb(part, use_bin_type=True))
+    return out
+
+
+pack_chunks: Callable[[list[list[bytes]], int], list[bytes]] = (
+    native.pack_chunks if native is not None else _pack_chunks_py)
+
+
+def unpack_chunk(data: bytes) -> list[bytes]:
+    """The lines of one compressed chunk, oldest first."""
+    lines: list[bytes] = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data), raw=True)
+    return lines
