@@ -21,9 +21,13 @@ import trio
 import zstandard
 
 from logrouter.core.buffer import line_deque
+from logrouter.logs import get_logger
 from logrouter.protocol.chunkfmt import pack_chunks, unpack_chunk
+from logrouter.protocol.speedups import release_freed_memory
 
 __all__ = ["CHUNK_LINES", "History", "HistoryCompactor", "load_histories", "save_histories"]
+
+log = get_logger("logrouter.history")
 
 
 #: Lines per compressed chunk of history (the newest chunk may hold fewer).
@@ -279,23 +283,37 @@ class HistoryCompactor:
     while its channels are busy; one with more apps than that pays about 0.4 µs of the
     second core per line that stays in a window.
 
+    Once quiet channels holding ``RELEASE_LINES`` raw lines or more have been compressed
+    since the last time, in a pass that found the node under its budget (a burst is over),
+    the memory their lines took is given back to the kernel (``release_memory``, in a worker
+    thread; at most once per ``RELEASE_INTERVAL``): the allocator would otherwise keep most
+    of it mapped, held by the few long-lived objects allocated among the lines
+    (bench/RESULTS.md).
+
     Args:
         histories: returns the histories to look at.
         idle: seconds a channel must be quiet; 0 = never for quietness alone.
         raw_bytes: budget for raw lines on the node; 0 = no budget.
+        release_memory: gives freed memory back to the kernel, returns the bytes released.
     """
 
     BATCH_LINES = 65536  # lines per trip to the worker thread
     INTERVAL = 1.0
     BUSY_INTERVAL = 0.1  # after a pass that found the raw budget exceeded
+    RELEASE_LINES = 100_000  # quiet lines compressed before memory is given back
+    RELEASE_INTERVAL = 30.0  # seconds between two releases at least
 
     def __init__(self, histories: Callable[[], Iterable[History]], idle: float,
-                 raw_bytes: int = 0) -> None:
+                 raw_bytes: int = 0, release_memory: Callable[[], int] = release_freed_memory,
+                 ) -> None:
         self.histories = histories
         self.idle = idle
         self.raw_bytes = raw_bytes
+        self.release_memory = release_memory
         self.line_bytes = 200.0  # running estimate of a raw line's cost, learnt from the lines
         self.compacted_lines = 0
+        self.quiet_since_release = 0  # raw lines of quiet channels compressed since then
+        self.released_at = -self.RELEASE_INTERVAL  # trio clock
 
     async def run(self) -> None:
         if self.idle <= 0 and self.raw_bytes <= 0:
@@ -345,6 +363,8 @@ class HistoryCompactor:
         size = 0
         for history, merge in chosen:
             job = history.take_raw(merge)
+            if merge:
+                self.quiet_since_release += len(job.lines)
             batch.append(job)
             size += len(job.lines) + CHUNK_LINES * len(job.tail)
             if size >= self.BATCH_LINES:
@@ -352,6 +372,14 @@ class HistoryCompactor:
                 batch, size = [], 0
         if batch:
             await self._compact(batch)
+        if (not over_budget and self.quiet_since_release >= self.RELEASE_LINES
+                and now - self.released_at >= self.RELEASE_INTERVAL):
+            self.quiet_since_release = 0
+            self.released_at = now
+            start = time.monotonic()
+            released = await trio.to_thread.run_sync(self.release_memory)
+            log.info("memory_released", bytes=released,
+                     ms=round((time.monotonic() - start) * 1000, 1))
         return over_budget
 
     async def _compact(self, batch: list[Compaction]) -> None:

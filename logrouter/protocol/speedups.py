@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-__all__ = ["keep_freed_memory", "native", "untrack"]
+__all__ = ["keep_freed_memory", "native", "release_freed_memory", "untrack"]
 
 
 def _load() -> ModuleType | None:
@@ -55,3 +55,21 @@ def keep_freed_memory(max_bytes: int) -> None:
     if native is not None:
         native.keep_arenas(max_bytes)
         native.hold_freed_memory(max_bytes)
+
+
+def release_freed_memory() -> int:
+    """Give the kernel back memory the process holds but no longer uses: the object
+    allocator's empty pools and kept arenas, and the C heap's free pages (with the C module
+    on CPython's own allocator; else nothing changes). Returns the bytes of object-allocator
+    memory released (the C heap's share is not counted).
+
+    For a node that has just gone quiet after a burst: its arenas, each held by a few
+    long-lived objects, stay mapped though they are mostly empty (a 10,000-app node with its
+    history compressed: ~340 of ~760 MB). Holds the GIL for ~2 µs per pool released (tens of
+    ms after a burst of millions of lines); memory released is faulted in again when used.
+    """
+    if native is None:
+        return 0
+    released: int = native.release_free_pools()
+    native.trim_freed_memory()
+    return released

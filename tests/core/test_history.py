@@ -226,3 +226,45 @@ def test_raw_lines_are_out_of_the_cyclic_collector() -> None:
     assert h.put_compressed(job)  # the ring made anew keeps out too
     assert not gc.is_tracked(h._lines)
     assert h.snapshot()[-1] == b"c"
+
+
+def test_memory_is_given_back_once_a_burst_is_compressed_and_not_while_busy() -> None:
+    """Quiet channels holding RELEASE_LINES compressed since the last release, in a pass under
+    the budget: release; not in a pass over the budget, nor twice within RELEASE_INTERVAL."""
+    async def main() -> None:
+        calls: list[int] = []
+
+        def release() -> int:  # called in a worker thread
+            calls.append(len(calls))
+            return 0
+
+        quiet = [History(1500, seq=0) for _ in range(4)]
+        busy = History(100_000, seq=0)
+        compactor = HistoryCompactor(lambda: [*quiet, busy], idle=5.0, raw_bytes=1_000_000,
+                                     release_memory=release)
+        compactor.RELEASE_LINES = 2000
+        for h in quiet:
+            h.extend([LINE] * 1000)
+        assert not await compactor.pass_once()  # first sight: busy, under the budget
+        await trio.sleep(6)
+        busy.extend([LINE] * 5000)
+        assert await compactor.pass_once()  # quiet ones compressed, but a burst goes on
+        assert calls == [] and compactor.quiet_since_release == 4000 and busy.hot == 0
+        await trio.sleep(6)
+        assert not await compactor.pass_once()  # the burst is over
+        assert calls == [0] and compactor.quiet_since_release == 0
+        first = compactor.released_at
+        assert first == trio.current_time()
+        for h in quiet:
+            h.extend([LINE] * 1000)
+        await compactor.pass_once()
+        await trio.sleep(6)
+        await compactor.pass_once()
+        assert len(calls) == 1  # enough quiet lines again, but within RELEASE_INTERVAL
+        assert compactor.quiet_since_release == 4000
+        await trio.sleep(compactor.RELEASE_INTERVAL)
+        await compactor.pass_once()
+        assert len(calls) == 2 and compactor.released_at - first >= compactor.RELEASE_INTERVAL
+        assert all(h.snapshot() == [LINE] * 1500 for h in quiet)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -452,6 +452,50 @@ def test_kept_memory_spares_the_page_faults_of_the_next_batch() -> None:
     assert faults["keep"] < faults["default"] // 10
 
 
+@needs_native
+def test_empty_pools_held_by_a_few_survivors_go_back_to_the_kernel() -> None:
+    """A burst of lines with a few long-lived objects allocated among them: once the lines
+    are gone the arenas stay mapped (each holds a survivor) until release_freed_memory gives
+    their empty pools back; the survivors and everything allocated later stay intact, burst
+    after burst (a subprocess: the allocator's state is process-wide)."""
+    import subprocess
+    import sys
+
+    script = """if True:
+        import gc
+        from logrouter.protocol.speedups import keep_freed_memory, release_freed_memory
+        def rss():
+            with open("/proc/self/status") as fh:
+                return int(next(l for l in fh if l.startswith("VmRSS")).split()[1]) * 1024
+        keep_freed_memory(64 << 20)
+        survivors = []
+        for burst in range(3):
+            lines = []
+            for i in range(1_000_000):
+                lines.append(b"line %d " % i + b"x" * (i % 150))
+                if i % 1000 == 0:
+                    survivors.append((burst, i, float(i)))
+            peak = rss()
+            del lines
+            gc.collect()
+            held = rss()
+            released = release_freed_memory()
+            after = rss()
+            print(burst, peak, held, released, after)
+            assert all(s == (s[0], s[1], float(s[1])) for s in survivors)
+            again = [b"%d" % i * 3 for i in range(300_000)]
+            assert all(a == b"%d" % i * 3 for i, a in enumerate(again))
+            del again
+    """
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        _burst, peak, held, released, after = map(int, line.split())
+        assert held > peak * 0.7  # the survivors keep the burst's arenas mapped
+        assert released > 64 << 20
+        assert after < held - released * 0.8  # what it says it released left the process
+
+
 def _reads(known: dict[bytes, tuple[str, bytes]], reads: int, frames: int, seed: int) -> list[bytes]:
     import random
 
