@@ -359,6 +359,20 @@ class HistoryCompactor:
                     break
                 chosen.append((history, False))
                 over -= history.hot * self.line_bytes
+        await self._compact_all(chosen)
+        if (not over_budget and self.quiet_since_release >= self.RELEASE_LINES
+                and now - self.released_at >= self.RELEASE_INTERVAL):
+            self.quiet_since_release = 0
+            self.released_at = now
+            start = time.monotonic()
+            released = await trio.to_thread.run_sync(self.release_memory)
+            log.info("memory_released", bytes=released,
+                     ms=round((time.monotonic() - start) * 1000, 1))
+        return over_budget
+
+    async def _compact_all(self, chosen: list[tuple[History, bool]]) -> None:
+        """Compress the raw lines of the ``(history, merge)`` chosen, ``BATCH_LINES`` a trip
+        (what it took is no longer referenced once it returns: its memory can be released)."""
         batch: list[Compaction] = []
         size = 0
         for history, merge in chosen:
@@ -372,15 +386,6 @@ class HistoryCompactor:
                 batch, size = [], 0
         if batch:
             await self._compact(batch)
-        if (not over_budget and self.quiet_since_release >= self.RELEASE_LINES
-                and now - self.released_at >= self.RELEASE_INTERVAL):
-            self.quiet_since_release = 0
-            self.released_at = now
-            start = time.monotonic()
-            released = await trio.to_thread.run_sync(self.release_memory)
-            log.info("memory_released", bytes=released,
-                     ms=round((time.monotonic() - start) * 1000, 1))
-        return over_budget
 
     async def _compact(self, batch: list[Compaction]) -> None:
         await trio.to_thread.run_sync(compress_all, batch)
