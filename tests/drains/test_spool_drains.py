@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
 from functools import partial
 from pathlib import Path
 
@@ -202,3 +204,63 @@ async def test_outage_backlog_read_back_from_disk_in_order(tmp_path: Path, sinks
         await sink.wait_frames(total, timeout=20)
         assert numbers(syslog_lines(sink)) == list(range(total))
         node.request_stop()
+
+
+async def test_repeated_kill_9_under_load_loses_only_the_last_moments(
+        tmp_path: Path, sinks: trio.Nursery) -> None:
+    """Lines POSTed while a flaky receiver (four requests in five refused) lags behind, and the
+    router killed at four random moments and restarted: every line accepted more than half a
+    second before a kill reaches the receiver (the spool promises two flush intervals, 0.1 s;
+    the margin is for a loaded machine), and every line after the last restart."""
+    rng = random.Random(7)
+    sink = HttpSink(script=[rng.choice([200, 503, 503, 503, 503]) for _ in range(20_000)] + [200])
+    port = await sinks.start(sink.run)
+    proc = RouterProcess(tmp_path / "data", env=SPOOL_ENV)
+    await trio.to_thread.run_sync(proc.start)
+    channel = proc.api("POST", "/channels", {"name": "spooled", "tokens": ["app"]})
+    cid, token = str(channel["channel_id"]), channel["tokens"]["app"]
+    proc.api("POST", f"/v2/channels/{cid}/drains", {"url": f"http://127.0.0.1:{port}/"})
+    must: set[int] = set()
+    n = 0
+
+    async def post_for(seconds: float) -> list[tuple[float, range]]:
+        nonlocal n
+        accepted = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            k = rng.randint(1, 300)
+            lines = [("web.1", "2026-11-28T10:00:00.000000+00:00", f"b {i:06d} {'x' * (i % 90)}")
+                     for i in range(n, n + k)]
+            await trio.to_thread.run_sync(proc.post_lines, token, lines)
+            accepted.append((time.monotonic(), range(n, n + k)))
+            n += k
+        return accepted
+
+    try:
+        for _ in range(4):
+            accepted = await post_for(rng.uniform(0.3, 1.0))
+            assert proc.proc is not None
+            proc.proc.kill()
+            killed_at = time.monotonic()
+            proc.proc.wait()
+            proc.proc = None
+            must.update(i for at, lines in accepted if at < killed_at - 0.5 for i in lines)
+            await trio.to_thread.run_sync(proc.start)
+        must.update(i for _, lines in await post_for(0.5) for i in lines)
+
+        delivered: set[int] = set()
+        read = 0
+
+        async def all_there() -> bool:
+            nonlocal read
+            for k in range(read, len(sink.requests)):  # the requests answered 200
+                if sink.script[min(k, len(sink.script) - 1)] == 200:
+                    delivered.update(numbers(split_body(sink.requests[k].body)))
+            read = len(sink.requests)
+            return must <= delivered
+
+        await eventually(all_there, timeout=30)
+    finally:
+        if proc.proc is not None:
+            proc.stop()
+    assert len(must) > 1000
