@@ -73,6 +73,13 @@ class RouterProcess:
         self.proc = None
         return code
 
+    def kill(self) -> None:
+        """``kill -9`` the router (a crash) and wait for it to be gone."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the router's log (for a failing test's message)."""
         try:

@@ -32,6 +32,20 @@ def numbers(frames: list[bytes]) -> list[int]:
     return [int(m.group(1)) for f in frames if (m := NUM.search(f))]
 
 
+async def spooled_http_drain(tmp_path: Path, sinks: trio.Nursery, script: list[int | str],
+                             ) -> tuple[HttpSink, RouterProcess, str]:
+    """A spooling router process with one channel draining to a scripted HTTP receiver:
+    the receiver, the router and the channel's token."""
+    sink = HttpSink(script=script)
+    port = await sinks.start(sink.run)
+    proc = RouterProcess(tmp_path / "data", env=SPOOL_ENV)
+    await trio.to_thread.run_sync(proc.start)
+    channel = proc.api("POST", "/channels", {"name": "spooled", "tokens": ["app"]})
+    cid, token = str(channel["channel_id"]), channel["tokens"]["app"]
+    proc.api("POST", f"/v2/channels/{cid}/drains", {"url": f"http://127.0.0.1:{port}/"})
+    return sink, proc, token
+
+
 async def test_kill_9_with_the_receiver_down_loses_nothing(tmp_path: Path, sinks: trio.Nursery,
                                                            ) -> None:
     sink_port = free_port()
@@ -51,10 +65,7 @@ async def test_kill_9_with_the_receiver_down_loses_nothing(tmp_path: Path, sinks
         await trio.sleep_until(start + (i + 1) * 0.1)
     await stream.aclose()
     await trio.sleep(0.3)  # more than the spool's flush interval (50 ms) after the last line
-    assert proc.proc is not None
-    proc.proc.kill()
-    proc.proc.wait()
-    proc.proc = None
+    proc.kill()
     sink = SyslogSink()
     await sinks.start(partial(sink.run, port=sink_port))
     await trio.to_thread.run_sync(proc.start)
@@ -76,22 +87,13 @@ async def test_kill_9_with_the_receiver_down_loses_nothing(tmp_path: Path, sinks
 
 async def test_http_batch_cut_by_a_crash_is_resent_with_its_frame_id(
         tmp_path: Path, sinks: trio.Nursery) -> None:
-    sink = HttpSink(script=[500])
-    port = await sinks.start(sink.run)
-    proc = RouterProcess(tmp_path / "data", env=SPOOL_ENV)
-    await trio.to_thread.run_sync(proc.start)
-    channel = proc.api("POST", "/channels", {"name": "spooled", "tokens": ["app"]})
-    cid, token = str(channel["channel_id"]), channel["tokens"]["app"]
-    proc.api("POST", f"/v2/channels/{cid}/drains", {"url": f"http://127.0.0.1:{port}/"})
+    sink, proc, token = await spooled_http_drain(tmp_path, sinks, [500])
     proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", f"b {n:06d} x")
                             for n in range(200)])
     await sink.wait_requests(3)  # failing, retried with the same Frame-Id
     ids = {r.headers["Logplex-Frame-Id"] for r in sink.requests}
     assert len(ids) == 1
-    assert proc.proc is not None
-    proc.proc.kill()
-    proc.proc.wait()
-    proc.proc = None
+    proc.kill()
     seen = len(sink.requests)
     sink.script = [*([500] * seen), 200]
     await trio.to_thread.run_sync(proc.start)
@@ -213,13 +215,8 @@ async def test_repeated_kill_9_under_load_loses_only_the_last_moments(
     second before a kill reaches the receiver (the spool promises two flush intervals, 0.1 s;
     the margin is for a loaded machine), and every line after the last restart."""
     rng = random.Random(7)
-    sink = HttpSink(script=[rng.choice([200, 503, 503, 503, 503]) for _ in range(20_000)] + [200])
-    port = await sinks.start(sink.run)
-    proc = RouterProcess(tmp_path / "data", env=SPOOL_ENV)
-    await trio.to_thread.run_sync(proc.start)
-    channel = proc.api("POST", "/channels", {"name": "spooled", "tokens": ["app"]})
-    cid, token = str(channel["channel_id"]), channel["tokens"]["app"]
-    proc.api("POST", f"/v2/channels/{cid}/drains", {"url": f"http://127.0.0.1:{port}/"})
+    script: list[int | str] = [rng.choice([200, 503, 503, 503, 503]) for _ in range(20_000)]
+    sink, proc, token = await spooled_http_drain(tmp_path, sinks, [*script, 200])
     must: set[int] = set()
     n = 0
 
@@ -239,11 +236,8 @@ async def test_repeated_kill_9_under_load_loses_only_the_last_moments(
     try:
         for _ in range(4):
             accepted = await post_for(rng.uniform(0.3, 1.0))
-            assert proc.proc is not None
-            proc.proc.kill()
+            proc.kill()
             killed_at = time.monotonic()
-            proc.proc.wait()
-            proc.proc = None
             must.update(i for at, lines in accepted if at < killed_at - 0.5 for i in lines)
             await trio.to_thread.run_sync(proc.start)
         must.update(i for _, lines in await post_for(0.5) for i in lines)

@@ -8,51 +8,36 @@ typedef struct {
     Py_ssize_t len;
 } packed_chunk;
 
+/* A msgpack header at out: the marker byte, then n in `width` bytes, big-endian; returns its
+ * length. */
+static Py_ssize_t
+put_header(char *out, unsigned char marker, Py_ssize_t n, int width)
+{
+    unsigned char *o = (unsigned char *)out;
+    o[0] = marker;
+    for (int i = 0; i < width; i++)
+        o[1 + i] = (unsigned char)(n >> (8 * (width - 1 - i)));
+    return 1 + width;
+}
+
 /* The msgpack header of an array of n items, written at out; returns its length. */
 static Py_ssize_t
 array_header(char *out, Py_ssize_t n)
 {
-    unsigned char *o = (unsigned char *)out;
     if (n <= 15) {
-        o[0] = (unsigned char)(0x90 | n);
+        out[0] = (char)(0x90 | n);
         return 1;
     }
-    if (n <= 0xffff) {
-        o[0] = 0xdc;
-        o[1] = (unsigned char)(n >> 8);
-        o[2] = (unsigned char)n;
-        return 3;
-    }
-    o[0] = 0xdd;
-    o[1] = (unsigned char)(n >> 24);
-    o[2] = (unsigned char)(n >> 16);
-    o[3] = (unsigned char)(n >> 8);
-    o[4] = (unsigned char)n;
-    return 5;
+    return n <= 0xffff ? put_header(out, 0xdc, n, 2) : put_header(out, 0xdd, n, 4);
 }
 
 /* The msgpack bin header of n bytes, written at out; returns its length. */
 static Py_ssize_t
 bin_header(char *out, Py_ssize_t n)
 {
-    unsigned char *o = (unsigned char *)out;
-    if (n <= 0xff) {
-        o[0] = 0xc4;
-        o[1] = (unsigned char)n;
-        return 2;
-    }
-    if (n <= 0xffff) {
-        o[0] = 0xc5;
-        o[1] = (unsigned char)(n >> 8);
-        o[2] = (unsigned char)n;
-        return 3;
-    }
-    o[0] = 0xc6;
-    o[1] = (unsigned char)(n >> 24);
-    o[2] = (unsigned char)(n >> 16);
-    o[3] = (unsigned char)(n >> 8);
-    o[4] = (unsigned char)n;
-    return 5;
+    if (n <= 0xff)
+        return put_header(out, 0xc4, n, 1);
+    return n <= 0xffff ? put_header(out, 0xc5, n, 2) : put_header(out, 0xc6, n, 4);
 }
 
 /* Pack one chunk (no GIL): -1 when a line is not exactly bytes or too big for msgpack,
