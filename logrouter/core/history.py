@@ -22,7 +22,7 @@ import zstandard
 
 from logrouter.core.buffer import line_deque
 from logrouter.logs import get_logger
-from logrouter.protocol.chunkfmt import pack_chunks, unpack_chunk
+from logrouter.protocol.chunkfmt import make_chunks, unpack_chunk, unpack_chunks
 from logrouter.protocol.speedups import release_freed_memory
 
 __all__ = ["CHUNK_LINES", "History", "HistoryCompactor", "load_histories", "save_histories"]
@@ -61,22 +61,17 @@ class Compaction:
 
 
 def compress_all(jobs: list[Compaction]) -> None:
-    """Make the chunks of every job (blocking: run it in a worker thread): msgpack lists of
-    at most ``CHUNK_LINES`` lines in zstd level-1 frames (4-5x smaller for typical router
-    and app lines, 10x and more for repetitive ones).
+    """Make the chunks of every job (blocking: run it in a worker thread): chunks of at most
+    ``CHUNK_LINES`` lines in the format of :mod:`logrouter.protocol.chunkfmt`.
 
     Reading the lines — scattered objects on a busy node — and compressing them need no
-    GIL, and are done in two calls for the whole batch (:func:`pack_chunks`, then zstd), so
-    a worker thread competes for the GIL a few times a batch rather than holding it while
+    GIL, and are done in two calls for the whole batch (:func:`make_chunks`: pack, then
+    zstd), so a worker thread competes for the GIL a few times a batch rather than holding it while
     it touches every line; with the event loop busy, each competition costs up to the
     interpreter's switch interval (5 ms). Only a job that merges chunks (a channel gone
     quiet) has them unpacked and its lines listed again with the GIL held.
     """
-    olds: list[bytes | bytearray | memoryview] = [chunk[1] for job in jobs for chunk in job.tail]
-    unpacked: list[list[bytes]] = []
-    if olds:
-        frames = zstandard.ZstdDecompressor().multi_decompress_to_buffer(olds)
-        unpacked = [msgpack.unpackb(frames[i].tobytes(), raw=True) for i in range(len(frames))]
+    unpacked = unpack_chunks([chunk[1] for job in jobs for chunk in job.tail])
     at = 0
     groups: list[list[bytes]] = []
     for job in jobs:
@@ -89,11 +84,7 @@ def compress_all(jobs: list[Compaction]) -> None:
             groups.append(every)
         else:
             groups.append(job.lines)
-    bodies: list[bytes | bytearray | memoryview] = list(pack_chunks(groups, CHUNK_LINES))
-    packed: list[bytes] = []
-    if bodies:
-        frames = zstandard.ZstdCompressor(level=1).multi_compress_to_buffer(bodies)
-        packed = [frames[i].tobytes() for i in range(len(frames))]
+    packed = make_chunks(groups, CHUNK_LINES)
     at = 0
     for job, group in zip(jobs, groups, strict=True):
         counts = [min(CHUNK_LINES, len(group) - i) for i in range(0, len(group), CHUNK_LINES)]

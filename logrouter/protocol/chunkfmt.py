@@ -19,7 +19,11 @@ import zstandard
 
 from logrouter.protocol.speedups import native
 
-__all__ = ["pack_chunks", "unpack_chunk"]
+__all__ = ["make_chunks", "pack_chunks", "unpack_chunk", "unpack_chunks"]
+
+#: zstd level of a chunk: 4-5x smaller for typical router and app lines, 10x and more for
+#: repetitive ones.
+LEVEL = 1
 
 
 def _pack_chunks_py(groups: list[list[bytes]], chunk_lines: int) -> list[bytes]:
@@ -46,7 +50,30 @@ pack_chunks: Callable[[list[list[bytes]], int], list[bytes]] = (
     native.pack_chunks if native is not None else _pack_chunks_py)
 
 
+def make_chunks(groups: list[list[bytes]], chunk_lines: int) -> list[bytes]:
+    """The compressed chunks of :func:`pack_chunks`, in its order: both steps release the
+    GIL for the whole batch (the caller keeps ``groups`` unchanged until it returns)."""
+    bodies: list[bytes | bytearray | memoryview] = list(pack_chunks(groups, chunk_lines))
+    if not bodies:
+        return []
+    frames = zstandard.ZstdCompressor(level=LEVEL).multi_compress_to_buffer(bodies)
+    return [frames[i].tobytes() for i in range(len(frames))]
+
+
+def _unpack_body(body: bytes) -> list[bytes]:
+    lines: list[bytes] = msgpack.unpackb(body, raw=True)
+    return lines
+
+
 def unpack_chunk(data: bytes) -> list[bytes]:
     """The lines of one compressed chunk, oldest first."""
-    lines: list[bytes] = msgpack.unpackb(zstandard.ZstdDecompressor().decompress(data), raw=True)
-    return lines
+    return _unpack_body(zstandard.ZstdDecompressor().decompress(data))
+
+
+def unpack_chunks(datas: list[bytes]) -> list[list[bytes]]:
+    """The lines of each compressed chunk, decompressed in one call without the GIL."""
+    if not datas:
+        return []
+    olds: list[bytes | bytearray | memoryview] = list(datas)
+    frames = zstandard.ZstdDecompressor().multi_decompress_to_buffer(olds)
+    return [_unpack_body(frames[i].tobytes()) for i in range(len(frames))]
