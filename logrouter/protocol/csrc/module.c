@@ -33,16 +33,16 @@ lr_untrack(PyObject *self, PyObject *obj)
 typedef struct {
     void *ptr;
     size_t size;
-} kept_arena;
+} arena_span;
 
 static PyObjectArenaAllocator base_arenas;
 static int arenas_installed = 0;
-static kept_arena *kept = NULL;
+static arena_span *kept = NULL;
 static Py_ssize_t kept_count = 0, kept_max = 0, kept_cap = 0;
 
 /* The arenas the object allocator holds now (handed out since keep_arenas was first called):
  * what release_free_pools walks. */
-static kept_arena *live = NULL;
+static arena_span *live = NULL;
 static Py_ssize_t live_count = 0, live_cap = 0;
 
 static void
@@ -52,7 +52,7 @@ live_add(void *ptr, size_t size)
         return;
     if (live_count == live_cap) {
         Py_ssize_t cap = live_cap ? 2 * live_cap : 256;
-        kept_arena *grown = PyMem_RawRealloc(live, (size_t)cap * sizeof(kept_arena));
+        arena_span *grown = PyMem_RawRealloc(live, (size_t)cap * sizeof(arena_span));
         if (grown == NULL)
             return; /* not walked: its free pools stay resident, nothing worse */
         live = grown;
@@ -115,7 +115,7 @@ lr_keep_arenas(PyObject *self, PyObject *arg)
     }
     Py_ssize_t slots = max_bytes / (1024 * 1024); /* CPython 3.10+ arenas are 1 MiB */
     if (slots > kept_cap) {
-        kept_arena *grown = PyMem_RawRealloc(kept, (size_t)slots * sizeof(kept_arena));
+        arena_span *grown = PyMem_RawRealloc(kept, (size_t)slots * sizeof(arena_span));
         if (grown == NULL)
             return PyErr_NoMemory();
         kept = grown;
@@ -178,8 +178,8 @@ lr_hold_freed_memory(PyObject *self, PyObject *arg)
  *
  * This relies on the object allocator's pool layout (CPython 3.10 to 3.13: 16 KiB pools in
  * 1 MiB arenas, the header struct below); a check of the pools in use at the first call
- * turns it off for good when the layout is not the one expected. Needs the GIL (the allocator may
- * not change meanwhile); takes ~1 ms per thousand pools released. */
+ * turns it off for good when the layout is not the one expected. Needs the GIL (the
+ * allocator may not change meanwhile); takes ~2 ms per thousand pools released. */
 #define POOL_BYTES (16 * 1024)
 #define ARENA_BYTES (1024 * 1024)
 #define DUMMY_SIZE_IDX 0xffff
@@ -195,6 +195,19 @@ typedef struct {
 
 static int pools_checked = 0, pools_ok = 0;
 
+/* The pools of live arena i: [*first, *end) in POOL_BYTES steps, from the first aligned
+ * address (where the allocator puts its first pool); 0 when it is not a 1 MiB arena. */
+static int
+arena_pools(Py_ssize_t i, uintptr_t *first, uintptr_t *end)
+{
+    if (live[i].size != ARENA_BYTES)
+        return 0;
+    uintptr_t a = (uintptr_t)live[i].ptr;
+    *first = (a + POOL_BYTES - 1) & ~(uintptr_t)(POOL_BYTES - 1);
+    *end = a + ARENA_BYTES;
+    return 1;
+}
+
 /* Whether the pools of the tracked arenas look as release_free_pools expects: every pool in
  * use (its count not zero) in the first tracked arena that has one has a size class of the
  * allocator (16-byte steps up to 512), the matching end offset and a carving offset within the
@@ -204,12 +217,11 @@ check_pool_layout(void)
 {
 #if PY_VERSION_HEX >= 0x030A0000 && PY_VERSION_HEX < 0x030E0000 && defined(MADV_DONTNEED)
     for (Py_ssize_t i = 0; i < live_count; i++) {
-        if (live[i].size != ARENA_BYTES)
+        uintptr_t first, end;
+        if (!arena_pools(i, &first, &end))
             continue;
-        uintptr_t a = (uintptr_t)live[i].ptr;
-        uintptr_t first = (a + POOL_BYTES - 1) & ~(uintptr_t)(POOL_BYTES - 1);
         int used = 0, ok = 1;
-        for (uintptr_t p = first; p + POOL_BYTES <= a + ARENA_BYTES; p += POOL_BYTES) {
+        for (uintptr_t p = first; p + POOL_BYTES <= end; p += POOL_BYTES) {
             pool_head *pool = (pool_head *)p;
             if (pool->ref.count == 0)
                 continue;
@@ -242,11 +254,10 @@ lr_release_free_pools(PyObject *self, PyObject *unused)
         if (page <= 0 || page >= POOL_BYTES || POOL_BYTES % page != 0)
             page = 0;
         for (Py_ssize_t i = 0; page && i < live_count; i++) {
-            if (live[i].size != ARENA_BYTES)
+            uintptr_t first, end;
+            if (!arena_pools(i, &first, &end))
                 continue;
-            uintptr_t a = (uintptr_t)live[i].ptr;
-            uintptr_t first = (a + POOL_BYTES - 1) & ~(uintptr_t)(POOL_BYTES - 1);
-            for (uintptr_t p = first; p + POOL_BYTES <= a + ARENA_BYTES; p += POOL_BYTES) {
+            for (uintptr_t p = first; p + POOL_BYTES <= end; p += POOL_BYTES) {
                 pool_head *pool = (pool_head *)p;
                 /* in use; never carved (an untouched header reads as zeros); or done before */
                 if (pool->ref.count != 0 || pool->maxnextoffset == 0
