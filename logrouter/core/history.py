@@ -274,6 +274,17 @@ class HistoryCompactor:
     while its channels are busy; one with more apps than that pays about 0.4 µs of the
     second core per line that stays in a window.
 
+    A trip to the worker thread waits for turns of the event loop twice (to start, then to
+    hand its chunks back), and a node taking lines flat out makes those turns long (0.1 to
+    0.3 s measured), so trips of ``BATCH_LINES`` one at a time fall behind a fast fill
+    (~150 k lines/s). While the raw lines are over ``CATCH_UP`` times the budget, trips are
+    ``CATCH_UP_BATCH_LINES`` long, ``CATCH_UP_TRIPS`` at once: raw history stays within a few
+    times that bound at about a million lines a second in. Below it the smaller trips keep
+    a burst that fits (thousands of apps, each a few hundred lines) from paying for its
+    compression while it goes on. A pass starts no trip after ``PASS_SECONDS``: the channels
+    it chose keep taking lines meanwhile, so an unbounded pass would carry on in the mode it
+    began in; the next pass looks again.
+
     Once quiet channels holding ``RELEASE_LINES`` raw lines or more have been compressed
     since the last time, in a pass that found the node under its budget (a burst is over),
     the memory their lines took is given back to the kernel (``release_memory``, in a worker
@@ -289,6 +300,10 @@ class HistoryCompactor:
     """
 
     BATCH_LINES = 65536  # lines per trip to the worker thread
+    CATCH_UP = 16  # times the raw budget past which compression goes all out
+    CATCH_UP_BATCH_LINES = 524288
+    CATCH_UP_TRIPS = 2  # trips at once while catching up
+    PASS_SECONDS = 2.0  # a pass starts no trip after this
     INTERVAL = 1.0
     BUSY_INTERVAL = 0.1  # after a pass that found the raw budget exceeded
     RELEASE_LINES = 100_000  # quiet lines compressed before memory is given back
@@ -350,7 +365,10 @@ class HistoryCompactor:
                     break
                 chosen.append((history, False))
                 over -= history.hot * self.line_bytes
-        await self._compact_all(chosen)
+        if raw_lines * self.line_bytes > self.CATCH_UP * self.raw_bytes > 0:
+            await self._compact_all(chosen, self.CATCH_UP_BATCH_LINES, self.CATCH_UP_TRIPS)
+        else:
+            await self._compact_all(chosen, self.BATCH_LINES, 1)
         if (not over_budget and self.quiet_since_release >= self.RELEASE_LINES
                 and now - self.released_at >= self.RELEASE_INTERVAL):
             self.quiet_since_release = 0
@@ -361,25 +379,39 @@ class HistoryCompactor:
                      ms=round((time.monotonic() - start) * 1000, 1))
         return over_budget
 
-    async def _compact_all(self, chosen: list[tuple[History, bool]]) -> None:
-        """Compress the raw lines of the ``(history, merge)`` chosen, ``BATCH_LINES`` a trip
-        (what it took is no longer referenced once it returns: its memory can be released)."""
-        batch: list[Compaction] = []
-        size = 0
-        for history, merge in chosen:
-            job = history.take_raw(merge)
-            if merge:
-                self.quiet_since_release += len(job.lines)
-            batch.append(job)
-            size += len(job.lines) + CHUNK_LINES * len(job.tail)
-            if size >= self.BATCH_LINES:
-                await self._compact(batch)
-                batch, size = [], 0
-        if batch:
-            await self._compact(batch)
+    async def _compact_all(self, chosen: list[tuple[History, bool]], batch_lines: int,
+                           trips: int) -> None:
+        """Compress the raw lines of the ``(history, merge)`` chosen, in order, ``batch_lines``
+        a trip to the worker thread, up to ``trips`` trips at once, starting none after
+        ``PASS_SECONDS``. What it took is no longer referenced once it returns (its memory can
+        be released)."""
+        end = trio.current_time() + self.PASS_SECONDS
+        room = trio.Semaphore(trips)
+        async with trio.open_nursery() as nursery:
+            batch: list[Compaction] = []
+            size = 0
+            for history, merge in chosen:
+                if trio.current_time() >= end:
+                    break
+                job = history.take_raw(merge)
+                if merge:
+                    self.quiet_since_release += len(job.lines)
+                batch.append(job)
+                size += len(job.lines) + CHUNK_LINES * len(job.tail)
+                if size >= batch_lines:
+                    await room.acquire()
+                    nursery.start_soon(self._compact, batch, room)
+                    batch, size = [], 0
+            if batch:
+                await room.acquire()
+                nursery.start_soon(self._compact, batch, room)
+                batch = []
 
-    async def _compact(self, batch: list[Compaction]) -> None:
-        await trio.to_thread.run_sync(compress_all, batch)
+    async def _compact(self, batch: list[Compaction], room: trio.Semaphore) -> None:
+        try:
+            await trio.to_thread.run_sync(compress_all, batch)
+        finally:
+            room.release()
         raw = lines = 0.0
         for job in batch:
             if job.history.put_compressed(job):

@@ -177,6 +177,47 @@ def test_compactor_holds_raw_lines_under_the_budget_while_every_channel_is_busy(
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+def _busy_channels(n: int, lines: int) -> tuple[list[History], list[list[bytes]]]:
+    histories = [History(1500, seq=0) for _ in range(n)]
+    refs = [[b"%d %d " % (i, k) + LINE for k in range(lines)] for i in range(n)]
+    for h, ref in zip(histories, refs, strict=True):
+        h.extend(ref)
+    return histories, refs
+
+
+def test_a_pass_starts_no_trip_after_pass_seconds() -> None:
+    """Channels keep taking lines while a pass goes on: one that ran until it had been through
+    every channel it chose would carry on in the mode it began in (a fast fill then outran
+    the small trips: 9.5 GB at 50,000 apps)."""
+    async def main() -> None:
+        histories, refs = _busy_channels(200, 150)
+        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=1_000_000)
+        compactor.BATCH_LINES = 100  # a trip per channel, each over a (mock) tenth of a second
+        assert compactor.raw_estimate() < 16 * compactor.raw_bytes  # not catching up
+        assert await compactor.pass_once()
+        assert sum(h.hot == 0 for h in histories) < 100  # stopped after PASS_SECONDS
+        for _ in range(100):
+            if not await compactor.pass_once():
+                break
+        assert compactor.raw_estimate() <= compactor.raw_bytes
+        assert [h.snapshot() for h in histories] == refs
+
+    trio.run(main, clock=trio.testing.MockClock(rate=1000))
+
+
+def test_far_over_the_budget_a_pass_catches_up_in_big_trips() -> None:
+    async def main() -> None:
+        histories, refs = _busy_channels(200, 150)
+        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=100_000)
+        compactor.BATCH_LINES = 100
+        assert compactor.raw_estimate() > compactor.CATCH_UP * compactor.raw_bytes
+        assert await compactor.pass_once()
+        assert compactor.raw_estimate() <= compactor.raw_bytes / 2  # one pass, a few trips
+        assert [h.snapshot() for h in histories] == refs
+
+    trio.run(main, clock=trio.testing.MockClock(rate=1000))
+
+
 def test_save_and_restore_keep_lines_numbers_and_compression(tmp_path: Path) -> None:
     h = History(1500, seq=1000)
     h.extend([b"old %d" % i for i in range(1400)])
