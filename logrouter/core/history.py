@@ -318,6 +318,7 @@ class HistoryCompactor:
         self.release_memory = release_memory
         self.line_bytes = 200.0  # running estimate of a raw line's cost, learnt from the lines
         self.compacted_lines = 0
+        self.trips = 0  # batches sent to a worker thread
         self.quiet_since_release = 0  # raw lines of quiet channels compressed since then
         self.released_at = -self.RELEASE_INTERVAL  # trio clock
 
@@ -408,6 +409,7 @@ class HistoryCompactor:
                 batch = []
 
     async def _compact(self, batch: list[Compaction], room: trio.Semaphore) -> None:
+        self.trips += 1
         try:
             await trio.to_thread.run_sync(compress_all, batch)
         finally:

@@ -196,7 +196,7 @@ def test_a_pass_starts_no_trip_after_pass_seconds() -> None:
         assert compactor.raw_estimate() < 16 * compactor.raw_bytes  # not catching up
         assert await compactor.pass_once()
         assert sum(h.hot == 0 for h in histories) < 100  # stopped after PASS_SECONDS
-        for _ in range(100):
+        for _ in range(1000):  # a pass makes one trip at least
             if not await compactor.pass_once():
                 break
         assert compactor.raw_estimate() <= compactor.raw_bytes
@@ -205,17 +205,23 @@ def test_a_pass_starts_no_trip_after_pass_seconds() -> None:
     trio.run(main, clock=trio.testing.MockClock(rate=1000))
 
 
-def test_far_over_the_budget_a_pass_catches_up_in_big_trips() -> None:
+@pytest.mark.parametrize("budget", [1_000_000, 100_000])
+def test_far_over_the_budget_a_pass_catches_up_in_big_trips(budget: int) -> None:
     async def main() -> None:
         histories, refs = _busy_channels(200, 150)
-        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=100_000)
+        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=budget)
         compactor.BATCH_LINES = 100
-        assert compactor.raw_estimate() > compactor.CATCH_UP * compactor.raw_bytes
+        far = compactor.raw_estimate() > compactor.CATCH_UP * budget
+        assert far == (budget == 100_000)
         assert await compactor.pass_once()
-        assert compactor.raw_estimate() <= compactor.raw_bytes / 2  # one pass, a few trips
+        assert compactor.raw_estimate() <= budget / 2
+        if far:
+            assert compactor.trips == 1  # 30,000 lines, under CATCH_UP_BATCH_LINES
+        else:
+            assert compactor.trips > 100  # a trip per channel until half the budget is left
         assert [h.snapshot() for h in histories] == refs
 
-    trio.run(main, clock=trio.testing.MockClock(rate=1000))
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))  # no pass deadline
 
 
 def test_save_and_restore_keep_lines_numbers_and_compression(tmp_path: Path) -> None:
