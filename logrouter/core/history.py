@@ -18,11 +18,10 @@ from itertools import islice
 
 import msgpack
 import trio
-import zstandard
 
 from logrouter.core.buffer import line_deque
 from logrouter.logs import get_logger
-from logrouter.protocol.chunkfmt import make_chunks, unpack_chunk, unpack_chunks
+from logrouter.protocol.chunkfmt import looks_like_chunk, make_chunks, unpack_chunk, unpack_chunks
 from logrouter.protocol.speedups import release_freed_memory
 
 __all__ = ["CHUNK_LINES", "History", "HistoryCompactor", "load_histories", "save_histories"]
@@ -469,13 +468,13 @@ def load_histories(path: str) -> dict[str, Saved]:
             skip = 0
             if len(v) >= 4:
                 for count, body in v[2]:
-                    if zstandard.frame_content_size(body) <= 0 or not 0 < int(count) <= CHUNK_LINES:
+                    if not looks_like_chunk(body) or not 0 < int(count) <= CHUNK_LINES:
                         raise ValueError("bad chunk")
                     chunks.append((int(count), bytes(body)))
                 skip = int(v[3])
                 if chunks and not 0 <= skip < chunks[0][0]:
                     raise ValueError("bad skip")
             out[str(cid)] = (int(v[0]), raw, chunks, skip)
-    except (TypeError, ValueError, IndexError, zstandard.ZstdError) as exc:
+    except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"{path}: not a history file: {exc}") from None
     return out

@@ -19,7 +19,7 @@ import zstandard
 
 from logrouter.protocol.speedups import native
 
-__all__ = ["make_chunks", "pack_chunks", "unpack_chunk", "unpack_chunks"]
+__all__ = ["looks_like_chunk", "make_chunks", "pack_chunks", "unpack_chunk", "unpack_chunks"]
 
 #: zstd level of a chunk: 4-5x smaller for typical router and app lines, 10x and more for
 #: repetitive ones.
@@ -58,6 +58,16 @@ def make_chunks(groups: list[list[bytes]], chunk_lines: int) -> list[bytes]:
         return []
     frames = zstandard.ZstdCompressor(level=LEVEL).multi_compress_to_buffer(bodies)
     return [frames[i].tobytes() for i in range(len(frames))]
+
+
+def looks_like_chunk(data: bytes) -> bool:
+    """Whether ``data`` begins as a chunk does: a zstd frame that states a content size of
+    at least one byte (what :func:`make_chunks` writes). A cheap check of a saved chunk at
+    load; reading it can still fail."""
+    try:
+        return bool(zstandard.frame_content_size(data) > 0)
+    except zstandard.ZstdError:
+        return False
 
 
 def _unpack_body(body: bytes) -> list[bytes]:

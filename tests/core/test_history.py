@@ -11,6 +11,7 @@ import msgpack
 import pytest
 import trio
 import trio.testing
+import zstandard
 
 from logrouter.core.history import (
     CHUNK_LINES,
@@ -253,6 +254,9 @@ def test_histories_saved_before_compression_still_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize("payload", [
     [1, [], [[3, b"not zstd"]], 0],
     [1, [], [[0, b""]], 0],
+    [1, [], [[3, zstandard.ZstdCompressor(write_content_size=False).compress(b"\x93")]], 0],
+    [1, [], [[3, zstandard.ZstdCompressor().compress(b"")]], 0],
+    [1, [], [[3, "a str"]], 0],
     [1, [], "x", 0],
     "x",
 ])
