@@ -1,5 +1,7 @@
-"""A node gives the memory of a compressed burst back to the kernel, and goes on serving
-exactly what it held (a real `logrouter serve` process: the allocator's state is its own)."""
+"""History under memory pressure, in a real `logrouter serve` process (the allocator's state
+and the event loop's turns are its own): a node far over its raw budget compresses busy
+channels in catch-up trips and serves them exactly; it gives the memory of a compressed
+burst back to the kernel and goes on serving exactly what it held."""
 
 from __future__ import annotations
 
@@ -62,6 +64,33 @@ def test_a_compressed_burst_is_given_back_and_the_node_serves_on(tmp_path: Path)
         burst(proc, tokens, "second")  # into the pools given back
         for app in range(APPS):
             assert history(proc, cids[app]) == expected("second", app)
+    finally:
+        code = proc.stop()
+    assert code == 0
+    assert "Traceback" not in proc.log_path.read_text()
+
+
+def test_far_over_the_raw_budget_busy_histories_are_compressed_and_exact(tmp_path: Path) -> None:
+    """160,000 lines (~30 MB raw) against a 200 kB budget: past 16 times it the compactor
+    catches up in big trips (here one); nothing is quiet, so every chunk is a busy one, made
+    while lines keep arriving."""
+    budget = 200_000
+    proc = RouterProcess(tmp_path / "data", env={"LOGROUTER_HISTORY_COMPACT_AFTER": "0",
+                                                 "LOGROUTER_HISTORY_RAW_BYTES": str(budget)})
+    proc.start()
+    try:
+        channels = [proc.api("POST", "/channels", {"name": f"b{i}", "tokens": ["app"]})
+                    for i in range(APPS)]
+        cids = [str(c["channel_id"]) for c in channels]
+        tokens = [c["tokens"]["app"] for c in channels]
+        burst(proc, tokens, "busy")
+        proc.wait_until(lambda: proc.metric("logrouter_history_lines") == APPS * 1500,
+                        timeout=60)
+        proc.wait_until(lambda: proc.metric("logrouter_history_raw_lines") * 200 < budget,
+                        timeout=60)
+        assert proc.metric("logrouter_history_compressed_bytes") > 0
+        for app in range(APPS):
+            assert history(proc, cids[app]) == expected("busy", app)
     finally:
         code = proc.stop()
     assert code == 0
