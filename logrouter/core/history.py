@@ -256,6 +256,13 @@ class History:
         return True
 
 
+def _line_bytes(lines: list[bytes]) -> float:
+    """The memory a raw line of ``lines`` (not empty) takes, judged by the first 16: a bytes
+    object costs its length plus 33 bytes, and 8 for its slot in the ring."""
+    sample = lines[:16]
+    return sum(map(len, sample)) / len(sample) + 41
+
+
 class HistoryCompactor:
     """Keeps a node's raw history small by compressing it, off the ingest path.
 
@@ -275,9 +282,9 @@ class HistoryCompactor:
 
     A trip to the worker thread waits for turns of the event loop twice (to start, then to
     hand its chunks back), and a node taking lines flat out makes those turns long (0.1 to
-    0.3 s measured), so trips of ``BATCH_LINES`` one at a time fall behind a fast fill
-    (~150 k lines/s). While the raw lines are over ``CATCH_UP`` times the budget, trips are
-    ``CATCH_UP_BATCH_LINES`` long, ``CATCH_UP_TRIPS`` at once: raw history stays within a few
+    0.3 s measured), so trips of ``BATCH_BYTES`` one at a time fall behind a fast fill
+    (~150 k lines/s). While the raw lines are over ``CATCH_UP`` times the budget, trips carry
+    ``CATCH_UP_BATCH_BYTES``, ``CATCH_UP_TRIPS`` at once: raw history stays within a few
     times that bound at about a million lines a second in. Below it the smaller trips keep
     a burst that fits (thousands of apps, each a few hundred lines) from paying for its
     compression while it goes on. A pass starts no trip after ``PASS_SECONDS``: the channels
@@ -298,9 +305,11 @@ class HistoryCompactor:
         release_memory: gives freed memory back to the kernel, returns the bytes released.
     """
 
-    BATCH_LINES = 65536  # lines per trip to the worker thread
+    # raw lines (estimated) a trip to the worker thread carries, copied once more while it
+    # is packed: ~65,536 and ~524,288 lines of 150 bytes
+    BATCH_BYTES = 12 << 20
     CATCH_UP = 16  # times the raw budget past which compression goes all out
-    CATCH_UP_BATCH_LINES = 524288
+    CATCH_UP_BATCH_BYTES = 96 << 20
     CATCH_UP_TRIPS = 2  # trips at once while catching up
     PASS_SECONDS = 2.0  # a pass starts no trip after this
     INTERVAL = 1.0
@@ -366,9 +375,9 @@ class HistoryCompactor:
                 chosen.append((history, False))
                 over -= history.hot * self.line_bytes
         if raw_lines * self.line_bytes > self.CATCH_UP * self.raw_bytes > 0:
-            await self._compact_all(chosen, self.CATCH_UP_BATCH_LINES, self.CATCH_UP_TRIPS)
+            await self._compact_all(chosen, self.CATCH_UP_BATCH_BYTES, self.CATCH_UP_TRIPS)
         else:
-            await self._compact_all(chosen, self.BATCH_LINES, 1)
+            await self._compact_all(chosen, self.BATCH_BYTES, 1)
         if (not over_budget and self.quiet_since_release >= self.RELEASE_LINES
                 and now - self.released_at >= self.RELEASE_INTERVAL):
             self.quiet_since_release = 0
@@ -379,17 +388,18 @@ class HistoryCompactor:
                      ms=round((time.monotonic() - start) * 1000, 1))
         return over_budget
 
-    async def _compact_all(self, chosen: list[tuple[History, bool]], batch_lines: int,
+    async def _compact_all(self, chosen: list[tuple[History, bool]], batch_bytes: int,
                            trips: int) -> None:
-        """Compress the raw lines of the ``(history, merge)`` chosen, in order, ``batch_lines``
-        a trip to the worker thread, up to ``trips`` trips at once, starting none after
+        """Compress the raw lines of the ``(history, merge)`` chosen, in order, about
+        ``batch_bytes`` of them a trip to the worker thread (a job's size estimated from its
+        first lines), up to ``trips`` trips at once, starting none after
         ``PASS_SECONDS``. What it took is no longer referenced once it returns (its memory can
         be released)."""
         end = trio.current_time() + self.PASS_SECONDS
         room = trio.Semaphore(trips)
         async with trio.open_nursery() as nursery:
             batch: list[Compaction] = []
-            size = 0
+            size = 0.0
             for history, merge in chosen:
                 if trio.current_time() >= end:
                     break
@@ -397,8 +407,9 @@ class HistoryCompactor:
                 if merge:
                     self.quiet_since_release += len(job.lines)
                 batch.append(job)
-                size += len(job.lines) + CHUNK_LINES * len(job.tail)
-                if size >= batch_lines:
+                line = _line_bytes(job.lines) if job.lines else self.line_bytes
+                size += line * (len(job.lines) + CHUNK_LINES * len(job.tail))
+                if size >= batch_bytes:
                     await room.acquire()
                     nursery.start_soon(self._compact, batch, room)
                     batch, size = [], 0
@@ -417,13 +428,11 @@ class HistoryCompactor:
         for job in batch:
             if job.history.put_compressed(job):
                 self.compacted_lines += len(job.lines)
-            sample = job.lines[:16]
-            if sample:
-                raw += sum(map(len, sample)) / len(sample) * len(job.lines)
+            if job.lines:
+                raw += _line_bytes(job.lines) * len(job.lines)
                 lines += len(job.lines)
         if lines:
-            # a bytes object costs its length plus 33 bytes, and 8 for its slot in the ring
-            self.line_bytes = 0.8 * self.line_bytes + 0.2 * (raw / lines + 41)
+            self.line_bytes = 0.8 * self.line_bytes + 0.2 * raw / lines
 
 
 def save_histories(path: str, histories: dict[str, History]) -> int:

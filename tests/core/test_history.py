@@ -193,7 +193,7 @@ def test_a_pass_starts_no_trip_after_pass_seconds() -> None:
     async def main() -> None:
         histories, refs = _busy_channels(200, 150)
         compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=1_000_000)
-        compactor.BATCH_LINES = 100  # a trip per channel, each over a (mock) tenth of a second
+        compactor.BATCH_BYTES = 20_000  # a trip per channel, each over a (mock) tenth of a second
         assert compactor.raw_estimate() < 16 * compactor.raw_bytes  # not catching up
         assert await compactor.pass_once()
         assert sum(h.hot == 0 for h in histories) < 100  # stopped after PASS_SECONDS
@@ -211,18 +211,38 @@ def test_far_over_the_budget_a_pass_catches_up_in_big_trips(budget: int) -> None
     async def main() -> None:
         histories, refs = _busy_channels(200, 150)
         compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=budget)
-        compactor.BATCH_LINES = 100
+        compactor.BATCH_BYTES = 20_000  # a trip per channel
         far = compactor.raw_estimate() > compactor.CATCH_UP * budget
         assert far == (budget == 100_000)
         assert await compactor.pass_once()
         assert compactor.raw_estimate() <= budget / 2
         if far:
-            assert compactor.trips == 1  # 30,000 lines, under CATCH_UP_BATCH_LINES
+            assert compactor.trips == 1  # 30,000 lines, ~6 MB: under CATCH_UP_BATCH_BYTES
         else:
             assert compactor.trips > 100  # a trip per channel until half the budget is left
         assert [h.snapshot() for h in histories] == refs
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))  # no pass deadline
+
+
+@pytest.mark.parametrize("size", [150, 5000])
+def test_a_trip_carries_about_its_bytes_whatever_the_lines_size(size: int) -> None:
+    """A trip's raw lines are copied once more while they are packed: trips are sized in
+    bytes, so that long lines (up to ``max_frame_bytes``) make shorter trips."""
+    async def main() -> None:
+        histories = [History(1500, seq=0) for _ in range(20)]
+        refs = [[b"%d %d " % (i, k) + b"x" * size for k in range(150)] for i in range(20)]
+        for h, ref in zip(histories, refs, strict=True):
+            h.extend(ref)
+        compactor = HistoryCompactor(lambda: histories, idle=0, raw_bytes=10_000)
+        compactor.CATCH_UP_BATCH_BYTES = 4_000_000
+        assert compactor.raw_estimate() > compactor.CATCH_UP * compactor.raw_bytes
+        assert await compactor.pass_once()
+        # 20 x 150 lines: ~0.6 MB of short lines, one trip; ~15 MB of long ones, 4 MB a trip
+        assert compactor.trips == (1 if size == 150 else 4)
+        assert [h.snapshot() for h in histories] == refs
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 def test_save_and_restore_keep_lines_numbers_and_compression(tmp_path: Path) -> None:
