@@ -22,6 +22,13 @@ LINES = 1600  # more than the 1,500 a history keeps: 160,000 lines in, 150,000 k
 RELEASED = re.compile(r"at=memory_released bytes=(\d+)")
 
 
+def make_apps(proc: RouterProcess, prefix: str) -> tuple[list[str], list[str]]:
+    """``APPS`` channels with a token each: their ids and tokens."""
+    channels = [proc.api("POST", "/channels", {"name": f"{prefix}{i}", "tokens": ["app"]})
+                for i in range(APPS)]
+    return [str(c["channel_id"]) for c in channels], [c["tokens"]["app"] for c in channels]
+
+
 def burst(proc: RouterProcess, tokens: list[str], tag: str) -> None:
     with socket.create_connection(("127.0.0.1", proc.ports["syslog"])) as sock:
         for n in range(LINES):
@@ -52,10 +59,7 @@ def test_a_compressed_burst_is_given_back_and_the_node_serves_on(tmp_path: Path)
                                                  "LOGROUTER_LOG_LEVEL": "info"})
     proc.start()
     try:
-        channels = [proc.api("POST", "/channels", {"name": f"m{i}", "tokens": ["app"]})
-                    for i in range(APPS)]
-        cids = [str(c["channel_id"]) for c in channels]
-        tokens = [c["tokens"]["app"] for c in channels]
+        cids, tokens = make_apps(proc, "m")
         burst(proc, tokens, "first")
         proc.wait_until(lambda: len(releases(proc)) >= 1, timeout=60)
         assert releases(proc)[0] > 8 << 20  # of ~37 MB of lines (kept arenas, empty pools)
@@ -79,10 +83,7 @@ def test_far_over_the_raw_budget_busy_histories_are_compressed_and_exact(tmp_pat
                                                  "LOGROUTER_HISTORY_RAW_BYTES": str(budget)})
     proc.start()
     try:
-        channels = [proc.api("POST", "/channels", {"name": f"b{i}", "tokens": ["app"]})
-                    for i in range(APPS)]
-        cids = [str(c["channel_id"]) for c in channels]
-        tokens = [c["tokens"]["app"] for c in channels]
+        cids, tokens = make_apps(proc, "b")
         burst(proc, tokens, "busy")
         proc.wait_until(lambda: proc.metric("logrouter_history_lines") == APPS * 1500,
                         timeout=60)
