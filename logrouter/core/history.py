@@ -308,7 +308,9 @@ class HistoryCompactor:
     # raw lines (estimated) a trip to the worker thread carries, copied once more while it
     # is packed: ~65,536 and ~524,288 lines of 150 bytes
     BATCH_BYTES = 12 << 20
-    CATCH_UP = 16  # times the raw budget past which compression goes all out
+    # times the raw budget past which compression goes all out; a burst that stays under it
+    # pays no compression while it lasts (8 cost S1 at 5,000 apps 5-11 %: bench/RESULTS.md)
+    CATCH_UP = 16
     CATCH_UP_BATCH_BYTES = 96 << 20
     CATCH_UP_TRIPS = 2  # trips at once while catching up
     PASS_SECONDS = 2.0  # a pass starts no trip after this
