@@ -66,8 +66,8 @@ class Settings:
     history_compact_after: float = _opt(
         10.0, "seconds a channel must be quiet before its history is kept compressed (0 = never)")
     history_raw_bytes: int = _opt(
-        64 << 20, "uncompressed history a node keeps at most (estimated); past it the channels "
-        "holding most are compressed too (0 = no limit)")
+        64 << 20, "uncompressed history a node aims to keep (estimated); past it the channels "
+        "holding most are compressed too, all out past 16 times it (0 = no limit)")
     tail_buffer_lines: int = _opt(1024, "lines a slow tail client may fall behind (L11)")
     max_frame_bytes: int = _opt(10240, "largest syslog frame accepted")
     max_body_bytes: int = _opt(8 * 1024 * 1024, "largest POST /logs body (decoded); 413 past it")
