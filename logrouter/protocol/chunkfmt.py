@@ -65,7 +65,7 @@ def looks_like_chunk(data: bytes) -> bool:
     at least one byte (what :func:`make_chunks` writes). A cheap check of a saved chunk at
     load; reading it can still fail."""
     try:
-        return bool(zstandard.frame_content_size(data) > 0)
+        return zstandard.frame_content_size(data) > 0
     except zstandard.ZstdError:
         return False
 
