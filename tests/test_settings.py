@@ -59,3 +59,17 @@ def test_documented_defaults_file_lists_every_setting_with_its_default() -> None
         assert f"# {s.name} = {lit}\n" in text, s.name
         assert s.env in text
     assert Settings() == load_settings({}, {})
+
+
+def test_docs_state_the_compactors_catch_up_factor() -> None:
+    """The catch-up factor lives in the compactor; the setting's help (and so the defaults
+    file) and the README say it in words, so they must say the same number."""
+    from logrouter.core.history import HistoryCompactor
+
+    words = f"past {HistoryCompactor.CATCH_UP} times it"
+    (raw_bytes,) = (s for s in SETTINGS if s.name == "history_raw_bytes")
+    assert words in raw_bytes.help
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(words) == 2, "README: the history section and the settings table"
+    at_default = HistoryCompactor.CATCH_UP * raw_bytes.default / (1 << 30)
+    assert f"({at_default:g} GiB at the default)" in readme
