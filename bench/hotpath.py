@@ -8,8 +8,9 @@ Builds one read's worth of octet-counted frames (~150 B, ``--apps`` tokens round
 times each stage over ``rounds`` passes and prints one JSON line of µs per line per stage
 (``split_route_us``: split and route in one pass, as a syslog read is routed).
 ``post_batch_us`` is what one channel batch costs from ``Channel.post`` on: history, and a
-connected syslog drain's push (buffer, the shared writer's mark), each read followed (untimed)
-by the writer's round over a socket pair (``post_lines_per_batch``: lines per batch).
+connected syslog drain's push (buffer, the shared writer's mark), each read followed by the
+writer's round over a socket pair (``post_lines_per_batch``: lines per batch), untimed but for
+``take_batch_us``: what taking a write from a drain's buffer costs, per batch.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from logrouter.protocol.speedups import native
 from logrouter.transport.send_many import render_send_syslog
 
 
-def post_cost(buf: bytes, apps: int, rounds: int, cold_mib: int = 0) -> tuple[float, float]:
+def post_cost(buf: bytes, apps: int, rounds: int, cold_mib: int = 0,
+              ) -> tuple[float, float, float]:
     """µs per channel batch of ``Channel.post`` into history and a connected syslog drain
-    (each read followed, untimed, by the writer's round over a socket pair); and the mean
-    lines per batch. ``cold_mib``: touch that much memory (untimed) before each post, so that
+    (each read followed by the writer's round over a socket pair, untimed but for taking each
+    drain's write from its buffer); µs per batch of that taking; and the mean lines per
+    batch. ``cold_mib``: touch that much memory (untimed) before each post, so that
     it starts with cold caches, as on a node where each round streams ~100 MB of lines."""
-    async def main() -> tuple[float, float]:
+    async def main() -> tuple[float, float, float]:
         table = ChannelTable(1500)
         writer = SyslogWriter(0.002)
         out, peer = socket.socketpair()
@@ -54,7 +57,7 @@ def post_cost(buf: bytes, apps: int, rounds: int, cold_mib: int = 0) -> tuple[fl
             table.channels[str(i)].add_consumer(drain, drain=True)
             drains.append(drain)
         groups = list(route_by_token(FrameSplitter().feed(buf), table.route).groups.items())
-        spent = 0.0
+        spent = taking = 0.0
         scratch = bytearray(cold_mib << 20)
         for _ in range(rounds):
             for at in range(0, len(scratch), 4096):
@@ -66,7 +69,12 @@ def post_cost(buf: bytes, apps: int, rounds: int, cold_mib: int = 0) -> tuple[fl
             spent += time.perf_counter() - t0
             dirty, writer._dirty = writer._dirty, {}
             for drain in dirty:
-                while (taken := drain.take_write()) is not None:  # a writer round of one
+                while True:  # a writer round of one
+                    t1 = time.perf_counter()
+                    taken = drain.take_write()
+                    taking += time.perf_counter() - t1
+                    if taken is None:
+                        break
                     fd, out = taken
                     result = render_send_syslog([fd], [drain.token], [out.data], [out.lines])[0]
                     assert result is not None  # the benchmark's lines are all of the fast shape
@@ -77,7 +85,9 @@ def post_cost(buf: bytes, apps: int, rounds: int, cold_mib: int = 0) -> tuple[fl
                         pass
                 except BlockingIOError:
                     pass
-        return spent / (rounds * len(groups)) * 1e6, sum(len(g) for _, g in groups) / len(groups)
+        batches = rounds * len(groups)
+        return (spent / batches * 1e6, taking / batches * 1e6,
+                sum(len(g) for _, g in groups) / len(groups))
     return trio.run(main)
 
 
@@ -118,14 +128,14 @@ def main() -> None:
         for g in groups:
             render_http(g)
     t4 = time.perf_counter()
-    post_us, per_batch = post_cost(buf, args.apps, args.rounds, args.cold_mib)
+    post_us, take_us, per_batch = post_cost(buf, args.apps, args.rounds, args.cold_mib)
     print(json.dumps({
         "native": native is not None, "lines": args.lines, "rounds": args.rounds,
         "split_us": round((t1 - t0) / n * 1e6, 3), "route_us": round((t2 - t1) / n * 1e6, 3),
         "split_route_us": round((t2b - t2) / n * 1e6, 3),
         "render_syslog_us": round((t3 - t2b) / n * 1e6, 3),
         "render_http_us": round((t4 - t3) / n * 1e6, 3),
-        "apps": args.apps, "post_batch_us": round(post_us, 3),
+        "apps": args.apps, "post_batch_us": round(post_us, 3), "take_batch_us": round(take_us, 3),
         "post_lines_per_batch": round(per_batch, 2)}))
 
 

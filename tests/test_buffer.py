@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from logrouter.core.buffer import BoundedBuffer
+from logrouter.core.buffer import BoundedBuffer, Loss
 from tests.helpers import needs_native
 
 
@@ -63,7 +65,81 @@ def test_buffered_lines_are_not_walked_by_the_garbage_collector() -> None:
     import gc
 
     b = BoundedBuffer(4)
-    assert not gc.is_tracked(b._lines)
-    b.push_many(lines(1, 2, 3))
+    pushed = lines(1, 2, 3)
+    b.push_many(pushed)
     b.resize(2)
-    assert not gc.is_tracked(b._lines) and b.snapshot() == lines(2, 3)
+    assert not gc.is_tracked(b._parts) and not gc.is_tracked(pushed)
+    assert b.snapshot() == lines(2, 3) and not any(gc.is_tracked(part) for part in b._parts)
+    b.unpop(None, lines(0))
+    assert not any(gc.is_tracked(part) for part in b._parts)
+
+
+def test_a_batch_that_is_the_oldest_push_is_that_list_and_pushes_are_not_changed() -> None:
+    """Lines are kept as pushed, not copied line by line: a batch that is exactly the oldest
+    push hands out that list; a partial batch or a drop slices, never changing a pushed list
+    (ingest shares one list among a channel's history, drains and tails)."""
+    b = BoundedBuffer(5)
+    first, second = lines(1, 2, 3), lines(4, 5, 6)
+    b.push_many(first)
+    assert b.pop_batch()[1] is first
+    b.push_many(first)
+    b.push_many(second)  # one displaced: the head of `first`
+    assert b.pop_batch(max_lines=1)[1] == lines(2)
+    assert b.pop_batch(max_lines=3)[1] == lines(3, 4, 5)
+    assert first == lines(1, 2, 3) and second == lines(4, 5, 6)
+    assert b.pop_batch()[1] == lines(6) and len(b) == 0
+
+
+class _Model:
+    """The buffer's contract, plainly: a list and a loss count."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.loss = capacity, 0
+        self.lines: list[bytes] = []
+
+    def push(self, new: list[bytes]) -> int:
+        self.lines += new
+        over = max(0, len(self.lines) - self.capacity)
+        self.lines, self.loss = self.lines[over:], self.loss + over
+        return over
+
+
+@given(st.integers(1, 12), st.lists(st.tuples(
+    st.sampled_from(["push", "pop", "pop_bytes", "unpop", "resize"]), st.integers(0, 15)),
+    max_size=40))
+def test_the_buffer_behaves_as_a_plain_drop_oldest_list(capacity: int,
+                                                        ops: list[tuple[str, int]]) -> None:
+    b, m = BoundedBuffer(capacity, clock=lambda: 1.0), _Model(capacity)
+    seq = 0
+    last: tuple[Loss | None, list[bytes]] = (None, [])
+    for op, k in ops:
+        if op == "push":
+            new = [b"x" * (i % 4) + b"%d" % (seq + i) for i in range(k)]
+            seq += k
+            assert b.push_many(list(new)) == m.push(new)
+        elif op in ("pop", "pop_bytes"):
+            loss, got = b.pop_batch(max_lines=k or None, max_bytes=8 if op == "pop_bytes" else None)
+            want = m.lines[:k or len(m.lines)]
+            if op == "pop_bytes" and want:
+                taken, size = 1, len(want[0])
+                while taken < len(want) and size + len(want[taken]) <= 8:
+                    size += len(want[taken])
+                    taken += 1
+                want = want[:taken]
+            assert got == want
+            assert (loss.count if loss else 0) == m.loss
+            m.lines, m.loss, last = m.lines[len(got):], 0, (loss, got)
+        elif op == "unpop":
+            loss, got = last
+            b.unpop(loss, got)
+            room = max(0, capacity - len(m.lines))
+            kept = got[len(got) - room:] if room < len(got) else got
+            m.loss += (loss.count if loss else 0) + len(got) - len(kept)
+            m.lines, last = list(kept) + m.lines, (None, [])
+        else:
+            capacity = max(1, k)
+            b.resize(capacity)
+            m.capacity = capacity
+            m.push([])
+        assert len(b) == len(m.lines) and b.snapshot() == m.lines and b.capacity == capacity
+        assert b.has_loss == (m.loss > 0)

@@ -10,7 +10,10 @@ last batch comes out with it so the consumer can render it first (L10 for
 drains, L11 for tails). Shrinking capacity counts the excess as lost too.
 
 Pure data: no I/O, no trio. Producers call :meth:`push_many` once per ingest
-batch (a ``deque.extend``), so the per-line cost is a C-level append.
+batch, which keeps the batch's list itself: no per-line cost on the way in, and a
+consumer that takes exactly what one push brought gets that list back — each line
+object is touched by the consumer only (with thousands of drains, lines are cold
+by then: each touch is a cache miss).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Protocol
 
 from logrouter.protocol.speedups import untrack
@@ -48,6 +52,11 @@ class Loss:
 
     count: int
     since: float
+
+
+def _untracked(lines: list[bytes]) -> list[bytes]:
+    untrack(lines)
+    return lines
 
 
 class PendingLoss:
@@ -123,12 +132,17 @@ class DrainQueue(Protocol):
 class BoundedBuffer:
     """Drop-oldest FIFO of ``bytes`` lines.
 
+    The lines are kept as the lists they were pushed in, not copied line by line: a push
+    appends its list, and a batch that is exactly the oldest list is that list. A list
+    pushed is shared, never changed here (nor may its pusher change it): what a buffer
+    drops or hands out in part is sliced into new lists.
+
     Args:
         capacity: most lines held; at least 1.
         clock: returns Unix time; injected for tests.
     """
 
-    __slots__ = ("_lines", "_loss", "lost", "pushed")
+    __slots__ = ("_capacity", "_count", "_head", "_loss", "_parts", "lost", "pushed")
 
     #: Undelivered lines live on disk too (a spool); a memory buffer loses them on a crash.
     spooled = False
@@ -140,19 +154,21 @@ class BoundedBuffer:
     def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        self._lines = line_deque(maxlen=capacity)
+        self._capacity = capacity
+        self._parts: deque[list[bytes]] = deque()
+        untrack(self._parts)
+        self._count = 0  # lines in _parts, from _head on
+        self._head = 0  # lines of the oldest list already taken or dropped
         self._loss = PendingLoss(clock)
         self.pushed = 0  # lines ever pushed
         self.lost = 0  # lines ever displaced
 
     @property
     def capacity(self) -> int:
-        maxlen = self._lines.maxlen
-        assert maxlen is not None
-        return maxlen
+        return self._capacity
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return self._count
 
     @property
     def has_loss(self) -> bool:
@@ -160,16 +176,43 @@ class BoundedBuffer:
         return self._loss.count > 0
 
     def push_many(self, lines: list[bytes]) -> int:
-        """Append ``lines``; return how many old lines were displaced."""
+        """Append ``lines`` (kept as they are: the caller must not change the list after);
+        return how many old lines were displaced."""
         n = len(lines)
-        dq = self._lines
-        overflow = len(dq) + n - dq.maxlen  # type: ignore[operator]
-        dq.extend(lines)
+        if not n:
+            return 0
+        untrack(lines)  # only bytes: no full collection need walk it
+        self._parts.append(lines)
+        self._count += n
         self.pushed += n
+        overflow = self._count - self._capacity
         if overflow > 0:
+            self._drop_oldest(overflow)
             self._lose(overflow)
             return overflow
         return 0
+
+    def _drop_oldest(self, n: int) -> None:
+        parts = self._parts
+        self._count -= n
+        while n:
+            rest = len(parts[0]) - self._head
+            if rest <= n:
+                parts.popleft()
+                self._head = 0
+                n -= rest
+            else:
+                self._head += n
+                n = 0
+        self._trim_head()
+
+    def _trim_head(self) -> None:
+        """Once most of the oldest list is gone, keep only its rest (a new list): what was
+        taken or dropped is let go, and each line is copied at most once this way."""
+        head = self._head
+        if head and 2 * head > len(self._parts[0]):
+            self._parts[0] = _untracked(self._parts[0][head:])
+            self._head = 0
 
     def _lose(self, n: int) -> None:
         self._loss.add(n)
@@ -190,27 +233,58 @@ class BoundedBuffer:
                 line is always taken, however long.
 
         Returns:
-            ``(loss, lines)``; ``loss`` is None when nothing was lost.
+            ``(loss, lines)``; ``loss`` is None when nothing was lost. ``lines`` may be a
+            list as it was pushed (shared: not to be changed).
         """
         loss = self._loss.take()
-        dq = self._lines
-        if max_bytes is None:
-            if max_lines is None or max_lines >= len(dq):
-                lines = list(dq)
-                dq.clear()
-                return loss, lines
-            return loss, [dq.popleft() for _ in range(max_lines)]
-        lines = []
-        size = 0
-        limit = len(dq) if max_lines is None else min(max_lines, len(dq))
-        popleft = dq.popleft
-        while len(lines) < limit:
-            n = len(dq[0])
-            if lines and size + n > max_bytes:
-                break
-            lines.append(popleft())
-            size += n
-        return loss, lines
+        limit = self._count if max_lines is None else min(max_lines, self._count)
+        if max_bytes is not None:
+            limit = self._fitting(limit, max_bytes)
+        return loss, self._take(limit)
+
+    def _fitting(self, limit: int, max_bytes: int) -> int:
+        """How many of the oldest ``limit`` lines fit in ``max_bytes`` (at least one)."""
+        taken = size = 0
+        skip = self._head
+        for part in self._parts:
+            for line in islice(part, skip, None):
+                if taken == limit or (taken and size + len(line) > max_bytes):
+                    return taken
+                size += len(line)
+                taken += 1
+            skip = 0
+        return taken
+
+    def _take(self, n: int) -> list[bytes]:
+        """Remove and return the oldest ``n`` lines."""
+        parts = self._parts
+        if not n:
+            return []
+        self._count -= n
+        first, head = parts[0], self._head
+        if len(first) - head >= n:
+            if len(first) - head == n:
+                parts.popleft()
+                self._head = 0
+                return first if not head else first[head:]
+            self._head = head + n
+            self._trim_head()
+            return first[head:head + n]
+        out: list[bytes] = []
+        while n:
+            first, head = parts[0], self._head
+            rest = len(first) - head
+            if rest <= n:
+                out += first[head:] if head else first
+                parts.popleft()
+                self._head = 0
+                n -= rest
+            else:
+                out += first[head:head + n]
+                self._head = head + n
+                self._trim_head()
+                n = 0
+        return out
 
     def unpop(self, loss: Loss | None, lines: Iterable[bytes]) -> None:
         """Put a batch back at the head (a delivery that did not start).
@@ -218,12 +292,16 @@ class BoundedBuffer:
         Lines that no longer fit because newer ones arrived are counted lost.
         """
         lines = list(lines)
-        dq = self._lines
-        room = dq.maxlen - len(dq)  # type: ignore[operator]
+        room = self._capacity - self._count
         if room < len(lines):
             self._lose(len(lines) - max(room, 0))
             lines = lines[len(lines) - max(room, 0):]
-        dq.extendleft(reversed(lines))
+        if lines:
+            if self._head:
+                self._parts[0] = _untracked(self._parts[0][self._head:])
+                self._head = 0
+            self._parts.appendleft(_untracked(lines))
+            self._count += len(lines)
         self._loss.carry(loss)
 
     async def ready(self) -> None:
@@ -238,19 +316,23 @@ class BoundedBuffer:
 
     def resize(self, capacity: int) -> None:
         """Change capacity, keeping the newest lines; the excess counts as lost."""
-        old = self._lines
-        excess = len(old) - capacity
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._capacity = capacity
+        excess = self._count - capacity
         if excess > 0:
+            self._drop_oldest(excess)
             self._lose(excess)
-        self._lines = line_deque(old, maxlen=capacity)
 
     def clear(self) -> None:
-        self._lines.clear()
+        self._parts.clear()
+        self._count = self._head = 0
 
     def snapshot(self) -> list[bytes]:
         """A copy of the buffered lines, oldest first (the buffer is unchanged)."""
-        return list(self._lines)
+        lines = [line for part in self._parts for line in part]
+        return lines[self._head:]
 
     def statistics(self) -> BufferStatistics:
-        return BufferStatistics(self.capacity, len(self._lines), self.pushed, self.lost,
+        return BufferStatistics(self._capacity, self._count, self.pushed, self.lost,
                                 self._loss.count)
