@@ -143,3 +143,17 @@ def test_the_buffer_behaves_as_a_plain_drop_oldest_list(capacity: int,
             m.push([])
         assert len(b) == len(m.lines) and b.snapshot() == m.lines and b.capacity == capacity
         assert b.has_loss == (m.loss > 0)
+
+
+def test_small_pushes_share_a_list_and_big_ones_keep_their_own() -> None:
+    """A list per push would cost a list header per line at low rates: pushes smaller than
+    ``SMALL`` join the newest list while it is that small (copies: no pushed list changes)."""
+    b = BoundedBuffer(10_000)
+    singles = [lines(i) for i in range(3 * b.SMALL)]
+    for one in singles:
+        b.push_many(one)
+    assert len(b._parts) <= 3 and b.snapshot() == lines(*range(3 * b.SMALL))
+    assert all(one == lines(i) for i, one in enumerate(singles))
+    big = lines(*range(b.SMALL))
+    b.push_many(big)
+    assert b._parts[-1] is big

@@ -135,7 +135,8 @@ class BoundedBuffer:
     The lines are kept as the lists they were pushed in, not copied line by line: a push
     appends its list, and a batch that is exactly the oldest list is that list. A list
     pushed is shared, never changed here (nor may its pusher change it): what a buffer
-    drops or hands out in part is sliced into new lists.
+    drops or hands out in part is sliced into new lists, and small pushes are joined into
+    new ones (``SMALL``).
 
     Args:
         capacity: most lines held; at least 1.
@@ -150,6 +151,9 @@ class BoundedBuffer:
     resume: tuple[int, str] | None = None
     #: The next lines are on disk only (only a spool has a disk).
     needs_fill = False
+    #: Pushes of fewer lines than this join the newest list when it is that small too (a
+    #: copy): a list per line would cost 64 bytes a line, not 8, at low rates.
+    SMALL = 64
 
     def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
@@ -181,8 +185,12 @@ class BoundedBuffer:
         n = len(lines)
         if not n:
             return 0
-        untrack(lines)  # only bytes: no full collection need walk it
-        self._parts.append(lines)
+        parts = self._parts
+        if n < self.SMALL and parts and len(parts[-1]) < self.SMALL:
+            parts[-1] = _untracked(parts[-1] + lines)  # the same prefix: _head stays right
+        else:
+            untrack(lines)  # only bytes: no full collection need walk it
+            parts.append(lines)
         self._count += n
         self.pushed += n
         overflow = self._count - self._capacity
