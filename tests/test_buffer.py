@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logrouter.core.buffer import BoundedBuffer, Loss
+from logrouter.core.buffer import BoundedBuffer, LineParts, Loss
 from tests.helpers import needs_native
 
 
@@ -68,10 +68,10 @@ def test_buffered_lines_are_not_walked_by_the_garbage_collector() -> None:
     pushed = lines(1, 2, 3)
     b.push_many(pushed)
     b.resize(2)
-    assert not gc.is_tracked(b._parts) and not gc.is_tracked(pushed)
-    assert b.snapshot() == lines(2, 3) and not any(gc.is_tracked(part) for part in b._parts)
+    assert not gc.is_tracked(b._lines._parts) and not gc.is_tracked(pushed)
+    assert b.snapshot() == lines(2, 3) and not any(gc.is_tracked(part) for part in b._lines._parts)
     b.unpop(None, lines(0))
-    assert not any(gc.is_tracked(part) for part in b._parts)
+    assert not any(gc.is_tracked(part) for part in b._lines._parts)
 
 
 def test_a_batch_that_is_the_oldest_push_is_that_list_and_pushes_are_not_changed() -> None:
@@ -149,11 +149,44 @@ def test_small_pushes_share_a_list_and_big_ones_keep_their_own() -> None:
     """A list per push would cost a list header per line at low rates: pushes smaller than
     ``SMALL`` join the newest list while it is that small (copies: no pushed list changes)."""
     b = BoundedBuffer(10_000)
-    singles = [lines(i) for i in range(3 * b.SMALL)]
+    singles = [lines(i) for i in range(3 * LineParts.SMALL)]
     for one in singles:
         b.push_many(one)
-    assert len(b._parts) <= 3 and b.snapshot() == lines(*range(3 * b.SMALL))
+    assert len(b._lines._parts) <= 3 and b.snapshot() == lines(*range(3 * LineParts.SMALL))
     assert all(one == lines(i) for i, one in enumerate(singles))
-    big = lines(*range(b.SMALL))
+    big = lines(*range(LineParts.SMALL))
     b.push_many(big)
-    assert b._parts[-1] is big
+    assert b._lines._parts[-1] is big
+
+
+@given(st.lists(st.tuples(st.sampled_from(["extend", "drop", "take", "prepend", "newest"]),
+                          st.integers(0, 150)), max_size=40))
+def test_line_parts_behave_as_a_plain_list(ops: list[tuple[str, int]]) -> None:
+    """Every operation of the lists-kept FIFO against a list; no list given to it changes."""
+    held, seq = LineParts(), 0
+    model: list[bytes] = []
+    given_lists: list[tuple[list[bytes], list[bytes]]] = []
+    for op, k in ops:
+        if op == "extend":
+            new = [b"%d" % (seq + i) for i in range(k)]
+            seq += k
+            given_lists.append((new, list(new)))
+            held.extend(new)
+            model += new
+        elif op == "drop":
+            k = min(k, len(model))
+            held.drop(k)
+            model = model[k:]
+        elif op == "take":
+            k = min(k, len(model))
+            assert held.take(k) == model[:k]
+            model = model[k:]
+        elif op == "prepend":
+            front = [b"p%d" % (seq + i) for i in range(k % 5)]
+            seq += k % 5
+            held.prepend(list(front))
+            model = front + model
+        else:
+            assert held.newest(k) == model[len(model) - min(k, len(model)):]
+        assert len(held) == len(model) and list(held) == model == held.to_list()
+    assert all(now == then for now, then in given_lists)

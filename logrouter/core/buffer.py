@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
 from logrouter.protocol.speedups import untrack
 
-__all__ = ["POST_LINES", "BoundedBuffer", "BufferStatistics", "DrainQueue", "Loss", "PendingLoss",
-           "line_deque"]
+__all__ = ["POST_LINES", "BoundedBuffer", "BufferStatistics", "DrainQueue", "LineParts", "Loss",
+           "PendingLoss", "line_deque"]
 
 #: The lines one post of ingest may hand a consumer at once (a round: several connections'
 #: reads, posted together; see ``ingest.pipeline``). Consumers that keep lines for a receiver
@@ -57,6 +57,152 @@ class Loss:
 def _untracked(lines: list[bytes]) -> list[bytes]:
     untrack(lines)
     return lines
+
+
+class LineParts:
+    """A FIFO of lines kept as the lists they came in, not copied line by line.
+
+    Ingest hands each consumer of a channel the same list of a round's lines; keeping
+    that list (``extend``) instead of copying its items into a deque spares a touch of
+    every line object, and with thousands of channels those objects are cold by then
+    (each touch a cache miss). A list given to :meth:`extend` is shared: it is never
+    changed here, nor may its giver change it. What is dropped or taken in part is
+    sliced into new lists; small lists are joined into new ones (``SMALL``). Every list
+    held is kept out of the cyclic GC (only bytes: no cycle; a full collection would
+    otherwise walk every line).
+    """
+
+    __slots__ = ("_count", "_head", "_parts")
+
+    #: A list of fewer lines than this joins the newest list while it is that small too (a
+    #: copy): a list per line would cost 64 bytes a line, not 8, at low rates.
+    SMALL = 64
+
+    def __init__(self, lines: Iterable[bytes] = ()) -> None:
+        self._parts: deque[list[bytes]] = deque()
+        untrack(self._parts)
+        self._count = 0  # lines held: in _parts, from _head on
+        self._head = 0  # lines of the oldest list already dropped or taken
+        first = list(lines)
+        if first:
+            self._parts.append(_untracked(first))
+            self._count = len(first)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The lines, oldest first."""
+        skip = self._head
+        for part in self._parts:
+            yield from islice(part, skip, None) if skip else part
+            skip = 0
+
+    def to_list(self) -> list[bytes]:
+        """A copy of the lines, oldest first (a list made at C speed, unlike ``list(self)``)."""
+        out: list[bytes] = []
+        skip = self._head
+        for part in self._parts:
+            out += part[skip:] if skip else part
+            skip = 0
+        return out
+
+    def extend(self, lines: list[bytes]) -> None:
+        """Append ``lines``, keeping the list itself (see the class docstring)."""
+        n = len(lines)
+        if not n:
+            return
+        parts = self._parts
+        if n < self.SMALL and parts and len(parts[-1]) < self.SMALL:
+            parts[-1] = _untracked(parts[-1] + lines)  # the same prefix: _head stays right
+        else:
+            untrack(lines)
+            parts.append(lines)
+        self._count += n
+
+    def prepend(self, lines: list[bytes]) -> None:
+        """Put ``lines`` (a list of the caller's own) before the oldest."""
+        if not lines:
+            return
+        if self._head:
+            self._parts[0] = _untracked(self._parts[0][self._head:])
+            self._head = 0
+        self._parts.appendleft(_untracked(lines))
+        self._count += len(lines)
+
+    def drop(self, n: int) -> None:
+        """Let the oldest ``n`` lines go (``n`` at most ``len(self)``)."""
+        parts = self._parts
+        self._count -= n
+        while n:
+            rest = len(parts[0]) - self._head
+            if rest <= n:
+                parts.popleft()
+                self._head = 0
+                n -= rest
+            else:
+                self._head += n
+                n = 0
+        self._trim_head()
+
+    def take(self, n: int) -> list[bytes]:
+        """Remove and return the oldest ``n`` lines (at most ``len(self)``): the oldest list
+        itself when it is exactly those lines (shared: not to be changed)."""
+        parts = self._parts
+        if not n:
+            return []
+        self._count -= n
+        first, head = parts[0], self._head
+        if len(first) - head >= n:
+            if len(first) - head == n:
+                parts.popleft()
+                self._head = 0
+                return first if not head else first[head:]
+            self._head = head + n
+            self._trim_head()
+            return first[head:head + n]
+        out: list[bytes] = []
+        while n:
+            first, head = parts[0], self._head
+            rest = len(first) - head
+            if rest <= n:
+                out += first[head:] if head else first
+                parts.popleft()
+                self._head = 0
+                n -= rest
+            else:
+                out += first[head:head + n]
+                self._head = head + n
+                self._trim_head()
+                n = 0
+        return out
+
+    def newest(self, n: int) -> list[bytes]:
+        """A copy of the newest ``n`` lines (all, if fewer are held), oldest first."""
+        n = min(n, self._count)
+        if n <= 0:
+            return []
+        picked: list[list[bytes]] = []
+        need = n
+        for part in reversed(self._parts):
+            if len(part) >= need:
+                picked.append(part[len(part) - need:])
+                break
+            picked.append(part)
+            need -= len(part)
+        return [line for part in reversed(picked) for line in part]
+
+    def clear(self) -> None:
+        self._parts.clear()
+        self._count = self._head = 0
+
+    def _trim_head(self) -> None:
+        """Once most of the oldest list is gone, keep only its rest (a new list): what was
+        taken or dropped is let go, and each line is copied at most once this way."""
+        head = self._head
+        if head and 2 * head > len(self._parts[0]):
+            self._parts[0] = _untracked(self._parts[0][head:])
+            self._head = 0
 
 
 class PendingLoss:
@@ -132,18 +278,15 @@ class DrainQueue(Protocol):
 class BoundedBuffer:
     """Drop-oldest FIFO of ``bytes`` lines.
 
-    The lines are kept as the lists they were pushed in, not copied line by line: a push
-    appends its list, and a batch that is exactly the oldest list is that list. A list
-    pushed is shared, never changed here (nor may its pusher change it): what a buffer
-    drops or hands out in part is sliced into new lists, and small pushes are joined into
-    new ones (``SMALL``).
+    The lines are a :class:`LineParts`: a push keeps its list (the caller must not change
+    it after), and a batch that is exactly the oldest push is that list.
 
     Args:
         capacity: most lines held; at least 1.
         clock: returns Unix time; injected for tests.
     """
 
-    __slots__ = ("_capacity", "_count", "_head", "_loss", "_parts", "lost", "pushed")
+    __slots__ = ("_capacity", "_lines", "_loss", "lost", "pushed")
 
     #: Undelivered lines live on disk too (a spool); a memory buffer loses them on a crash.
     spooled = False
@@ -151,18 +294,12 @@ class BoundedBuffer:
     resume: tuple[int, str] | None = None
     #: The next lines are on disk only (only a spool has a disk).
     needs_fill = False
-    #: Pushes of fewer lines than this join the newest list when it is that small too (a
-    #: copy): a list per line would cost 64 bytes a line, not 8, at low rates.
-    SMALL = 64
 
     def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        self._parts: deque[list[bytes]] = deque()
-        untrack(self._parts)
-        self._count = 0  # lines in _parts, from _head on
-        self._head = 0  # lines of the oldest list already taken or dropped
+        self._lines = LineParts()
         self._loss = PendingLoss(clock)
         self.pushed = 0  # lines ever pushed
         self.lost = 0  # lines ever displaced
@@ -172,7 +309,7 @@ class BoundedBuffer:
         return self._capacity
 
     def __len__(self) -> int:
-        return self._count
+        return self._lines._count  # (asked per drain per round: one Python call, not two)
 
     @property
     def has_loss(self) -> bool:
@@ -182,45 +319,15 @@ class BoundedBuffer:
     def push_many(self, lines: list[bytes]) -> int:
         """Append ``lines`` (kept as they are: the caller must not change the list after);
         return how many old lines were displaced."""
-        n = len(lines)
-        if not n:
-            return 0
-        parts = self._parts
-        if n < self.SMALL and parts and len(parts[-1]) < self.SMALL:
-            parts[-1] = _untracked(parts[-1] + lines)  # the same prefix: _head stays right
-        else:
-            untrack(lines)  # only bytes: no full collection need walk it
-            parts.append(lines)
-        self._count += n
-        self.pushed += n
-        overflow = self._count - self._capacity
+        held = self._lines
+        held.extend(lines)
+        self.pushed += len(lines)
+        overflow = len(held) - self._capacity
         if overflow > 0:
-            self._drop_oldest(overflow)
+            held.drop(overflow)
             self._lose(overflow)
             return overflow
         return 0
-
-    def _drop_oldest(self, n: int) -> None:
-        parts = self._parts
-        self._count -= n
-        while n:
-            rest = len(parts[0]) - self._head
-            if rest <= n:
-                parts.popleft()
-                self._head = 0
-                n -= rest
-            else:
-                self._head += n
-                n = 0
-        self._trim_head()
-
-    def _trim_head(self) -> None:
-        """Once most of the oldest list is gone, keep only its rest (a new list): what was
-        taken or dropped is let go, and each line is copied at most once this way."""
-        head = self._head
-        if head and 2 * head > len(self._parts[0]):
-            self._parts[0] = _untracked(self._parts[0][head:])
-            self._head = 0
 
     def _lose(self, n: int) -> None:
         self._loss.add(n)
@@ -245,54 +352,17 @@ class BoundedBuffer:
             list as it was pushed (shared: not to be changed).
         """
         loss = self._loss.take()
-        limit = self._count if max_lines is None else min(max_lines, self._count)
-        if max_bytes is not None:
-            limit = self._fitting(limit, max_bytes)
-        return loss, self._take(limit)
-
-    def _fitting(self, limit: int, max_bytes: int) -> int:
-        """How many of the oldest ``limit`` lines fit in ``max_bytes`` (at least one)."""
-        taken = size = 0
-        skip = self._head
-        for part in self._parts:
-            for line in islice(part, skip, None):
+        held = self._lines
+        limit = len(held) if max_lines is None else min(max_lines, len(held))
+        if max_bytes is not None and limit:
+            taken = size = 0
+            for line in held:
                 if taken == limit or (taken and size + len(line) > max_bytes):
-                    return taken
+                    break
                 size += len(line)
                 taken += 1
-            skip = 0
-        return taken
-
-    def _take(self, n: int) -> list[bytes]:
-        """Remove and return the oldest ``n`` lines."""
-        parts = self._parts
-        if not n:
-            return []
-        self._count -= n
-        first, head = parts[0], self._head
-        if len(first) - head >= n:
-            if len(first) - head == n:
-                parts.popleft()
-                self._head = 0
-                return first if not head else first[head:]
-            self._head = head + n
-            self._trim_head()
-            return first[head:head + n]
-        out: list[bytes] = []
-        while n:
-            first, head = parts[0], self._head
-            rest = len(first) - head
-            if rest <= n:
-                out += first[head:] if head else first
-                parts.popleft()
-                self._head = 0
-                n -= rest
-            else:
-                out += first[head:head + n]
-                self._head = head + n
-                self._trim_head()
-                n = 0
-        return out
+            limit = taken
+        return loss, held.take(limit)
 
     def unpop(self, loss: Loss | None, lines: Iterable[bytes]) -> None:
         """Put a batch back at the head (a delivery that did not start).
@@ -300,16 +370,11 @@ class BoundedBuffer:
         Lines that no longer fit because newer ones arrived are counted lost.
         """
         lines = list(lines)
-        room = self._capacity - self._count
+        room = self._capacity - len(self._lines)
         if room < len(lines):
             self._lose(len(lines) - max(room, 0))
             lines = lines[len(lines) - max(room, 0):]
-        if lines:
-            if self._head:
-                self._parts[0] = _untracked(self._parts[0][self._head:])
-                self._head = 0
-            self._parts.appendleft(_untracked(lines))
-            self._count += len(lines)
+        self._lines.prepend(lines)
         self._loss.carry(loss)
 
     async def ready(self) -> None:
@@ -327,20 +392,18 @@ class BoundedBuffer:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        excess = self._count - capacity
+        excess = len(self._lines) - capacity
         if excess > 0:
-            self._drop_oldest(excess)
+            self._lines.drop(excess)
             self._lose(excess)
 
     def clear(self) -> None:
-        self._parts.clear()
-        self._count = self._head = 0
+        self._lines.clear()
 
     def snapshot(self) -> list[bytes]:
         """A copy of the buffered lines, oldest first (the buffer is unchanged)."""
-        lines = [line for part in self._parts for line in part]
-        return lines[self._head:]
+        return self._lines.to_list()
 
     def statistics(self) -> BufferStatistics:
-        return BufferStatistics(self._capacity, self._count, self.pushed, self.lost,
+        return BufferStatistics(self._capacity, len(self._lines), self.pushed, self.lost,
                                 self._loss.count)

@@ -19,7 +19,7 @@ from itertools import islice
 import msgpack
 import trio
 
-from logrouter.core.buffer import line_deque
+from logrouter.core.buffer import LineParts
 from logrouter.logs import get_logger
 from logrouter.protocol.chunkfmt import looks_like_chunk, make_chunks, unpack_chunk, unpack_chunks
 from logrouter.protocol.speedups import release_freed_memory
@@ -99,7 +99,8 @@ class History:
     lost the saved history (as long as a channel takes under a million lines a
     second): a client's ``Last-Event-ID`` from before is then simply "older".
 
-    New lines go into a ring of raw lines (``extend`` is a ``deque.extend``). The
+    New lines go into the raw lines (a :class:`LineParts`: ``extend`` keeps the list it is
+    given, shared with the channel's other consumers, not to be changed). The
     :class:`HistoryCompactor` moves the oldest raw lines into compressed chunks; reads
     decompress what they need. The oldest lines, compressed or raw, go once the window
     is full. Compressed lines are always older than raw ones.
@@ -110,7 +111,9 @@ class History:
 
     def __init__(self, capacity: int, lines: Iterable[bytes] = (), seq: int | None = None) -> None:
         self.capacity = capacity
-        self._lines = line_deque(lines, maxlen=capacity)
+        self._lines = LineParts(lines)
+        if len(self._lines) > capacity:
+            self._lines.drop(len(self._lines) - capacity)
         self._cold: deque[Chunk] = deque()  # oldest first
         self._cold_count = 0  # lines in _cold
         self._cold_skip = 0  # lines of the oldest chunk already out of the window
@@ -137,14 +140,18 @@ class History:
 
     def saved(self) -> tuple[int, list[bytes], list[Chunk], int]:
         """``(seq, raw lines, compressed chunks, skip)``: what :meth:`restore` takes."""
-        return self.seq, list(self._lines), list(self._cold), self._cold_skip
+        return self.seq, self._lines.to_list(), list(self._cold), self._cold_skip
 
     def __len__(self) -> int:
         return len(self._lines) + self._cold_count - self._cold_skip
 
     def extend(self, lines: list[bytes]) -> None:
-        self._lines.extend(lines)
+        """Append ``lines`` (kept as they are: the caller must not change the list after)."""
+        hot = self._lines
+        hot.extend(lines)
         self.seq += len(lines)
+        if len(hot) > self.capacity:
+            hot.drop(len(hot) - self.capacity)
         if self._cold:
             self._trim_cold()
 
@@ -169,7 +176,7 @@ class History:
             return self.seq + 1, []
         hot = self._lines
         if n <= len(hot):
-            return self.seq - n + 1, list(islice(hot, len(hot) - n, None))
+            return self.seq - n + 1, hot.newest(n)
         need = n - len(hot)
         parts: list[list[bytes]] = []
         for i in range(len(self._cold) - 1, -1, -1):
@@ -182,7 +189,7 @@ class History:
             parts.append(chunk)
             need -= len(chunk)
         out = [line for part in reversed(parts) for line in part]
-        out.extend(hot)
+        out += hot.to_list()
         return self.seq - n + 1, out
 
     def after(self, seq: int) -> tuple[int, list[bytes]] | None:
@@ -220,7 +227,7 @@ class History:
             i = next((k for k, (count, _) in enumerate(cold) if count < CHUNK_LINES), len(cold))
             tail = list(islice(cold, i, None))
             skip = self._cold_skip if tail and i == 0 else 0
-        return Compaction(self, self.seq - len(self._lines) + 1, list(self._lines), tail, skip)
+        return Compaction(self, self.seq - len(self._lines) + 1, self._lines.to_list(), tail, skip)
 
     def put_compressed(self, job: Compaction) -> bool:
         """Swap the chunks of ``job`` in for the raw lines (and chunks) it took. Lines that
@@ -247,11 +254,8 @@ class History:
         self._cold_count += sum(count for count, _ in job.chunks)
         if taken == len(hot):
             hot.clear()
-        elif taken * 2 < len(hot):
-            for _ in range(taken):
-                hot.popleft()
         else:
-            self._lines = line_deque(islice(hot, taken, None), maxlen=self.capacity)
+            hot.drop(taken)
         self._trim_cold()
         return True
 
