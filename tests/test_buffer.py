@@ -145,18 +145,19 @@ def test_the_buffer_behaves_as_a_plain_drop_oldest_list(capacity: int,
         assert b.has_loss == (m.loss > 0)
 
 
-def test_small_pushes_share_a_list_and_big_ones_keep_their_own() -> None:
-    """A list per push would cost a list header per line at low rates: pushes smaller than
-    ``SMALL`` join the newest list while it is that small (copies: no pushed list changes)."""
+def test_small_pushes_share_a_list_and_others_keep_their_own() -> None:
+    """A list per push would cost a list's header per line at low rates: pushes under
+    ``SMALL`` lines join the newest list while it has under ``JOINED`` (copies: no pushed
+    list changes); bigger pushes are kept as they are."""
     b = BoundedBuffer(10_000)
-    singles = [lines(i) for i in range(3 * LineParts.SMALL)]
+    singles = [lines(i) for i in range(3 * LineParts.JOINED)]
     for one in singles:
         b.push_many(one)
-    assert len(b._lines._parts) <= 3 and b.snapshot() == lines(*range(3 * LineParts.SMALL))
+    assert len(b._lines._parts) == 3 and b.snapshot() == lines(*range(3 * LineParts.JOINED))
     assert all(one == lines(i) for i, one in enumerate(singles))
-    big = lines(*range(LineParts.SMALL))
-    b.push_many(big)
-    assert b._lines._parts[-1] is big
+    bigger = lines(*range(LineParts.SMALL))
+    b.push_many(bigger)
+    assert b._lines._parts[-1] is bigger
 
 
 @given(st.lists(st.tuples(st.sampled_from(["extend", "drop", "take", "prepend", "newest"]),

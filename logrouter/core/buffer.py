@@ -67,16 +67,18 @@ class LineParts:
     every line object, and with thousands of channels those objects are cold by then
     (each touch a cache miss). A list given to :meth:`extend` is shared: it is never
     changed here, nor may its giver change it. What is dropped or taken in part is
-    sliced into new lists; small lists are joined into new ones (``SMALL``). Every list
+    sliced into new lists; very small lists are joined into new ones (``SMALL``). Every list
     held is kept out of the cyclic GC (only bytes: no cycle; a full collection would
     otherwise walk every line).
     """
 
     __slots__ = ("_count", "_head", "_parts")
 
-    #: A list of fewer lines than this joins the newest list while it is that small too (a
-    #: copy): a list per line would cost 64 bytes a line, not 8, at low rates.
-    SMALL = 64
+    #: A list of fewer lines than ``SMALL`` joins the newest list while that has fewer than
+    #: ``JOINED`` (a copy): a list per line would cost 64 bytes a line, not 8, at low rates;
+    #: a list of ``SMALL`` lines or more costs at most 7 a line, and is kept as it is.
+    SMALL = 8
+    JOINED = 64
 
     def __init__(self, lines: Iterable[bytes] = ()) -> None:
         self._parts: deque[list[bytes]] = deque()
@@ -113,7 +115,7 @@ class LineParts:
         if not n:
             return
         parts = self._parts
-        if n < self.SMALL and parts and len(parts[-1]) < self.SMALL:
+        if n < self.SMALL and parts and len(parts[-1]) < self.JOINED:
             parts[-1] = _untracked(parts[-1] + lines)  # the same prefix: _head stays right
         else:
             untrack(lines)
