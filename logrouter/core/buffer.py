@@ -1,4 +1,4 @@
-"""BoundedBuffer: the one queue type of logrouter.
+"""BoundedBuffer: the one queue type of logrouter; LineParts: how it and history hold lines.
 
 Theory of operation
 -------------------
