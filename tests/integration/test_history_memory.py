@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,20 @@ pytestmark = pytest.mark.skipif(native is None, reason="C speed-ups not built")
 APPS = 100
 LINES = 1600  # more than the 1,500 a history keeps: 160,000 lines in, 150,000 kept
 RELEASED = re.compile(r"at=memory_released bytes=(\d+)")
+
+
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[RouterProcess]:
+    """A started router with ``env``; once the block is done it must stop cleanly (exit 0,
+    no traceback in its log)."""
+    proc = RouterProcess(tmp_path / "data", env=env)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        code = proc.stop()
+    assert code == 0
+    assert "Traceback" not in proc.log_path.read_text()
 
 
 def make_apps(proc: RouterProcess, prefix: str) -> tuple[list[str], list[str]]:
@@ -55,10 +71,8 @@ def releases(proc: RouterProcess) -> list[int]:
 
 
 def test_a_compressed_burst_is_given_back_and_the_node_serves_on(tmp_path: Path) -> None:
-    proc = RouterProcess(tmp_path / "data", env={"LOGROUTER_HISTORY_COMPACT_AFTER": "1",
-                                                 "LOGROUTER_LOG_LEVEL": "info"})
-    proc.start()
-    try:
+    env = {"LOGROUTER_HISTORY_COMPACT_AFTER": "1", "LOGROUTER_LOG_LEVEL": "info"}
+    with serving(tmp_path, env) as proc:
         cids, tokens = make_apps(proc, "m")
         burst(proc, tokens, "first")
         proc.wait_until(lambda: len(releases(proc)) >= 1, timeout=60)
@@ -68,10 +82,6 @@ def test_a_compressed_burst_is_given_back_and_the_node_serves_on(tmp_path: Path)
         burst(proc, tokens, "second")  # into the pools given back
         for app in range(APPS):
             assert history(proc, cids[app]) == expected("second", app)
-    finally:
-        code = proc.stop()
-    assert code == 0
-    assert "Traceback" not in proc.log_path.read_text()
 
 
 def test_far_over_the_raw_budget_busy_histories_are_compressed_and_exact(tmp_path: Path) -> None:
@@ -79,10 +89,8 @@ def test_far_over_the_raw_budget_busy_histories_are_compressed_and_exact(tmp_pat
     catches up in big trips (here one); nothing is quiet, so every chunk is a busy one, made
     while lines keep arriving."""
     budget = 200_000
-    proc = RouterProcess(tmp_path / "data", env={"LOGROUTER_HISTORY_COMPACT_AFTER": "0",
-                                                 "LOGROUTER_HISTORY_RAW_BYTES": str(budget)})
-    proc.start()
-    try:
+    env = {"LOGROUTER_HISTORY_COMPACT_AFTER": "0", "LOGROUTER_HISTORY_RAW_BYTES": str(budget)}
+    with serving(tmp_path, env) as proc:
         cids, tokens = make_apps(proc, "b")
         burst(proc, tokens, "busy")
         proc.wait_until(lambda: proc.metric("logrouter_history_lines") == APPS * 1500,
@@ -92,7 +100,3 @@ def test_far_over_the_raw_budget_busy_histories_are_compressed_and_exact(tmp_pat
         assert proc.metric("logrouter_history_compressed_bytes") > 0
         for app in range(APPS):
             assert history(proc, cids[app]) == expected("busy", app)
-    finally:
-        code = proc.stop()
-    assert code == 0
-    assert "Traceback" not in proc.log_path.read_text()
