@@ -160,7 +160,7 @@ def test_small_pushes_share_a_list_and_others_keep_their_own() -> None:
     assert b._lines._parts[-1] is bigger
 
 
-@given(st.lists(st.tuples(st.sampled_from(["extend", "drop", "take", "prepend", "newest"]),
+@given(st.lists(st.tuples(st.sampled_from(["extend", "drop", "keep_newest", "take", "prepend", "newest"]),
                           st.integers(0, 150)), max_size=40))
 def test_line_parts_behave_as_a_plain_list(ops: list[tuple[str, int]]) -> None:
     """Every operation of the lists-kept FIFO against a list; no list given to it changes."""
@@ -178,6 +178,9 @@ def test_line_parts_behave_as_a_plain_list(ops: list[tuple[str, int]]) -> None:
             k = min(k, len(model))
             held.drop(k)
             model = model[k:]
+        elif op == "keep_newest":
+            assert held.keep_newest(k) == max(0, len(model) - k)
+            model = model[max(0, len(model) - k):]
         elif op == "take":
             k = min(k, len(model))
             assert held.take(k) == model[:k]

@@ -147,6 +147,14 @@ class LineParts:
                 n = 0
         self._trim_head()
 
+    def keep_newest(self, capacity: int) -> int:
+        """Drop the oldest lines past ``capacity``; return how many went."""
+        excess = self._count - capacity
+        if excess <= 0:
+            return 0
+        self.drop(excess)
+        return excess
+
     def take(self, n: int) -> list[bytes]:
         """Remove and return the oldest ``n`` lines (at most ``len(self)``): the oldest list
         itself when it is exactly those lines (shared: not to be changed)."""
@@ -321,15 +329,12 @@ class BoundedBuffer:
     def push_many(self, lines: list[bytes]) -> int:
         """Append ``lines`` (kept as they are: the caller must not change the list after);
         return how many old lines were displaced."""
-        held = self._lines
-        held.extend(lines)
+        self._lines.extend(lines)
         self.pushed += len(lines)
-        overflow = len(held) - self._capacity
-        if overflow > 0:
-            held.drop(overflow)
+        overflow = self._lines.keep_newest(self._capacity)
+        if overflow:
             self._lose(overflow)
-            return overflow
-        return 0
+        return overflow
 
     def _lose(self, n: int) -> None:
         self._loss.add(n)
@@ -394,9 +399,8 @@ class BoundedBuffer:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        excess = len(self._lines) - capacity
-        if excess > 0:
-            self._lines.drop(excess)
+        excess = self._lines.keep_newest(capacity)
+        if excess:
             self._lose(excess)
 
     def clear(self) -> None:

@@ -112,8 +112,7 @@ class History:
     def __init__(self, capacity: int, lines: Iterable[bytes] = (), seq: int | None = None) -> None:
         self.capacity = capacity
         self._lines = LineParts(lines)
-        if len(self._lines) > capacity:
-            self._lines.drop(len(self._lines) - capacity)
+        self._lines.keep_newest(capacity)
         self._cold: deque[Chunk] = deque()  # oldest first
         self._cold_count = 0  # lines in _cold
         self._cold_skip = 0  # lines of the oldest chunk already out of the window
@@ -147,11 +146,9 @@ class History:
 
     def extend(self, lines: list[bytes]) -> None:
         """Append ``lines`` (kept as they are: the caller must not change the list after)."""
-        hot = self._lines
-        hot.extend(lines)
+        self._lines.extend(lines)
+        self._lines.keep_newest(self.capacity)
         self.seq += len(lines)
-        if len(hot) > self.capacity:
-            hot.drop(len(hot) - self.capacity)
         if self._cold:
             self._trim_cold()
 
