@@ -20,6 +20,10 @@ ingest: several connections' reads) may bring a drain far more than
 one round holds at most) beyond ``burst_lines``, so no line of such a post is
 displaced before its feeders were told to wait.
 
+A drain with a disk spool also asks its feeders to wait while its memory holds more
+lines than the disk has taken (a burst faster than the disk), whether or not its
+receiver is up; such a wait never marks the drain slow.
+
 **A drain never slows ingest for long.** A wait lasts at most
 ``backpressure_max`` seconds; a drain that cannot get back under
 ``buffer_lines`` in that time *because of its receiver* (see
@@ -167,6 +171,7 @@ class Drain:
         self._quiet = False  # nothing buffered or in flight (see wait_idle)
         self._quiet_waiter: trio.Event | None = None  # set when quiet; made by wait_idle
         self._closed = False
+        self.buffer.when_written(self._signal_room)  # a spool: a feeder may wait for its disk
         self._apply_capacity()  # a buffer taken over may have been sized for another state
 
     # consumer side (ingest path) ---------------------------------------------------------
@@ -178,7 +183,7 @@ class Drain:
             self._waiting_since = trio.current_time()
         self._lines_waiting(buffer.push_many(lines))
         self._quiet = False
-        return len(buffer) > self.options.buffer_lines and self.absorbing
+        return (len(buffer) > self.options.buffer_lines and self.absorbing) or buffer.waits_for_disk
 
     def _lines_waiting(self, displaced: int) -> None:
         """Lines were pushed (``displaced`` old ones lost to make room): get them delivered.
@@ -243,11 +248,13 @@ class Drain:
         return True
 
     async def wait_room(self, deadline: float) -> float:
-        """Wait (ingest side) until the buffer is back to ``buffer_lines``, the drain stops
-        absorbing, or ``deadline`` passes. The wait is judged by how much of it was the
-        receiver's doing: :attr:`receiver_bound` is sampled every ``ROOM_SAMPLE`` seconds
-        (one instant would mislead: a drain turning over on a busy router has nearly always
-        just sent a request). Unless it made room, a drain not yet slow that is
+        """Wait (ingest side) until the buffer is back to ``buffer_lines`` or the drain stops
+        absorbing, and a spool's disk has caught up with its memory
+        (:attr:`~logrouter.core.buffer.DrainQueue.waits_for_disk`), or ``deadline`` passes. A
+        drain that pushed back only for its disk is never marked slow for it. The wait is
+        judged by how much of it was the receiver's doing: :attr:`receiver_bound` is sampled
+        every ``ROOM_SAMPLE`` seconds (one instant would mislead: a drain turning over on a
+        busy router has nearly always just sent a request). Unless it made room, a drain not yet slow that is
         receiver-bound at the end and for at least half of the wait is then marked slow (see
         the module docstring).
 
@@ -257,11 +264,12 @@ class Drain:
         """
         limit = self.options.buffer_lines
         start = trio.current_time()
+        absorbing = self.absorbing
         samples = bound_samples = 0
         self._room_waiters += 1
         try:
             with trio.move_on_at(deadline):
-                while self.absorbing and len(self.buffer) > limit:
+                while (self.absorbing and len(self.buffer) > limit) or self.buffer.waits_for_disk:
                     with trio.move_on_after(ROOM_SAMPLE):
                         await self._room.wait()
                     samples += 1
@@ -271,8 +279,8 @@ class Drain:
         bound = self.receiver_bound
         share = (bound_samples + bound) / (samples + 1)
         now = trio.current_time()
-        if (not self._closed and not self.slow and (len(self.buffer) > limit or not self.absorbing)
-                and bound and share >= 0.5):
+        if ((absorbing or not self.buffer.spooled) and not self._closed and not self.slow
+                and (len(self.buffer) > limit or not self.absorbing) and bound and share >= 0.5):
             # it did not make room in time, or failed meanwhile: no more push-back for now
             # (once: another feeder waiting on it may have found it slow already)
             if now - self._slow_until > SLOW_FORGET:

@@ -141,7 +141,8 @@ class DrainSupervisor:
                 queue = SpoolQueue(self.spool_dir(record.id), self.options.spool_bytes,
                                    self.options.buffer_lines,
                                    memory_cap=max(self.options.burst_lines,
-                                                  self.options.buffer_lines),
+                                                  self.options.buffer_lines)
+                                   + self.options.post_lines,
                                    wants_flush=spooler.wake)
             assert isinstance(queue, SpoolQueue)
             spooler.register(queue)

@@ -272,6 +272,9 @@ class DrainQueue(Protocol):
     def has_loss(self) -> bool: ...
     @property
     def needs_fill(self) -> bool: ...
+    @property
+    def waits_for_disk(self) -> bool: ...
+    def when_written(self, callback: Callable[[], None]) -> None: ...
     def __len__(self) -> int: ...
     def push_many(self, lines: list[bytes]) -> int: ...
     def pop_batch(self, max_lines: int | None = None, max_bytes: int | None = None,
@@ -304,6 +307,8 @@ class BoundedBuffer:
     resume: tuple[int, str] | None = None
     #: The next lines are on disk only (only a spool has a disk).
     needs_fill = False
+    #: More lines wait in memory for the disk than memory is for (only a spool has a disk).
+    waits_for_disk = False
 
     def __init__(self, capacity: int, clock: Callable[[], float] = time.time) -> None:
         if capacity < 1:
@@ -317,6 +322,9 @@ class BoundedBuffer:
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """A memory buffer writes nothing to disk: ``callback`` is never called."""
 
     def __len__(self) -> int:
         return self._lines._count  # (asked per drain per round: one Python call, not two)

@@ -11,6 +11,7 @@ delivered is in place, and one found fully delivered on open is deleted then.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 
@@ -150,8 +151,14 @@ def read_segment(path: str) -> list[Record]:
     return decode_records(data)[0]
 
 
-def append(path: str, data: bytes, sync: bool) -> None:
-    """Append ``data`` to ``path`` (created 0600), fsync'd when ``sync``."""
+def append(path: str, data: bytes, sync: bool, size: int = 0) -> None:
+    """Append ``data`` to ``path`` (created 0600; ``size``: its length now), fsync'd when
+    ``sync``. A write that fails (disk full) is cut back off, so no torn record stays behind
+    it, and a segment it created is removed.
+
+    Raises:
+        OSError: the write failed.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         view = memoryview(data)
@@ -159,6 +166,15 @@ def append(path: str, data: bytes, sync: bool) -> None:
             view = view[os.write(fd, view):]
         if sync:
             os.fsync(fd)
+    except OSError:
+        try:
+            if size:
+                os.ftruncate(fd, size)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+        raise
     finally:
         os.close(fd)
 
@@ -169,12 +185,20 @@ def write_ledger(directory: str, ledger: Ledger, sync: bool) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, encode_ledger(ledger))
+        data = encode_ledger(ledger)
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write", tmp)
         if sync:
             os.fsync(fd)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     finally:
         os.close(fd)
-    os.replace(tmp, path)
 
 
 def remove_dir(directory: str) -> None:

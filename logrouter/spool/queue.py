@@ -19,10 +19,16 @@ seq to hand to the drain; ``[acked, next_pop)`` is in flight), ``persisted``
   and never touch the disk; with one that is down they pile up on disk while
   memory stays bounded (when memory is over its size, every waiting line is
   written at once).
+* While more lines wait in memory for the disk than ``memory_lines``
+  (:attr:`waits_for_disk`), the drain asks its feeders to wait (see
+  :meth:`drains.base.Drain.wait_room`); :meth:`when_written` tells it when lines
+  reached the disk. Memory may let go of lines of a record the spooler is still
+  writing: they count lost only if that write fails (:meth:`write_failed`), and a
+  drain that reaches them waits for the write (:meth:`fill`).
 * A delivered batch is acknowledged (:meth:`ack`); a failed one is put back
   (:meth:`unpop`) and sent again. Lines are dropped — counted, and reported by
   the next L10 — only when the spool exceeds ``max_bytes`` (the oldest segment
-  goes) or when memory overflows faster than the disk takes it.
+  goes) or when memory overflows faster than the disk takes it (a full disk).
 
 A crash loses at most the lines accepted during the last two flush intervals,
 and may resend what was delivered during them (at-least-once at the crash
@@ -67,7 +73,9 @@ class SpoolQueue:
         memory_lines: lines kept in memory before lines already on disk are evicted (the
             drain changes it with :meth:`resize`).
         memory_cap: lines memory may hold while the disk has not taken them yet (at least
-            four times ``memory_lines``); past it the oldest of them are dropped, counted.
+            four times ``memory_lines``); past it the oldest of them are dropped, counted. The
+            drain supervisor gives a burst's worth plus what one round of ingest may bring
+            (feeders learn that they must wait only after a round is posted).
         clock: Unix time, for loss timestamps.
         wants_flush: called when memory is over ``memory_lines`` and lines must go to disk
             now (the spooler's :meth:`~logrouter.spool.spooler.Spooler.wake`).
@@ -103,6 +111,11 @@ class SpoolQueue:
         self.resume: tuple[int, str] | None = None  # (lines, frame id) to resend first
         self.ledger_dirty = False
         self._ripe = 0  # lines below this were pushed before the previous flush
+        self._writing_end = 0  # end of the lines the spooler is writing (0: none)
+        # lines of those gone from memory meanwhile, [lo, hi): lost if their write fails
+        self._risk_lo = self._risk_hi = 0
+        self._write_done: trio.Event | None = None  # set once that write is over
+        self._on_written: Callable[[], None] = lambda: None
         self._full_logged = -1e9
         self._full_drops = 0
         self.wants_flush = wants_flush  # asks the spooler to flush now (Spooler.wake)
@@ -153,6 +166,18 @@ class SpoolQueue:
         return self._next - self._next_pop + len(self._pre)
 
     @property
+    def waits_for_disk(self) -> bool:
+        """More undelivered lines wait in memory for the disk than ``memory_lines``: a
+        feeder should let the spooler write them before it pushes more (past the memory's
+        hard bound the oldest of them would be dropped)."""
+        return self._next - max(self._persisted, self._acked, self._mem_seq) > self.memory_lines
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time lines reach the disk (a feeder waiting for the disk
+        may look again)."""
+        self._on_written = callback
+
+    @property
     def has_loss(self) -> bool:
         return self._loss.count > 0
 
@@ -189,12 +214,20 @@ class SpoolQueue:
             return 0
         before = self._mem_seq
         self._evict(excess)
-        # the lines evicted that were neither on disk nor handed out are gone
-        dropped = max(0, self._mem_seq - max(self._next_pop, self._persisted, before))
+        # the lines evicted that were neither on disk nor handed out are gone, but for those
+        # in the record being written: lost only if that write fails (see write_failed)
+        safe = max(self._next_pop, self._persisted, before)
+        writing = max(safe, min(self._mem_seq, self._writing_end))
+        if writing > safe:
+            if self._risk_hi <= self._risk_lo:
+                self._risk_lo = safe
+            self._risk_hi = writing
+        dropped = self._mem_seq - writing
         self._persisted = max(self._persisted, self._mem_seq)
-        if dropped:
+        if dropped > 0:
             self._lose(dropped)
-        return dropped
+            return dropped
+        return 0
 
     def _evict(self, n: int) -> None:
         popleft = self._mem.popleft
@@ -216,6 +249,9 @@ class SpoolQueue:
             need = self._next_pop
             segment = next((s for s in self.segments if s.end > need), None)
             if segment is None or segment.first >= self._mem_seq:
+                if need < self._writing_end and self._write_done is not None:
+                    await self._write_done.wait()  # memory let go of lines still being written
+                    continue
                 self._next_pop = max(need, self._mem_seq)  # not on disk: delivered or dropped
                 return
             records = await trio.to_thread.run_sync(files.read_segment, segment.path)
@@ -345,15 +381,36 @@ class SpoolQueue:
         end = self._next if everything or len(self._mem) > self.memory_lines else ripe
         if start >= end:
             return start, []
+        self._writing_end = end
+        self._write_done = trio.Event()
         return start, list(itertools.islice(self._mem, start - self._mem_seq,
                                             end - self._mem_seq))
 
     def persisted_to(self, end: int) -> None:
-        """Lines below ``end`` are on disk now; evict them if memory is over its size."""
+        """Lines below ``end`` are on disk now (of those :meth:`unpersisted` gave); evict
+        them if memory is over its size."""
         self._persisted = max(self._persisted, end)
+        self._risk_lo = max(self._risk_lo, end)
+        if end >= self._writing_end:
+            self._write_over()
         over = len(self._mem) - self.memory_lines
         if over > 0:
             self._evict(min(over, self._persisted - self._mem_seq))
+        self._on_written()
+
+    def write_failed(self) -> None:
+        """The rest of the lines :meth:`unpersisted` gave (past the last
+        :meth:`persisted_to`) were not written: those still in memory are written by a later
+        flush; those memory dropped meanwhile are lost now."""
+        if self._risk_hi > self._risk_lo:
+            self._lose(self._risk_hi - self._risk_lo)
+        self._write_over()
+
+    def _write_over(self) -> None:
+        self._writing_end = self._risk_lo = self._risk_hi = 0
+        if self._write_done is not None:
+            self._write_done.set()
+            self._write_done = None
 
     def add_segment(self, segment: files.Segment) -> None:
         self.segments.append(segment)

@@ -11,15 +11,19 @@ loses at most the last two ``flush_interval`` of lines (the page cache keeps
 what was written); a machine crash at most the last ``sync_interval``.
 
 A write that fails (disk full, permissions) is logged at most once a minute per
-spool; its lines stay in memory and are written by a later flush, or dropped and
-counted once memory runs over (see the queue).
+spool, cut back off the segment (no torn record is left behind) and not tried again
+for that spool for ``WRITE_RETRY`` seconds; its lines stay in memory and are
+written by a later flush, or dropped and counted once memory runs over (see the
+queue). A failed write or ledger never keeps a spool from deleting the segments
+whose lines were all delivered: on a full disk that is what makes room again (a
+ledger that could not be written is written again once they are gone).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -34,36 +38,69 @@ log = get_logger("logrouter.spool")
 
 FLUSH_INTERVAL = 0.05
 SYNC_INTERVAL = 1.0
+WRITE_RETRY = 1.0
+
+
+@dataclass(slots=True)
+class _Append:
+    """One record, of lines ``first`` to ``end``, to append to ``segment`` at byte ``at``."""
+
+    segment: files.Segment
+    new_segment: bool
+    at: int
+    first: int
+    end: int
+    record: bytes
 
 
 @dataclass(slots=True)
 class _Work:
+    """One spool's file work in a flush, and how it went."""
+
     queue: SpoolQueue
-    first: int = 0
-    end: int = 0
-    record: bytes = b""
-    segment: files.Segment | None = None
-    new_segment: bool = False
+    appends: list[_Append] = field(default_factory=list)
     ledger: Ledger | None = None
     delete: tuple[files.Segment, ...] = ()
-    error: str = ""
+    appended: int = 0  # appends done, in order (a failed one stops the rest)
+    write_error: str = ""
+    ledger_error: str = ""
+    undeleted: list[files.Segment] = field(default_factory=list)
+
+
+def _error(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _do(work: list[_Work], sync: bool) -> None:
-    """The file work of one flush (in a worker thread): appends, then ledgers, then deletes."""
+    """The file work of one flush (in a worker thread): for each spool its append, then its
+    ledger, then its deletes; each step is tried whatever became of the one before (a
+    ledger that failed is tried once more after the deletes: they may have made room)."""
     for w in work:
-        try:
-            if w.record and w.segment is not None:
-                files.append(w.segment.path, w.record, sync)
-            if w.ledger is not None:
+        for a in w.appends:
+            try:
+                files.append(a.segment.path, a.record, sync, a.at)
+            except OSError as exc:
+                w.write_error = _error(exc)
+                break
+            w.appended += 1
+        if w.ledger is not None:
+            try:
                 files.write_ledger(w.queue.directory, w.ledger, sync)
-            for seg in w.delete:
-                try:
-                    os.unlink(seg.path)
-                except FileNotFoundError:
-                    pass
-        except OSError as exc:
-            w.error = f"{type(exc).__name__}: {exc}"
+            except OSError as exc:
+                w.ledger_error = _error(exc)
+        for seg in w.delete:
+            try:
+                os.unlink(seg.path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                w.undeleted.append(seg)
+        if w.ledger is not None and w.ledger_error and len(w.undeleted) < len(w.delete):
+            try:
+                files.write_ledger(w.queue.directory, w.ledger, sync)
+                w.ledger_error = ""
+            except OSError as exc:
+                w.ledger_error = _error(exc)
 
 
 class Spooler:
@@ -72,17 +109,21 @@ class Spooler:
     Args:
         flush_interval: seconds between writes.
         sync_interval: seconds between fsyncs.
+        write_retry: seconds a spool whose write failed waits before its lines are tried again.
     """
 
     def __init__(self, flush_interval: float = FLUSH_INTERVAL,
-                 sync_interval: float = SYNC_INTERVAL) -> None:
+                 sync_interval: float = SYNC_INTERVAL, write_retry: float = WRITE_RETRY) -> None:
         self.flush_interval = flush_interval
         self.sync_interval = sync_interval
+        self.write_retry = write_retry
         self.queues: dict[SpoolQueue, None] = {}
         self._wakeup = trio.Event()
         self._lock = trio.Lock()
         self._last_sync = 0.0
         self._error_logged: dict[str, float] = {}
+        self._retry_write_at: dict[SpoolQueue, float] = {}  # after a failed write (monotonic)
+        self._undeleted: dict[SpoolQueue, list[files.Segment]] = {}  # to delete again
 
     def register(self, queue: SpoolQueue) -> None:
         """Flush ``queue`` from now on (build it with ``wants_flush=spooler.wake``)."""
@@ -94,6 +135,8 @@ class Spooler:
 
     def unregister(self, queue: SpoolQueue) -> None:
         self.queues.pop(queue, None)
+        self._retry_write_at.pop(queue, None)
+        self._undeleted.pop(queue, None)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Flush until cancelled (call :meth:`flush` once more after, at shutdown)."""
@@ -114,7 +157,7 @@ class Spooler:
             if sync is None:
                 sync = now - self._last_sync >= self.sync_interval
             work = [w for q in (queues if queues is not None else list(self.queues))
-                    if q.recovered and (w := self._plan(q, everything)) is not None]
+                    if q.recovered and (w := self._plan(q, everything, now)) is not None]
             if not work:
                 return
             with trio.CancelScope(shield=True):  # what was written must be recorded as written
@@ -124,40 +167,62 @@ class Spooler:
             for w in work:
                 self._commit(w)
 
-    @staticmethod
-    def _plan(q: SpoolQueue, everything: bool) -> _Work | None:
+    def _plan(self, q: SpoolQueue, everything: bool, now: float) -> _Work | None:
         w = _Work(q)
-        first, lines = q.unpersisted(everything)
+        first, lines = 0, list[bytes]()
+        if now >= self._retry_write_at.get(q, 0.0):
+            first, lines = q.unpersisted(everything)
+        incoming = 0
         if lines:
-            w.first, w.end = first, first + len(lines)
-            w.record = encode_record(first, lines)
-            last = q.segments[-1] if q.segments else None
-            if last is None or last.size >= q.segment_bytes:
-                w.segment = files.Segment(first, first, files.segment_path(q.directory, first), 0)
-                w.new_segment = True
-            else:
-                w.segment = last
-        dropped = q.over_bound(len(w.record), into_last=not w.new_segment)
+            # records of about segment_bytes at most, so a segment stays near its size and a
+            # disk with less room than the whole write left still takes what fits
+            sample = lines[:16]
+            per = max(1, q.segment_bytes * len(sample) // (sum(map(len, sample)) + 8 * len(sample)))
+            segment = q.segments[-1] if q.segments else None
+            size = segment.size if segment is not None else q.segment_bytes
+            for at in range(0, len(lines), per):
+                part = lines[at:at + per]
+                start = first + at
+                record = encode_record(start, part)
+                new = segment is None or size >= q.segment_bytes
+                if new:
+                    segment = files.Segment(start, start, files.segment_path(q.directory, start), 0)
+                    size = 0
+                assert segment is not None
+                w.appends.append(_Append(segment, new, size, start, start + len(part), record))
+                size += len(record)
+                incoming += len(record)
+        into_last = bool(w.appends) and not w.appends[0].new_segment
+        dropped = q.over_bound(incoming, into_last=into_last)
         done = q.done_segments()
-        w.delete = (*dropped, *done)
+        w.delete = (*self._undeleted.pop(q, ()), *dropped, *done)
         if q.ledger_dirty or w.delete:
             w.ledger = q.ledger()
             q.ledger_dirty = False
-        if not w.record and w.ledger is None and not w.delete:
+        if not w.appends and w.ledger is None and not w.delete:
             return None
         return w
 
     def _commit(self, w: _Work) -> None:
         q = w.queue
-        if w.error:
+        if w.ledger_error:
             q.ledger_dirty = True
+        if w.undeleted:
+            self._undeleted[q] = w.undeleted
+        for a in w.appends[:w.appended]:
+            if a.new_segment:
+                q.add_segment(a.segment)
+            q.grew(a.segment, a.first, a.end, len(a.record))
+            q.persisted_to(a.end)
+        if w.write_error:
+            q.write_failed()
+            self._retry_write_at[q] = time.monotonic() + self.write_retry
+        elif w.appends:
+            self._retry_write_at.pop(q, None)
+        error = w.write_error or w.ledger_error or (
+            f"could not delete {len(w.undeleted)} segment(s)" if w.undeleted else "")
+        if error:
             last = self._error_logged.get(q.directory, 0.0)
             if time.monotonic() - last > 60:
                 self._error_logged[q.directory] = time.monotonic()
-                log.error("spool_write_failed", dir=q.directory, error=w.error)
-            return
-        if w.record and w.segment is not None:
-            if w.new_segment:
-                q.add_segment(w.segment)
-            q.grew(w.segment, w.first, w.end, len(w.record))
-            q.persisted_to(w.end)
+                log.error("spool_write_failed", dir=q.directory, error=error)

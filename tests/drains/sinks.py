@@ -12,11 +12,14 @@ from logrouter.protocol.framing import FrameSplitter
 
 
 class SyslogSink:
-    """Accepts syslog connections (optionally TLS) and records every octet-counted frame."""
+    """Accepts syslog connections (optionally TLS) and records every octet-counted frame:
+    all of them in the order they were read (``frames``: two connections open at once
+    interleave there), and each connection's in its own list (``by_connection``)."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.ssl_context = ssl_context
         self.frames: list[bytes] = []
+        self.by_connection: list[list[bytes]] = []
         self.connections = 0
         self.port = 0
         self._changed = trio.Event()
@@ -33,10 +36,14 @@ class SyslogSink:
 
     async def _handle(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
+        mine: list[bytes] = []
+        self.by_connection.append(mine)
         splitter = FrameSplitter(max_frame_bytes=1 << 20, allow_newline=False)
         try:
             while data := await stream.receive_some(65536):
-                self.frames += splitter.feed(data)
+                frames = splitter.feed(data)
+                self.frames += frames
+                mine += frames
                 self._changed.set()
                 self._changed = trio.Event()
         except (trio.BrokenResourceError, ssl.SSLError):

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from logrouter.protocol.spoolfmt import decode_records, encode_record
 from logrouter.spool import Spooler, SpoolQueue
@@ -178,3 +180,46 @@ async def test_the_spool_s_lines_in_memory_are_not_walked_by_the_garbage_collect
     q, _ = await open_queue(tmp_path)
     q.push_many(lines(0, 10))
     assert not gc.is_tracked(q._mem)
+
+
+async def test_lines_memory_drops_while_their_record_is_written_are_not_counted_lost(
+        tmp_path: Path) -> None:
+    """Memory overflows while the spooler is writing: of the lines it evicts, those in the
+    record being written reach the disk and the drain, and only the others count lost."""
+    q = SpoolQueue(str(tmp_path), 1 << 30, 10, memory_cap=40)
+    await q.recover()
+    spooler = Spooler()
+    spooler.register(q)
+    q.push_many(lines(0, 30))  # over memory_lines: the next flush writes all 30
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(spooler.flush)
+        await trio.testing.wait_all_tasks_blocked()  # the record is in a worker thread
+        assert q.push_many(lines(30, 70)) == 30  # 60 evicted: 0-29 are being written
+    assert q.lost == 30
+    assert await drain_all(q) == lines(0, 30) + lines(60, 40)
+
+
+async def test_a_failed_write_loses_what_memory_dropped_meanwhile(tmp_path: Path) -> None:
+    """The same, but the write fails (the spool's directory is gone): the lines of the record
+    that memory dropped meanwhile are counted lost then, and its other lines are written
+    again by a later flush once the directory is back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    q = SpoolQueue(str(spool), 1 << 30, 10, memory_cap=40)
+    await q.recover()
+    spooler = Spooler(write_retry=0.2)
+    spooler.register(q)
+    q.push_many(lines(0, 30))
+    spool.rmdir()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(spooler.flush)
+        await trio.testing.wait_all_tasks_blocked()
+        q.push_many(lines(30, 25))  # 15 evicted, all of the record being written
+    assert q.lost == 15
+    spool.mkdir()
+    await spooler.flush()  # within write_retry of the failure: nothing tried
+    assert not list(spool.glob("*.seg"))
+    await trio.sleep(0.25)
+    await spooler.flush()
+    assert [p.name for p in spool.glob("*.seg")]
+    assert await drain_all(q) == lines(15, 40)
