@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,3 +85,22 @@ async def router(nursery: trio.Nursery, settings: Settings) -> AsyncIterator[Rou
     await nursery.start(node.run)
     yield Router(node)
     node.request_stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB filesystem of its own (tmpfs; mounting needs root): a disk that really fills.
+    Where it cannot be mounted the test is skipped, unless ``LOGROUTER_EXPECT_SMALL_DISK=1``
+    makes that a failure."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if done.returncode:
+        if os.environ.get("LOGROUTER_EXPECT_SMALL_DISK") == "1":
+            raise RuntimeError(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

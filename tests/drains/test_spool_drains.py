@@ -6,13 +6,10 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-import pytest
 import trio
 
 from logrouter.node import Node
@@ -34,6 +31,26 @@ NUM = re.compile(rb" b (\d{6}) ")
 
 def numbers(frames: list[bytes]) -> list[int]:
     return [int(m.group(1)) for f in frames if (m := NUM.search(f))]
+
+
+def numbered(token: str, seqs: range, pad: str = "x") -> bytes:
+    """Octet-counted frames for ``token``, the n-th saying ``b <n, 6 digits> <pad>``."""
+    return b"".join(b"%d %s" % (len(f), f) for f in
+                    (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {token} web.1 - - "
+                     f"b {n:06d} {pad}".encode() for n in seqs))
+
+
+def reported(sink: SyslogSink) -> int:
+    """Lines the L10s ``sink`` received say were lost."""
+    return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
+
+
+async def accounted(sink: SyslogSink, total: int, timeout: float) -> list[int]:
+    """Wait until ``sink`` received or was told of the loss of ``total`` numbered lines; the
+    numbers it received."""
+    await eventually(lambda: len(numbers(syslog_lines(sink))) + reported(sink) >= total,
+                     timeout=timeout)
+    return numbers(syslog_lines(sink))
 
 
 async def spooled_http_drain(tmp_path: Path, sinks: trio.Nursery, script: list[int | str],
@@ -62,10 +79,7 @@ async def test_kill_9_with_the_receiver_down_loses_nothing(tmp_path: Path, sinks
     stream = await trio.open_tcp_stream("127.0.0.1", proc.ports["syslog"])
     start = trio.current_time()
     for i in range(30):  # 30,000 lines over 3 s, the receiver down throughout
-        await stream.send_all(b"".join(
-            b"%d %s" % (len(f), f) for f in
-            (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {token} web.1 - - b {n:06d} x"
-             .encode() for n in range(i * 1000, (i + 1) * 1000))))
+        await stream.send_all(numbered(token, range(i * 1000, (i + 1) * 1000)))
         await trio.sleep_until(start + (i + 1) * 0.1)
     await stream.aclose()
     await trio.sleep(0.3)  # more than the spool's flush interval (50 ms) after the last line
@@ -123,25 +137,14 @@ async def test_spool_bound_drops_the_oldest_and_says_so(tmp_path: Path, sinks: t
         cid, tokens = await router.create_channel()
         await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
         for i in range(0, total, 1000):
-            await router.send_tcp(b"".join(
-                b"%d %s" % (len(f), f) for f in
-                (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
-                 f"b {n:06d} {'x' * 100}".encode() for n in range(i, i + 1000))))
+            await router.send_tcp(numbered(tokens["app"], range(i, i + 1000), "x" * 100))
             await trio.sleep(0.06)  # let the spool write
         spool = tmp_path / "d" / "spool"
         size = sum(f.stat().st_size for f in spool.rglob("*.seg"))
         assert 0 < size <= 300_000 + 128 * 1024
         await sinks.start(partial(sink.run, port=sink_port))
-
-        def reported() -> int:
-            return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
-
-        async def accounted() -> bool:
-            return len(numbers(syslog_lines(sink))) + reported() >= total
-
-        await eventually(accounted, timeout=20)
-        got = numbers(syslog_lines(sink))
-        assert reported() > 0 and len(got) + reported() == total
+        got = await accounted(sink, total, timeout=20)
+        assert reported(sink) > 0 and len(got) + reported(sink) == total
         assert got == list(range(total - len(got), total))  # the newest, in order
         node.request_stop()
 
@@ -157,10 +160,7 @@ async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sin
         cid, tokens = await router.create_channel()
         drain = await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
         for i in range(0, 3000, 1000):
-            await router.send_tcp(b"".join(
-                b"%d %s" % (len(f), f) for f in
-                (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
-                 f"b {n:06d} x".encode() for n in range(i, i + 1000))))
+            await router.send_tcp(numbered(tokens["app"], range(i, i + 1000)))
             await trio.sleep(0.1)
         node.request_stop()
     (seg,) = (tmp_path / "d" / "spool" / f"drain-{drain['id']}").glob("*.seg")
@@ -172,16 +172,8 @@ async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sin
     node = Node(settings, announce=lambda _: None)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
-
-        def reported() -> int:
-            return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
-
-        async def accounted() -> bool:
-            return len(numbers(syslog_lines(sink))) + reported() >= 3000
-
-        await eventually(accounted, timeout=20)
-        got = numbers(syslog_lines(sink))
-        assert 0 < reported() < 3000 and len(got) + reported() == 3000
+        got = await accounted(sink, 3000, timeout=20)
+        assert 0 < reported(sink) < 3000 and len(got) + reported(sink) == 3000
         assert got == sorted(got)
         node.request_stop()
 
@@ -198,10 +190,7 @@ async def test_outage_backlog_read_back_from_disk_in_order(tmp_path: Path, sinks
         cid, tokens = await router.create_channel()
         await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
         for i in range(0, total, 1000):
-            await router.send_tcp(b"".join(
-                b"%d %s" % (len(f), f) for f in
-                (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
-                 f"b {n:06d} x".encode() for n in range(i, i + 1000))))
+            await router.send_tcp(numbered(tokens["app"], range(i, i + 1000)))
             await trio.sleep(0.06)
         queue = node.drains.running[1].drain.buffer  # type: ignore[union-attr]
         assert len(queue._mem) <= 4 * 1024 and queue.disk_bytes > 0  # type: ignore[attr-defined]
@@ -278,43 +267,14 @@ async def test_a_burst_into_a_down_drain_is_spooled_whole(tmp_path: Path, sinks:
         router = Router(node)
         cid, tokens = await router.create_channel()
         await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
-        await router.send_tcp(b"".join(
-            b"%d %s" % (len(f), f) for f in
-            (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
-             f"b {n:06d} {'x' * 60}".encode() for n in range(total))))
+        await router.send_tcp(numbered(tokens["app"], range(total), "x" * 60))
         await router.wait_history(cid, 1500, timeout=20)
         sink = SyslogSink()
         await sinks.start(partial(sink.run, port=sink_port))
-
-        def reported() -> int:
-            return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
-
-        async def accounted() -> bool:
-            return len(numbers(syslog_lines(sink))) + reported() >= total
-
-        await eventually(accounted, timeout=60)
-        assert reported() == 0
+        await accounted(sink, total, timeout=60)
+        assert reported(sink) == 0
         assert [n for frames in sink.by_connection for n in numbers(frames)] == list(range(total))
         node.request_stop()
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB filesystem of its own (tmpfs; mounting needs root): a disk that really fills.
-    Without root the test is skipped, unless ``LOGROUTER_EXPECT_SMALL_DISK=1`` (CI runs as
-    root) makes that a failure."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
-    if done.returncode:
-        if os.environ.get("LOGROUTER_EXPECT_SMALL_DISK") == "1":
-            raise RuntimeError(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_a_full_disk_loses_only_what_did_not_fit_and_makes_room_again(
@@ -334,24 +294,14 @@ async def test_a_full_disk_loses_only_what_did_not_fit_and_makes_room_again(
         cid, tokens = await router.create_channel()
         drain = await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
         spool = data / "spool" / f"drain-{drain['id']}"
-        await router.send_tcp(b"".join(  # one connection: its lines keep their order
-            b"%d %s" % (len(f), f) for f in
-            (f"<190>1 2026-11-26T10:00:00.000000+00:00 host {tokens['app']} web.1 - - "
-             f"b {n:06d} {'x' * 60}".encode() for n in range(total))))
+        # one connection: its lines keep their order
+        await router.send_tcp(numbered(tokens["app"], range(total), "x" * 60))
         await router.wait_history(cid, 1500, timeout=20)
         assert shutil.disk_usage(small_disk).free < 1_100_000  # no room for another record
         sink = SyslogSink()
         await sinks.start(partial(sink.run, port=sink_port))
-
-        def reported() -> int:
-            return sum(int(m.group(1)) for f in sink.frames if (m := SYSLOG_L10.search(f)))
-
-        async def accounted() -> bool:
-            return len(numbers(syslog_lines(sink))) + reported() >= total
-
-        await eventually(accounted, timeout=120)  # ~10 s with the C speed-ups, ~40 without
-        got = numbers(syslog_lines(sink))
-        assert reported() > 0 and len(got) + reported() == total and len(got) > 10_000
+        got = await accounted(sink, total, timeout=120)  # ~10 s with the C speed-ups, ~40 without
+        assert reported(sink) > 0 and len(got) + reported(sink) == total and len(got) > 10_000
         # in order, connection after connection (a write that timed out on a busy loop may
         # have made the drain reconnect: the sink reads both connections at once)
         in_order = [n for frames in sink.by_connection for n in numbers(frames)]
