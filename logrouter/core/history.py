@@ -439,15 +439,27 @@ class HistoryCompactor:
 
 def save_histories(path: str, histories: dict[str, History]) -> int:
     """Write every history to ``path`` (msgpack, compressed chunks as they are, replaced
-    atomically); return the lines saved."""
+    atomically); return the lines saved.
+
+    Raises:
+        OSError: it could not be written (the file saved before stays; nothing is left
+            half-written beside it).
+    """
     payload = {cid: h.saved() for cid, h in histories.items() if len(h)}
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        msgpack.pack(payload, fh, use_bin_type=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            msgpack.pack(payload, fh, use_bin_type=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return sum(len(h) for h in histories.values())
 
 

@@ -263,6 +263,21 @@ def test_save_and_restore_keep_lines_numbers_and_compression(tmp_path: Path) -> 
     assert tiny.snapshot() == h.snapshot()[-100:]
 
 
+def test_a_save_the_disk_cannot_take_leaves_the_last_one_and_no_partial_file(
+        small_disk: Path) -> None:
+    """A save that fills the disk fails (OSError, for the node to log), the file saved before
+    stays whole, and the part written is removed rather than left taking the disk."""
+    path = str(small_disk / "history.msgpack")
+    assert save_histories(path, {"c": History(1500, [b"kept %d" % i for i in range(10)])}) == 10
+    rng = random.Random(3)
+    big = {f"c{i}": History(1500, [rng.randbytes(150) for _ in range(1500)]) for i in range(30)}
+    with pytest.raises(OSError):
+        save_histories(path, big)  # ~7 MB of lines that do not compress, on 4 MiB
+    assert not Path(path + ".tmp").exists()
+    assert History.restore(1500, *load_histories(path)["c"]).snapshot() == [
+        b"kept %d" % i for i in range(10)]
+
+
 def test_histories_saved_before_compression_still_load(tmp_path: Path) -> None:
     path = tmp_path / "history.msgpack"
     path.write_bytes(msgpack.packb({"c": [42, [b"a", b"b"]]}, use_bin_type=True))
