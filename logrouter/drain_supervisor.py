@@ -90,9 +90,10 @@ class DrainSupervisor:
                 remove_dir(os.path.join(root, name))
 
     async def flush_spools(self) -> None:
-        """Write every spool now (shutdown, after the drains stopped)."""
+        """Write every spool now (shutdown, after the drains stopped); what the disk does
+        not take is counted lost."""
         if self.spooler is not None:
-            await self.spooler.flush(sync=True, everything=True)
+            await self.spooler.close()
 
     def channel_changed(self, channel: Channel) -> None:
         """Make the running drains of ``channel`` match its config."""

@@ -180,25 +180,43 @@ def append(path: str, data: bytes, sync: bool, size: int = 0) -> None:
 
 
 def write_ledger(directory: str, ledger: Ledger, sync: bool) -> None:
-    """Replace the ledger atomically."""
+    """Replace the ledger atomically (a temporary file, then rename); on a full disk, where
+    the temporary file cannot be written, overwrite the ledger in place (its block is
+    already the file's; a ledger torn by a crash then reads as none: lines are sent again,
+    none lost).
+
+    Raises:
+        OSError: it could not be written.
+    """
     path = os.path.join(directory, LEDGER)
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    data = encode_ledger(ledger)
     try:
-        data = encode_ledger(ledger)
-        if os.write(fd, data) != len(data):
-            raise OSError(errno.ENOSPC, "short write", tmp)
-        if sync:
-            os.fsync(fd)
-        os.replace(tmp, path)
-    except OSError:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write", tmp)
+            if sync:
+                os.fsync(fd)
+            os.replace(tmp, path)
+        finally:
+            os.close(fd)
+    except OSError as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise
-    finally:
-        os.close(fd)
+        if exc.errno != errno.ENOSPC or not os.path.exists(path):
+            raise
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            if os.pwrite(fd, data, 0) != len(data):
+                raise OSError(errno.ENOSPC, "short write", path) from exc
+            os.ftruncate(fd, len(data))
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def remove_dir(directory: str) -> None:

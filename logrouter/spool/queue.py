@@ -398,6 +398,17 @@ class SpoolQueue:
             self._evict(min(over, self._persisted - self._mem_seq))
         self._on_written()
 
+    def abandon_unwritten(self) -> int:
+        """Give up the lines neither delivered nor on disk (shutdown, after the last write
+        failed): count them lost (the ledger carries the loss to the next run) and return how
+        many."""
+        start = max(self._persisted, self._acked, self._mem_seq)
+        lost = max(0, self._next - start)
+        if lost:
+            self._persisted = self._next
+            self._lose(lost)
+        return lost
+
     def write_failed(self) -> None:
         """The rest of the lines :meth:`unpersisted` gave (past the last
         :meth:`persisted_to`) were not written: those still in memory are written by a later

@@ -148,14 +148,17 @@ class Spooler:
             await self.flush()
 
     async def flush(self, queues: list[SpoolQueue] | None = None, sync: bool | None = None,
-                    everything: bool = False) -> None:
+                    everything: bool = False, retry_now: bool = False) -> None:
         """Write what the queues (all registered ones by default) should have on disk by now:
         the lines that waited a flush interval, or with ``everything`` all undelivered ones
-        (shutdown; an HTTP batch about to be sent)."""
+        (shutdown; an HTTP batch about to be sent); ``retry_now`` tries a spool whose last
+        write failed without waiting ``write_retry``."""
         async with self._lock:
             now = time.monotonic()
             if sync is None:
                 sync = now - self._last_sync >= self.sync_interval
+            if retry_now:
+                self._retry_write_at.clear()
             work = [w for q in (queues if queues is not None else list(self.queues))
                     if q.recovered and (w := self._plan(q, everything, now)) is not None]
             if not work:
@@ -167,6 +170,21 @@ class Spooler:
             for w in work:
                 self._commit(w)
 
+    async def close(self) -> None:
+        """At shutdown: write every undelivered line; those the disk does not take are
+        counted lost (logged, and reported by the next run's L10 when the ledger could be
+        written)."""
+        await self.flush(sync=True, everything=True, retry_now=True)
+        abandoned = False
+        for q in list(self.queues):
+            lost = q.abandon_unwritten()
+            if lost:
+                abandoned = True
+                log.error("spool_lines_lost", dir=q.directory, lines=lost,
+                          reason="not written at shutdown")
+        if abandoned:
+            await self.flush(sync=True, retry_now=True)
+
     def _plan(self, q: SpoolQueue, everything: bool, now: float) -> _Work | None:
         w = _Work(q)
         first, lines = 0, list[bytes]()
@@ -174,24 +192,27 @@ class Spooler:
             first, lines = q.unpersisted(everything)
         incoming = 0
         if lines:
-            # records of about segment_bytes at most, so a segment stays near its size and a
-            # disk with less room than the whole write left still takes what fits
+            # records that fill what is left of a segment (a segment stays near its size), so
+            # a disk with less room than the whole write left still takes what fits
             sample = lines[:16]
-            per = max(1, q.segment_bytes * len(sample) // (sum(map(len, sample)) + 8 * len(sample)))
+            line_bytes = sum(map(len, sample)) / len(sample) + 8  # and msgpack's framing
             segment = q.segments[-1] if q.segments else None
             size = segment.size if segment is not None else q.segment_bytes
-            for at in range(0, len(lines), per):
-                part = lines[at:at + per]
+            at = 0
+            while at < len(lines):
+                new = segment is None or q.segment_bytes - size < q.segment_bytes // 8
+                if new:
+                    size = 0
+                part = lines[at:at + max(1, int((q.segment_bytes - size) / line_bytes))]
                 start = first + at
-                record = encode_record(start, part)
-                new = segment is None or size >= q.segment_bytes
                 if new:
                     segment = files.Segment(start, start, files.segment_path(q.directory, start), 0)
-                    size = 0
                 assert segment is not None
+                record = encode_record(start, part)
                 w.appends.append(_Append(segment, new, size, start, start + len(part), record))
                 size += len(record)
                 incoming += len(record)
+                at += len(part)
         into_last = bool(w.appends) and not w.appends[0].new_segment
         dropped = q.over_bound(incoming, into_last=into_last)
         done = q.done_segments()

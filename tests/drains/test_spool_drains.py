@@ -314,3 +314,32 @@ async def test_a_full_disk_loses_only_what_did_not_fit_and_makes_room_again(
         assert not list(spool.glob("*.tmp"))
         assert shutil.disk_usage(small_disk).free > 1_500_000
         node.request_stop()
+
+
+async def test_lines_a_full_disk_did_not_take_are_reported_after_a_restart(
+        small_disk: Path, sinks: trio.Nursery) -> None:
+    """Stopped while its disk is full and its receiver down, a node counts the lines neither
+    delivered nor on disk as lost (in the ledger, written in place if need be); the next run
+    delivers what is on disk and reports the rest by L10: delivered + reported = sent."""
+    sink_port = free_port()
+    settings = make_settings(small_disk / "d", drain_spool_bytes=200_000_000, **FAST)
+    total = 300_000
+    node = Node(settings, announce=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+        await router.send_tcp(numbered(tokens["app"], range(total), "x" * 60))
+        await router.wait_history(cid, 1500, timeout=20)
+        assert shutil.disk_usage(small_disk).free < 1_100_000
+        node.request_stop()
+    sink = SyslogSink()
+    await sinks.start(partial(sink.run, port=sink_port))
+    node = Node(settings, announce=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        got = await accounted(sink, total, timeout=60)
+        assert 10_000 < len(got) < total and len(got) + reported(sink) == total
+        assert [n for frames in sink.by_connection for n in numbers(frames)] == got == sorted(got)
+        node.request_stop()

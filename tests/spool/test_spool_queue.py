@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from logrouter.protocol.spoolfmt import decode_records, encode_record
-from logrouter.spool import Spooler, SpoolQueue
+from logrouter.protocol.spoolfmt import Ledger, decode_records, encode_record
+from logrouter.spool import Spooler, SpoolQueue, files
 from tests.helpers import needs_native
 
 
@@ -223,3 +224,19 @@ async def test_a_failed_write_loses_what_memory_dropped_meanwhile(tmp_path: Path
     await spooler.flush()
     assert [p.name for p in spool.glob("*.seg")]
     assert await drain_all(q) == lines(15, 40)
+
+
+def test_the_ledger_is_written_in_place_on_a_full_disk(small_disk: Path) -> None:
+    """With no room for the temporary file of an atomic replace, the ledger is overwritten
+    where it is (its block is already the file's): a stopping node's loss count still
+    reaches the next run."""
+    directory = str(small_disk)
+    files.write_ledger(directory, Ledger(5, None, None), sync=True)
+    with open(small_disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while fh.write(b"\0" * 4096):  # take every byte left
+            pass
+    with pytest.raises(OSError):
+        files.append(str(small_disk / "more.seg"), b"x" * 65536, sync=False)
+    files.write_ledger(directory, Ledger(7, None, (1234, 1.5)), sync=True)
+    assert files.scan(directory).ledger == Ledger(7, None, (1234, 1.5))
+    assert not (small_disk / "more.seg").exists() and not (small_disk / "ledger.json.tmp").exists()
