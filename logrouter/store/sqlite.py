@@ -62,7 +62,8 @@ def migrate(db: sqlite3.Connection) -> int:
         db.execute(f"PRAGMA user_version = {version}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # BEGIN itself may have failed (a full disk): say why, not this
+            db.execute("ROLLBACK")
         raise
     return version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -68,3 +69,17 @@ def test_a_damaged_database_is_refused_with_a_clear_error(tmp_path: Path, conten
     with pytest.raises(ConfigError, match=r"config\.sqlite3.*damaged"):
         SqliteStore(str(path))
     assert path.read_bytes() == content
+
+
+def test_a_full_disk_is_named_as_the_reason_the_store_cannot_open(small_disk: Path) -> None:
+    """A node killed with its WAL not checkpointed, restarted on a full disk: the error says
+    the disk is full (it said "cannot rollback - no transaction is active")."""
+    path = str(small_disk / "config.sqlite3")
+    before = SqliteStore(path)  # kept open: its -wal and -shm stay, as after a kill -9
+    before._db.execute("INSERT INTO counters VALUES ('x', 1)")
+    with open(small_disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while fh.write(b"\0" * 4096):  # take every byte left
+            pass
+    with pytest.raises(ConfigError, match="cannot use the config database: database or disk is full"):
+        SqliteStore(path)
+    before._db.close()
