@@ -4,9 +4,12 @@ Directory layout (``<data_dir>/spool/drain-<id>/``): segment files
 ``<first seq, 20 digits>.seg`` holding records (:mod:`logrouter.protocol.spoolfmt`),
 and ``ledger.json``. Every step is ordered so that a crash between any two of
 them reopens cleanly: records are appended (a torn last record is cut off on the
-next open); the ledger is replaced atomically (write a temporary file, then
-rename); a segment is deleted only after a ledger saying its lines were
-delivered is in place, and one found fully delivered on open is deleted then.
+next open; a failed append is cut off at once); the ledger is replaced atomically
+(write a temporary file, then rename; overwritten in place when a full disk has no
+room for the temporary file); a segment is deleted once a ledger saying its lines
+were delivered is in place — or, on a full disk, when that ledger could not be
+written (its lines were all delivered; a restart starts at the oldest segment
+left) — and one found fully delivered on open is deleted then.
 """
 
 from __future__ import annotations

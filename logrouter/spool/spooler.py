@@ -10,13 +10,17 @@ Every ``sync_interval`` that work ends with fsync: a process crash (``kill -9``)
 loses at most the last two ``flush_interval`` of lines (the page cache keeps
 what was written); a machine crash at most the last ``sync_interval``.
 
-A write that fails (disk full, permissions) is logged at most once a minute per
-spool, cut back off the segment (no torn record is left behind) and not tried again
-for that spool for ``WRITE_RETRY`` seconds; its lines stay in memory and are
-written by a later flush, or dropped and counted once memory runs over (see the
-queue). A failed write or ledger never keeps a spool from deleting the segments
-whose lines were all delivered: on a full disk that is what makes room again (a
-ledger that could not be written is written again once they are gone).
+Lines go out as records that fill what is left of the spool's newest segment, so a
+segment stays near ``segment_bytes`` and a disk with less room than a whole flush still
+takes what fits. A write that fails (disk full, permissions) is logged at most once a
+minute per spool, cut back off the segment (no torn record is left behind) and not
+tried again for that spool for ``write_retry`` seconds; its lines stay in memory and
+are written by a later flush, or dropped and counted once memory runs over (see the
+queue). A failed write or ledger never keeps a spool from deleting the segments whose
+lines were all delivered: on a full disk that is what makes room again (a ledger that
+could not be written is written again once they are gone). At shutdown
+(:meth:`Spooler.close`) the lines the disk did not take are counted lost, so the next
+run reports them.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def _error(exc: OSError) -> str:
 
 
 def _do(work: list[_Work], sync: bool) -> None:
-    """The file work of one flush (in a worker thread): for each spool its append, then its
+    """The file work of one flush (in a worker thread): for each spool its appends, then its
     ledger, then its deletes; each step is tried whatever became of the one before (a
     ledger that failed is tried once more after the deletes: they may have made room)."""
     for w in work:
