@@ -26,7 +26,8 @@ from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.control import Control, Limits
 from logrouter.core.channels import ChannelTable
-from logrouter.core.history import HistoryCompactor, load_histories, save_histories
+from logrouter.core.history import HistoryCompactor
+from logrouter.core.history_file import load_histories, save_histories
 from logrouter.core.history_view import HistoryView, LocalHistory, SharedHistory
 from logrouter.core.sessions import SessionTable
 from logrouter.core.tail import TailHubs

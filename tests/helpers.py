@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -143,3 +145,10 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float
             if result:
                 return
             await trio.sleep(0.02)
+
+
+def fill_disk(directory: Path) -> None:
+    """Write a file in ``directory`` that takes every byte its filesystem has left."""
+    with open(directory / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while fh.write(b"\0" * 4096):
+            pass

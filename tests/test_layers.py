@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"logrouter.core.buffer", "logrouter.metrics", "logrouter.core.history",
      "logrouter.core.token_routing"},
     {"logrouter.core.channels", "logrouter.core.tail", "logrouter.core.sessions",
-     "logrouter.core.history_view", "logrouter.store",
+     "logrouter.core.history_view", "logrouter.core.history_file", "logrouter.store",
      "logrouter.transport.serving", "logrouter.control", "logrouter.transport.httpclient",
      "logrouter.transport.tlsclient", "logrouter.transport.send_many", "logrouter.destinations",
      "logrouter.spool", "logrouter.data_dir"},

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from logrouter.core.history import History, Saved
+from logrouter.core.history import History
+from logrouter.core.history_file import Saved
 from logrouter.core.token_routing import route_cache
 from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 
@@ -211,7 +212,7 @@ class ChannelTable:
     def load(self, channels: Iterable[ChannelRecord], tokens: Iterable[TokenRecord],
              drains: Iterable[DrainRecord], histories: Mapping[str, Saved] | None = None) -> None:
         """Fill the table from a store snapshot (records of unknown channels are skipped);
-        ``histories`` (channel id → what :func:`~logrouter.core.history.load_histories`
+        ``histories`` (channel id → what :func:`~logrouter.core.history_file.load_histories`
         read) gives the channels their saved history."""
         saved = histories or {}
         for record in channels:

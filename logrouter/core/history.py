@@ -9,22 +9,20 @@ holds the full history of tens of thousands of apps.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
-import msgpack
 import trio
 
 from logrouter.core.buffer import LineParts
 from logrouter.logs import get_logger
-from logrouter.protocol.chunkfmt import looks_like_chunk, make_chunks, unpack_chunk, unpack_chunks
+from logrouter.protocol.chunkfmt import make_chunks, unpack_chunk, unpack_chunks
 from logrouter.protocol.speedups import release_freed_memory
 
-__all__ = ["CHUNK_LINES", "History", "HistoryCompactor", "load_histories", "save_histories"]
+__all__ = ["CHUNK_LINES", "Chunk", "History", "HistoryCompactor"]
 
 log = get_logger("logrouter.history")
 
@@ -435,69 +433,3 @@ class HistoryCompactor:
                 lines += len(job.lines)
         if lines:
             self.line_bytes = 0.8 * self.line_bytes + 0.2 * raw / lines
-
-
-def save_histories(path: str, histories: dict[str, History]) -> int:
-    """Write every history to ``path`` (msgpack, compressed chunks as they are, replaced
-    atomically); return the lines saved.
-
-    Raises:
-        OSError: it could not be written (the file saved before stays; nothing is left
-            half-written beside it).
-    """
-    payload = {cid: h.saved() for cid, h in histories.items() if len(h)}
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            msgpack.pack(payload, fh, use_bin_type=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return sum(len(h) for h in histories.values())
-
-
-Saved = tuple[int, list[bytes], list[Chunk], int]
-
-
-def load_histories(path: str) -> dict[str, Saved]:
-    """Read what :func:`save_histories` wrote: channel id → the arguments of
-    :meth:`History.restore` after the capacity. Missing file → {}. Files from before
-    compression (``[seq, lines]``) are read too.
-
-    Raises:
-        ValueError: the file is not a history file.
-    """
-    try:
-        with open(path, "rb") as fh:
-            data = msgpack.unpack(fh, raw=False, strict_map_key=False)
-    except FileNotFoundError:
-        return {}
-    except (msgpack.UnpackException, ValueError) as exc:
-        raise ValueError(f"{path}: not a history file: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a history file")
-    out: dict[str, Saved] = {}
-    try:
-        for cid, v in data.items():
-            raw = [bytes(x) for x in v[1]]
-            chunks: list[Chunk] = []
-            skip = 0
-            if len(v) >= 4:
-                for count, body in v[2]:
-                    if not looks_like_chunk(body) or not 0 < int(count) <= CHUNK_LINES:
-                        raise ValueError("bad chunk")
-                    chunks.append((int(count), bytes(body)))
-                skip = int(v[3])
-                if chunks and not 0 <= skip < chunks[0][0]:
-                    raise ValueError("bad skip")
-            out[str(cid)] = (int(v[0]), raw, chunks, skip)
-    except (TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: not a history file: {exc}") from None
-    return out

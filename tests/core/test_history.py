@@ -13,13 +13,8 @@ import trio
 import trio.testing
 import zstandard
 
-from logrouter.core.history import (
-    CHUNK_LINES,
-    History,
-    HistoryCompactor,
-    load_histories,
-    save_histories,
-)
+from logrouter.core.history import CHUNK_LINES, History, HistoryCompactor
+from logrouter.core.history_file import load_histories, save_histories
 from tests.helpers import needs_native
 
 LINE = b"<190>1 2026-11-26T10:00:00.000000+00:00 host app web.1 - - " + b"x" * 90

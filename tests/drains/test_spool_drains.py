@@ -7,12 +7,16 @@ import random
 import re
 import shutil
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import trio
 
 from logrouter.node import Node
+from logrouter.settings import Settings
 from tests.conftest import Router, make_settings
 from tests.drains.conftest import FAST, add_drain
 from tests.drains.sinks import HttpSink, SyslogSink
@@ -51,6 +55,28 @@ async def accounted(sink: SyslogSink, total: int, timeout: float) -> list[int]:
     await eventually(lambda: len(numbers(syslog_lines(sink))) + reported(sink) >= total,
                      timeout=timeout)
     return numbers(syslog_lines(sink))
+
+
+class Spooling(NamedTuple):
+    node: Node
+    router: Router
+    cid: str
+    token: str  # the channel's "app" token
+    drain_id: int
+
+
+@asynccontextmanager
+async def spooling_node(settings: Settings, sink_port: int) -> AsyncIterator[Spooling]:
+    """A node on ``settings`` with one channel whose syslog drain goes to ``sink_port``;
+    asked to stop when the block ends (the node's own nursery waits for it)."""
+    node = Node(settings, announce=lambda _: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        router = Router(node)
+        cid, tokens = await router.create_channel()
+        drain = await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+        yield Spooling(node, router, cid, tokens["app"], drain["id"])
+        node.request_stop()
 
 
 async def spooled_http_drain(tmp_path: Path, sinks: trio.Nursery, script: list[int | str],
@@ -127,17 +153,12 @@ async def test_http_batch_cut_by_a_crash_is_resent_with_its_frame_id(
 async def test_spool_bound_drops_the_oldest_and_says_so(tmp_path: Path, sinks: trio.Nursery,
                                                         ) -> None:
     sink_port = free_port()
-    node = Node(make_settings(tmp_path / "d", drain_spool_bytes=300_000, **FAST),
-                announce=lambda _: None)
     sink = SyslogSink()
     total = 20_000
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        router = Router(node)
-        cid, tokens = await router.create_channel()
-        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+    settings = make_settings(tmp_path / "d", drain_spool_bytes=300_000, **FAST)
+    async with spooling_node(settings, sink_port) as (_node, router, _cid, token, _drain_id):
         for i in range(0, total, 1000):
-            await router.send_tcp(numbered(tokens["app"], range(i, i + 1000), "x" * 100))
+            await router.send_tcp(numbered(token, range(i, i + 1000), "x" * 100))
             await trio.sleep(0.06)  # let the spool write
         spool = tmp_path / "d" / "spool"
         size = sum(f.stat().st_size for f in spool.rglob("*.seg"))
@@ -146,24 +167,17 @@ async def test_spool_bound_drops_the_oldest_and_says_so(tmp_path: Path, sinks: t
         got = await accounted(sink, total, timeout=20)
         assert reported(sink) > 0 and len(got) + reported(sink) == total
         assert got == list(range(total - len(got), total))  # the newest, in order
-        node.request_stop()
 
 
 async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sinks: trio.Nursery,
                                                              ) -> None:
     sink_port = free_port()
     settings = make_settings(tmp_path / "d", drain_spool_bytes=10_000_000, **FAST)
-    node = Node(settings, announce=lambda _: None)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        router = Router(node)
-        cid, tokens = await router.create_channel()
-        drain = await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+    async with spooling_node(settings, sink_port) as (_node, router, _cid, token, drain_id):
         for i in range(0, 3000, 1000):
-            await router.send_tcp(numbered(tokens["app"], range(i, i + 1000)))
+            await router.send_tcp(numbered(token, range(i, i + 1000)))
             await trio.sleep(0.1)
-        node.request_stop()
-    (seg,) = (tmp_path / "d" / "spool" / f"drain-{drain['id']}").glob("*.seg")
+    (seg,) = (tmp_path / "d" / "spool" / f"drain-{drain_id}").glob("*.seg")
     data = bytearray(seg.read_bytes())
     data[len(data) // 2: len(data) // 2 + 64] = os.urandom(64)  # a stray edit in the middle
     seg.write_bytes(bytes(data))
@@ -181,16 +195,11 @@ async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sin
 async def test_outage_backlog_read_back_from_disk_in_order(tmp_path: Path, sinks: trio.Nursery,
                                                           ) -> None:
     sink_port = free_port()
-    node = Node(make_settings(tmp_path / "d", drain_spool_bytes=50_000_000, **FAST),
-                announce=lambda _: None)
     total = 20_000
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        router = Router(node)
-        cid, tokens = await router.create_channel()
-        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
+    settings = make_settings(tmp_path / "d", drain_spool_bytes=50_000_000, **FAST)
+    async with spooling_node(settings, sink_port) as (node, router, _cid, token, _drain_id):
         for i in range(0, total, 1000):
-            await router.send_tcp(numbered(tokens["app"], range(i, i + 1000)))
+            await router.send_tcp(numbered(token, range(i, i + 1000)))
             await trio.sleep(0.06)
         queue = node.drains.running[1].drain.buffer  # type: ignore[union-attr]
         assert len(queue._mem) <= 4 * 1024 and queue.disk_bytes > 0  # type: ignore[attr-defined]
@@ -198,7 +207,6 @@ async def test_outage_backlog_read_back_from_disk_in_order(tmp_path: Path, sinks
         await sinks.start(partial(sink.run, port=sink_port))
         await sink.wait_frames(total, timeout=20)
         assert numbers(syslog_lines(sink)) == list(range(total))
-        node.request_stop()
 
 
 async def test_repeated_kill_9_under_load_loses_only_the_last_moments(
@@ -259,22 +267,16 @@ async def test_a_burst_into_a_down_drain_is_spooled_whole(tmp_path: Path, sinks:
     room on disk: the spool takes every line (ingest waits for the disk, not for the
     receiver), and the receiver gets them all, in order, with no L10, once it is up."""
     sink_port = free_port()
-    node = Node(make_settings(tmp_path / "d", drain_spool_bytes=200_000_000, **FAST),
-                announce=lambda _: None)
     total = 300_000
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        router = Router(node)
-        cid, tokens = await router.create_channel()
-        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
-        await router.send_tcp(numbered(tokens["app"], range(total), "x" * 60))
+    settings = make_settings(tmp_path / "d", drain_spool_bytes=200_000_000, **FAST)
+    async with spooling_node(settings, sink_port) as (_node, router, cid, token, _drain_id):
+        await router.send_tcp(numbered(token, range(total), "x" * 60))
         await router.wait_history(cid, 1500, timeout=20)
         sink = SyslogSink()
         await sinks.start(partial(sink.run, port=sink_port))
         await accounted(sink, total, timeout=60)
         assert reported(sink) == 0
         assert [n for frames in sink.by_connection for n in numbers(frames)] == list(range(total))
-        node.request_stop()
 
 
 async def test_a_full_disk_loses_only_what_did_not_fit_and_makes_room_again(
@@ -285,17 +287,12 @@ async def test_a_full_disk_loses_only_what_did_not_fit_and_makes_room_again(
     lines were delivered."""
     sink_port = free_port()
     data = small_disk / "d"
-    node = Node(make_settings(data, drain_spool_bytes=200_000_000, **FAST),
-                announce=lambda _: None)
     total = 700_000  # the disk takes ~40,000, memory 557,056 more (burst + a round's worth)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        router = Router(node)
-        cid, tokens = await router.create_channel()
-        drain = await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
-        spool = data / "spool" / f"drain-{drain['id']}"
+    settings = make_settings(data, drain_spool_bytes=200_000_000, **FAST)
+    async with spooling_node(settings, sink_port) as (_node, router, cid, token, drain_id):
+        spool = data / "spool" / f"drain-{drain_id}"
         # one connection: its lines keep their order
-        await router.send_tcp(numbered(tokens["app"], range(total), "x" * 60))
+        await router.send_tcp(numbered(token, range(total), "x" * 60))
         await router.wait_history(cid, 1500, timeout=20)
         assert shutil.disk_usage(small_disk).free < 1_100_000  # no room for another record
         sink = SyslogSink()
@@ -313,7 +310,6 @@ async def test_a_full_disk_loses_only_what_did_not_fit_and_makes_room_again(
         await eventually(room_again, timeout=10)
         assert not list(spool.glob("*.tmp"))
         assert shutil.disk_usage(small_disk).free > 1_500_000
-        node.request_stop()
 
 
 async def test_lines_a_full_disk_did_not_take_are_reported_after_a_restart(
@@ -324,16 +320,10 @@ async def test_lines_a_full_disk_did_not_take_are_reported_after_a_restart(
     sink_port = free_port()
     settings = make_settings(small_disk / "d", drain_spool_bytes=200_000_000, **FAST)
     total = 300_000
-    node = Node(settings, announce=lambda _: None)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        router = Router(node)
-        cid, tokens = await router.create_channel()
-        await add_drain(router, cid, f"syslog://127.0.0.1:{sink_port}")
-        await router.send_tcp(numbered(tokens["app"], range(total), "x" * 60))
+    async with spooling_node(settings, sink_port) as (node, router, cid, token, _drain_id):
+        await router.send_tcp(numbered(token, range(total), "x" * 60))
         await router.wait_history(cid, 1500, timeout=20)
         assert shutil.disk_usage(small_disk).free < 1_100_000
-        node.request_stop()
     sink = SyslogSink()
     await sinks.start(partial(sink.run, port=sink_port))
     node = Node(settings, announce=lambda _: None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import trio.testing
 
 from logrouter.protocol.spoolfmt import Ledger, decode_records, encode_record
 from logrouter.spool import Spooler, SpoolQueue, files
-from tests.helpers import needs_native
+from tests.helpers import fill_disk, needs_native
 
 
 def lines(start: int, n: int) -> list[bytes]:
@@ -232,9 +231,7 @@ def test_the_ledger_is_written_in_place_on_a_full_disk(small_disk: Path) -> None
     reaches the next run."""
     directory = str(small_disk)
     files.write_ledger(directory, Ledger(5, None, None), sync=True)
-    with open(small_disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
-        while fh.write(b"\0" * 4096):  # take every byte left
-            pass
+    fill_disk(small_disk)
     with pytest.raises(OSError):
         files.append(str(small_disk / "more.seg"), b"x" * 65536, sync=False)
     files.write_ledger(directory, Ledger(7, None, (1234, 1.5)), sync=True)

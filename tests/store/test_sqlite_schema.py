@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from logrouter.errors import ConfigError
 from logrouter.store.sqlite import _SCHEMA, SCHEMA_VERSION, SqliteStore
+from tests.helpers import fill_disk
 
 
 def test_a_new_database_gets_the_current_version(tmp_path: Path) -> None:
@@ -77,9 +77,7 @@ def test_a_full_disk_is_named_as_the_reason_the_store_cannot_open(small_disk: Pa
     path = str(small_disk / "config.sqlite3")
     before = SqliteStore(path)  # kept open: its -wal and -shm stay, as after a kill -9
     before._db.execute("INSERT INTO counters VALUES ('x', 1)")
-    with open(small_disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
-        while fh.write(b"\0" * 4096):  # take every byte left
-            pass
+    fill_disk(small_disk)
     with pytest.raises(ConfigError, match="cannot use the config database: database or disk is full"):
         SqliteStore(path)
     before._db.close()
