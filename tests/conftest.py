@@ -44,6 +44,15 @@ class Router:
         await stream.send_all(data)
         await stream.aclose()
 
+    async def wait_received(self, channel_id: str, count: int, timeout: float = 60.0) -> None:
+        """Wait until ingest has posted ``count`` lines to the channel (a big send returns once
+        the kernel took its bytes, long before the router read them all)."""
+        channel = self.node.table.get(channel_id)
+        assert channel is not None
+        with trio.fail_after(timeout):
+            while channel.received < count:
+                await trio.sleep(0.01)
+
     async def wait_history(self, channel_id: str, count: int, timeout: float = 5.0) -> list[bytes]:
         """Wait until the channel's history holds ``count`` lines (ingest is asynchronous)."""
         channel = self.node.table.get(channel_id)
