@@ -8,13 +8,16 @@ kernel drops it when the process exits, however it exits, so a crash leaves noth
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Callable
+from typing import BinaryIO
 
 from logrouter.errors import ConfigError
 from logrouter.logs import get_logger
 
-__all__ = ["LOCK_FILE", "lock_data_dir", "secure_data_dir"]
+__all__ = ["LOCK_FILE", "lock_data_dir", "replace_file", "secure_data_dir"]
 
 log = get_logger("logrouter.node")
 
@@ -65,3 +68,25 @@ def lock_data_dir(path: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     return fd
+
+
+def replace_file(path: str, write: Callable[[BinaryIO], object], sync: bool = True) -> None:
+    """Replace ``path`` atomically with what ``write`` writes: into a temporary file beside
+    it (0600), fsync'd when ``sync``, then renamed over ``path``.
+
+    Raises:
+        OSError: it could not be written; ``path`` is as it was and the temporary file is
+            removed (a half-written one would take the disk a full disk needs).
+    """
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb", opener=lambda name, flags: os.open(name, flags, 0o600)) as fh:
+            write(fh)
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

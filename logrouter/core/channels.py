@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from logrouter.core.history import History
-from logrouter.core.history_file import Saved
+from logrouter.core.history import History, Saved
 from logrouter.core.token_routing import route_cache
 from logrouter.models import ChannelRecord, DrainRecord, TokenRecord
 

@@ -22,7 +22,7 @@ from logrouter.logs import get_logger
 from logrouter.protocol.chunkfmt import make_chunks, unpack_chunk, unpack_chunks
 from logrouter.protocol.speedups import release_freed_memory
 
-__all__ = ["CHUNK_LINES", "Chunk", "History", "HistoryCompactor"]
+__all__ = ["CHUNK_LINES", "Chunk", "History", "HistoryCompactor", "Saved"]
 
 log = get_logger("logrouter.history")
 
@@ -32,6 +32,9 @@ CHUNK_LINES = 256
 
 #: One compressed chunk: (lines in it, a zstd frame of the msgpack list of them).
 Chunk = tuple[int, bytes]
+
+#: A history as saved: (seq, raw lines, compressed chunks, skip); see :meth:`History.saved`.
+Saved = tuple[int, list[bytes], list[Chunk], int]
 
 
 def _ragged(chunks: Iterable[Chunk]) -> bool:
@@ -135,7 +138,7 @@ class History:
             history.ragged = _ragged(chunks)
         return history
 
-    def saved(self) -> tuple[int, list[bytes], list[Chunk], int]:
+    def saved(self) -> Saved:
         """``(seq, raw lines, compressed chunks, skip)``: what :meth:`restore` takes."""
         return self.seq, self._lines.to_list(), list(self._cold), self._cold_skip
 

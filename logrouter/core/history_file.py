@@ -7,11 +7,10 @@ replaced atomically.
 
 from __future__ import annotations
 
-import os
-
 import msgpack
 
-from logrouter.core.history import CHUNK_LINES, Chunk, History
+from logrouter.core.history import CHUNK_LINES, Chunk, History, Saved
+from logrouter.data_dir import replace_file
 from logrouter.protocol.chunkfmt import looks_like_chunk
 
 __all__ = ["Saved", "load_histories", "save_histories"]
@@ -26,24 +25,8 @@ def save_histories(path: str, histories: dict[str, History]) -> int:
             half-written beside it).
     """
     payload = {cid: h.saved() for cid, h in histories.items() if len(h)}
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            msgpack.pack(payload, fh, use_bin_type=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, lambda fh: msgpack.pack(payload, fh, use_bin_type=True))
     return sum(len(h) for h in histories.values())
-
-
-Saved = tuple[int, list[bytes], list[Chunk], int]
 
 
 def load_histories(path: str) -> dict[str, Saved]:

@@ -18,6 +18,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 
+from logrouter.data_dir import replace_file
 from logrouter.logs import get_logger
 from logrouter.protocol.spoolfmt import (
     Damage,
@@ -126,15 +127,7 @@ def _damage_lost(records: list[Record], damage: list[Damage], acked: int) -> int
 
 def _rewrite(path: str, records: list[Record]) -> None:
     """Replace a damaged segment by its good records (so the damage is counted once)."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for r in records:
-            os.write(fd, encode_record(r.first, r.lines))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    replace_file(path, lambda fh: fh.writelines(encode_record(r.first, r.lines) for r in records))
 
 
 def _first_of(name: str) -> int:
@@ -192,23 +185,10 @@ def write_ledger(directory: str, ledger: Ledger, sync: bool) -> None:
         OSError: it could not be written.
     """
     path = os.path.join(directory, LEDGER)
-    tmp = path + ".tmp"
     data = encode_ledger(ledger)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, "short write", tmp)
-            if sync:
-                os.fsync(fd)
-            os.replace(tmp, path)
-        finally:
-            os.close(fd)
+        replace_file(path, lambda fh: fh.write(data), sync)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         if exc.errno != errno.ENOSPC or not os.path.exists(path):
             raise
         fd = os.open(path, os.O_WRONLY)
