@@ -254,9 +254,9 @@ class Drain:
         drain that pushed back only for its disk is never marked slow for it. The wait is
         judged by how much of it was the receiver's doing: :attr:`receiver_bound` is sampled
         every ``ROOM_SAMPLE`` seconds (one instant would mislead: a drain turning over on a
-        busy router has nearly always just sent a request). Unless it made room, a drain not yet slow that is
-        receiver-bound at the end and for at least half of the wait is then marked slow (see
-        the module docstring).
+        busy router has nearly always just sent a request). Unless it made room, a drain not
+        yet slow that is receiver-bound at the end and for at least half of the wait is then
+        marked slow (see the module docstring).
 
         Returns:
             The seconds of the wait that were the receiver's doing (the feeder charges them

@@ -204,14 +204,12 @@ class Spooler:
             size = segment.size if segment is not None else q.segment_bytes
             at = 0
             while at < len(lines):
+                start = first + at
                 new = segment is None or q.segment_bytes - size < q.segment_bytes // 8
-                if new:
+                if segment is None or new:
+                    segment = files.Segment(start, start, files.segment_path(q.directory, start), 0)
                     size = 0
                 part = lines[at:at + max(1, int((q.segment_bytes - size) / line_bytes))]
-                start = first + at
-                if new:
-                    segment = files.Segment(start, start, files.segment_path(q.directory, start), 0)
-                assert segment is not None
                 record = encode_record(start, part)
                 w.appends.append(_Append(segment, new, size, start, start + len(part), record))
                 size += len(record)
