@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from tests.procs import AUTH_KEY, RouterProcess
 
@@ -105,22 +106,36 @@ def test_shuttle_survives_a_router_restart(router_proc: RouterProcess) -> None:
     assert msgs == expected
 
 
-def test_logs_tail(router_proc: RouterProcess) -> None:
+def test_logs_tail(router_proc: RouterProcess, tmp_path: Path) -> None:
     cli(router_proc, "apps:create", "tailed")
     token = router_proc.api("GET", "/v3/channels/tailed")["tokens"]["app"]
-    env = {**os.environ, "LOGROUTER_URL": router_proc.api_url, "LOGROUTER_AUTH_KEY": AUTH_KEY}
-    tail = subprocess.Popen([sys.executable, "-m", "logrouter", "logs", "--tail", "-a", "tailed"],
-                            env=env, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "LOGROUTER_URL": router_proc.api_url, "LOGROUTER_AUTH_KEY": AUTH_KEY,
+           "PYTHONFAULTHANDLER": "1"}
+    with open(tmp_path / "stderr", "w+") as stderr:
+        tail = subprocess.Popen([sys.executable, "-m", "logrouter", "logs", "--tail", "-a", "tailed"],
+                                env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            router_proc.wait_until(lambda: router_proc.metric("logrouter_tail_sessions") == 1)
+            router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "tailed line")])
+            assert tail.stdout is not None
+            ready, _, _ = select.select([tail.stdout], [], [], 5)
+            assert ready
+            assert tail.stdout.readline() == "2026-11-26T10:00:00.000000+00:00 app[web.1]: tailed line\n"
+        finally:
+            assert _interrupted(tail, stderr) == 0
+
+
+def _interrupted(proc: subprocess.Popen[str], stderr: TextIO) -> int | None:
+    """Ctrl-C ``proc`` as a user would; if it is still running 10 s later, fail with where it was
+    (faulthandler prints every thread's stack on SIGABRT) and what it wrote to ``stderr``."""
+    proc.send_signal(signal.SIGINT)
     try:
-        router_proc.wait_until(lambda: router_proc.metric("logrouter_tail_sessions") == 1)
-        router_proc.post_lines(token, [("web.1", "2026-11-26T10:00:00.000000+00:00", "tailed line")])
-        assert tail.stdout is not None
-        ready, _, _ = select.select([tail.stdout], [], [], 5)
-        assert ready
-        assert tail.stdout.readline() == "2026-11-26T10:00:00.000000+00:00 app[web.1]: tailed line\n"
-    finally:
-        tail.send_signal(signal.SIGINT)
-        assert tail.wait(timeout=10) == 0
+        return proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=10)
+        stderr.seek(0)
+        raise AssertionError(f"still running 10 s after SIGINT:\n{stderr.read()}") from None
 
 
 def _shuttle(router: RouterProcess, token: str, *extra: str) -> subprocess.Popen[str]:
