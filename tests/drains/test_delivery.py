@@ -7,7 +7,7 @@ import re
 import trio
 
 from tests.conftest import Router
-from tests.drains.conftest import add_drain, drain_status
+from tests.drains.conftest import SinkThread, add_drain, drain_status
 from tests.drains.sinks import HttpSink, SyslogSink
 from tests.drains.test_http_drain import L10 as HTTP_L10
 from tests.drains.test_http_drain import split_body
@@ -31,9 +31,10 @@ async def http_lines(sink: HttpSink) -> list[bytes]:
 
 
 
-async def receivers(router: Router, sinks: trio.Nursery,
+async def receivers(router: Router, sinks: SinkThread,
                     ) -> tuple[SyslogSink, HttpSink, str, dict[str, str]]:
-    """A new channel with a syslog and an HTTP drain, each to a healthy receiver."""
+    """A new channel with a syslog and an HTTP drain, each to a healthy receiver (on a loop of
+    its own: one sharing the node's loop is as slow as the node is busy)."""
     syslog, http = SyslogSink(), HttpSink()
     syslog_port = await sinks.start(syslog.run)
     http_port = await sinks.start(http.run)
@@ -44,8 +45,8 @@ async def receivers(router: Router, sinks: trio.Nursery,
 
 
 async def test_one_large_burst_reaches_healthy_receivers_whole(
-        fast_router: Router, sinks: trio.Nursery) -> None:
-    syslog, http, cid, tokens = await receivers(fast_router, sinks)
+        fast_router: Router, sink_thread: SinkThread) -> None:
+    syslog, http, cid, tokens = await receivers(fast_router, sink_thread)
     await add_drain(fast_router, cid, f"syslog://127.0.0.1:{free_port()}")  # dead beside them
     n = 20_000
     await fast_router.send_tcp(burst(tokens["app"], n))  # ~2.2 MB in one sendall
@@ -61,12 +62,12 @@ async def test_one_large_burst_reaches_healthy_receivers_whole(
 
 
 async def test_bursts_on_several_connections_at_once_reach_a_healthy_receiver_whole(
-        fast_router: Router, sinks: trio.Nursery) -> None:
+        fast_router: Router, sink_thread: SinkThread) -> None:
     """Four connections each send a 5 MB burst to one app at once: its syslog and its HTTP
     drain get every line. (Each read is posted with a round; a round could bring one drain
     more lines at once than its burst buffer holds, and the excess was displaced before any
     feeder had been told to wait: 11,712 of 400,000 lines lost, 216,715 once rounds grew.)"""
-    syslog, http, cid, tokens = await receivers(fast_router, sinks)
+    syslog, http, cid, tokens = await receivers(fast_router, sink_thread)
     n = 50_000
     async with trio.open_nursery() as nursery:
         for tag in "abcd":
