@@ -155,6 +155,8 @@ class Node:
             else:
                 self.auth_key, show_key = resolve_auth_key(s)
                 store = SqliteStore(os.path.join(s.data_dir, CONFIG_DB))
+                if store.read_only is not None:
+                    log.warning("config_read_only", reason=store.read_only)
         except OSError as exc:
             raise ConfigError(f"data dir {s.data_dir}: {exc}") from None
         self._store = store

@@ -148,7 +148,8 @@ class ApiHandler:
         except StoreUnavailable as exc:
             log.warning("store_unavailable", method=request.method, path=request.path, error=str(exc))
             return json_response(503, {"id": "unavailable", "error": "config store unavailable",
-                                       "message": "The config store is unavailable; try again."})
+                                       "message": f"The config store is unavailable: {exc}. "
+                                                  "Try again."})
         except LogrouterError as exc:  # the route's own texts, else the shape of its API
             answer = route.errors.answer(exc) if route.errors is not None else None
             if answer is not None:

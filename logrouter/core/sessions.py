@@ -13,8 +13,12 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from logrouter.errors import StoreUnavailable
+from logrouter.logs import get_logger
 from logrouter.models import SessionRecord, new_session_id
 from logrouter.store.base import ConfigStore
+
+log = get_logger(__name__)
 
 __all__ = ["SessionTable"]
 
@@ -32,6 +36,7 @@ class SessionTable:
         self.lifetime = lifetime
         self.clock = clock
         self.sessions: dict[str, SessionRecord] = {}
+        self._undeleted: set[str] = set()  # forgotten here, still in a store that failed
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -97,7 +102,17 @@ class SessionTable:
         return len(expired)
 
     async def _drop(self, ids: list[str]) -> None:
+        """Forget ``ids`` here, and in the store. A store that cannot delete them now (down,
+        or a full disk) is asked again by the next drop: an expired session is never served."""
         for sid in ids:
             self.sessions.pop(sid, None)
-        if ids:
-            await self.store.delete_sessions(ids)
+        self._undeleted.update(ids)
+        if self._undeleted:
+            try:
+                await self.store.delete_sessions(sorted(self._undeleted))
+            except StoreUnavailable as exc:
+                log.warning("sessions_not_deleted", count=len(self._undeleted), error=str(exc))
+                while len(self._undeleted) > MAX_SESSIONS:  # bounded: a restart skips the rest
+                    self._undeleted.pop()
+                return
+            self._undeleted.clear()

@@ -2,16 +2,32 @@
 
 Writes are small and rare (control-plane calls), so they run inline on the
 event loop; WAL mode keeps each commit to about a millisecond.
+
+A full disk does not keep a node from starting or serving: a config closed
+cleanly is then read as it is (read-only), and each write raises
+:class:`~logrouter.errors.StoreUnavailable` saying the disk is full until there is
+room again; the next write after that reopens the database for writing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
+from urllib.parse import quote
 
-from logrouter.errors import ConfigError
+from logrouter.errors import ConfigError, StoreUnavailable
+from logrouter.logs import get_logger
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
 from logrouter.store.base import ConfigSnapshot
+
+log = get_logger(__name__)
+
+#: Less free space than this on the database's filesystem, and an error from SQLite that is
+#: not plainly "disk full" (it says "disk I/O error" when it cannot size its shared-memory
+#: file), is taken as the disk being full.
+_LOW_ROOM = 1 << 20
 
 __all__ = ["SqliteStore"]
 
@@ -45,10 +61,9 @@ def migrate(db: sqlite3.Connection) -> int:
     Raises:
         ConfigError: the file was written by a newer logrouter (a version this one does not know).
     """
-    version: int = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise ConfigError(f"config database schema version {version} is newer than this "
-                          f"logrouter knows ({SCHEMA_VERSION}); upgrade logrouter")
+    version = _checked_version(db)
+    if version == SCHEMA_VERSION:  # up to date: nothing to write (a full disk could not)
+        return version
     db.execute("BEGIN IMMEDIATE")
     try:
         if version == 0:  # new, or made before versioning: the DDL is IF NOT EXISTS throughout
@@ -68,32 +83,121 @@ def migrate(db: sqlite3.Connection) -> int:
     return version
 
 
+def _checked_version(db: sqlite3.Connection) -> int:
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"config database schema version {version} is newer than this "
+                          f"logrouter knows ({SCHEMA_VERSION}); upgrade logrouter")
+    return version
+
+
+class _NoRoom(Exception):
+    """The database cannot be opened for writing because its disk is full."""
+
+
 class SqliteStore:
     """:class:`~logrouter.store.base.ConfigStore` on one SQLite file."""
 
     def __init__(self, path: str) -> None:
         """Open (or create) the database at ``path`` and bring its schema up to date.
 
+        On a full disk a database closed cleanly opens read-only instead (``read_only`` then
+        says why; see the module's docstring).
+
         Raises:
             ConfigError: the file is not a SQLite database or is damaged (it is left as it
                 is: the config is the node's only copy of its drains and tokens, so the node
-                refuses to start rather than start empty), or a newer logrouter wrote it.
+                refuses to start rather than start empty), a newer logrouter wrote it, or the
+                disk is full and the database cannot be read without writing (changes still in
+                its write-ahead log, a schema to upgrade, a database not yet created).
         """
+        self.path = path
+        #: Why the database is open read-only (the disk is full), or None when it is writable.
+        self.read_only: str | None = None
         if path != ":memory:":  # only this user may read tokens and drain credentials
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self.schema_version = migrate(self._db)
+            self._db = self._open_writable()
+        except _NoRoom as exc:
+            self._db = self._open_read_only(str(exc))
+            self.read_only = str(exc)
+
+    def _open_writable(self) -> sqlite3.Connection:
+        path = self.path
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self.schema_version = migrate(db)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: not damage
-            self._db.close()
+            db.close()
+            if self._no_room(exc):
+                raise _NoRoom(f"cannot write {path}: the disk is full; free some room ({exc})"
+                              ) from None
             raise ConfigError(f"{path}: cannot use the config database: {exc}") from None
         except sqlite3.DatabaseError as exc:
-            self._db.close()
+            db.close()
             raise ConfigError(
                 f"{path}: the config database is damaged or not a SQLite file ({exc}); restore it "
                 f"from a backup, or recover what it holds with `sqlite3 {path} .recover`") from None
+        return db
+
+    def _open_read_only(self, reason: str) -> sqlite3.Connection:
+        """Open the file as it is on disk, writing nothing (SQLite's ``immutable``): right
+        only when no committed change waits in the write-ahead log."""
+        path = self.path
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.getsize(path + "-wal") > 0:
+                raise ConfigError(f"{path}: {reason}; the config's latest changes are still in "
+                                  f"{path}-wal and cannot be read without writing")
+        db = sqlite3.connect(f"file:{quote(path)}?immutable=1", uri=True, isolation_level=None)
+        try:
+            version = _checked_version(db)
+            has_tables = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'channels'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise ConfigError(f"{path}: {reason}; and reading it failed: {exc}") from None
+        if not has_tables or any(MIGRATIONS[v] for v in range(max(version, 1) + 1,
+                                                                SCHEMA_VERSION + 1)):
+            db.close()
+            raise ConfigError(f"{path}: {reason}; the config database must be "
+                              f"{'upgraded' if has_tables else 'created'} first")
+        self.schema_version = SCHEMA_VERSION
+        return db
+
+    def _no_room(self, exc: sqlite3.Error) -> bool:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            return True
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < _LOW_ROOM
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection to write with, in a transaction: committed when the block ends,
+        rolled back if it raises. A write the database cannot take (a full disk, a lock held
+        elsewhere) raises StoreUnavailable, the API's 503."""
+        if self.read_only is not None:
+            try:
+                writable = self._open_writable()
+            except _NoRoom as exc:
+                raise StoreUnavailable(str(exc)) from None
+            self._db.close()
+            self._db, self.read_only = writable, None
+            log.info("config_writable", path=self.path)
+        db = self._db
+        try:
+            with db:
+                db.execute("BEGIN")
+                yield db
+        except sqlite3.OperationalError as exc:
+            if self._no_room(exc):
+                raise StoreUnavailable(f"cannot write {self.path}: the disk is full; "
+                                       f"free some room ({exc})") from None
+            raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
 
     async def load(self) -> ConfigSnapshot:
         db = self._db
@@ -108,56 +212,61 @@ class SqliteStore:
                 "SELECT id, channel_id, num, tail, ps, source, created_at, opened_at FROM sessions")],
         )
 
-    def _incr(self, name: str) -> int:
-        row = self._db.execute(
+    @staticmethod
+    def _incr(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1) "
             "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value", (name,)).fetchone()
         return int(row[0])
 
     async def next_channel_id(self) -> str:
         while True:
-            candidate = str(self._incr("channel_index"))
-            if self._db.execute("SELECT 1 FROM channels WHERE id = ?", (candidate,)).fetchone() is None:
-                return candidate
+            with self._writing() as db:
+                candidate = str(self._incr(db, "channel_index"))
+                if db.execute("SELECT 1 FROM channels WHERE id = ?", (candidate,)).fetchone() is None:
+                    return candidate
 
     async def put_channel(self, channel: ChannelRecord, tokens: list[TokenRecord]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        with self._writing() as db:
+            db.execute(
                 "INSERT INTO channels (id, name, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
                 (channel.id, channel.name, channel.created_at))
-            self._db.executemany("INSERT INTO tokens (token, channel_id, name) VALUES (?, ?, ?)",
-                                 [(t.token, t.channel_id, t.name) for t in tokens])
+            db.executemany("INSERT INTO tokens (token, channel_id, name) VALUES (?, ?, ?)",
+                           [(t.token, t.channel_id, t.name) for t in tokens])
 
     async def delete_channel(self, channel_id: str) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
+        with self._writing() as db:
             for table in ("tokens", "drains", "sessions"):
-                self._db.execute(f"DELETE FROM {table} WHERE channel_id = ?", (channel_id,))
-            self._db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
+                db.execute(f"DELETE FROM {table} WHERE channel_id = ?", (channel_id,))
+            db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
 
     async def put_token(self, token: TokenRecord) -> None:
-        self._db.execute("INSERT INTO tokens (token, channel_id, name) VALUES (?, ?, ?)",
-                         (token.token, token.channel_id, token.name))
+        with self._writing() as db:
+            db.execute("INSERT INTO tokens (token, channel_id, name) VALUES (?, ?, ?)",
+                       (token.token, token.channel_id, token.name))
 
     async def delete_token(self, token: str) -> None:
-        self._db.execute("DELETE FROM tokens WHERE token = ?", (token,))
+        with self._writing() as db:
+            db.execute("DELETE FROM tokens WHERE token = ?", (token,))
 
     async def create_drain(self, channel_id: str, token: str, url: str | None,
                            now: float) -> DrainRecord:
-        drain_id = self._incr("drain_index")
-        self._db.execute(
-            "INSERT INTO drains (id, channel_id, token, url, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (drain_id, channel_id, token, url, now, now))
+        with self._writing() as db:
+            drain_id = self._incr(db, "drain_index")
+            db.execute(
+                "INSERT INTO drains (id, channel_id, token, url, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (drain_id, channel_id, token, url, now, now))
         return DrainRecord(drain_id, channel_id, token, url, now, now)
 
     async def update_drain(self, drain: DrainRecord) -> None:
-        self._db.execute("UPDATE drains SET url = ?, updated_at = ? WHERE id = ?",
-                         (drain.url, drain.updated_at, drain.id))
+        with self._writing() as db:
+            db.execute("UPDATE drains SET url = ?, updated_at = ? WHERE id = ?",
+                       (drain.url, drain.updated_at, drain.id))
 
     async def delete_drain(self, drain_id: int) -> None:
-        self._db.execute("DELETE FROM drains WHERE id = ?", (drain_id,))
+        with self._writing() as db:
+            db.execute("DELETE FROM drains WHERE id = ?", (drain_id,))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         r = self._db.execute(
@@ -166,14 +275,23 @@ class SqliteStore:
         return SessionRecord(r[0], r[1], r[2], bool(r[3]), *r[4:]) if r else None
 
     async def put_session(self, session: SessionRecord, ttl: float = 0.0) -> None:
+        """Save ``session`` if the disk can take it. A session is served from this node's
+        memory; its row only carries it across a restart, so ``logs`` keeps working on a full
+        disk (the write that failed is logged)."""
         s = session
-        self._db.execute(
-            "INSERT OR REPLACE INTO sessions (id, channel_id, num, tail, ps, source, created_at, "
-            "opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (s.id, s.channel_id, s.num, int(s.tail), s.ps, s.source, s.created_at, s.opened_at))
+        try:
+            with self._writing() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO sessions (id, channel_id, num, tail, ps, source, "
+                    "created_at, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (s.id, s.channel_id, s.num, int(s.tail), s.ps, s.source, s.created_at,
+                     s.opened_at))
+        except StoreUnavailable as exc:
+            log.warning("session_not_saved", session=s.id, error=str(exc))
 
     async def delete_sessions(self, session_ids: list[str]) -> None:
-        self._db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in session_ids])
+        with self._writing() as db:
+            db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in session_ids])
 
     async def aclose(self) -> None:
         self._db.close()

@@ -9,7 +9,6 @@ import pytest
 
 from logrouter.errors import ConfigError
 from logrouter.store.sqlite import _SCHEMA, SCHEMA_VERSION, SqliteStore
-from tests.helpers import fill_disk
 
 
 def test_a_new_database_gets_the_current_version(tmp_path: Path) -> None:
@@ -69,15 +68,3 @@ def test_a_damaged_database_is_refused_with_a_clear_error(tmp_path: Path, conten
     with pytest.raises(ConfigError, match=r"config\.sqlite3.*damaged"):
         SqliteStore(str(path))
     assert path.read_bytes() == content
-
-
-def test_a_full_disk_is_named_as_the_reason_the_store_cannot_open(small_disk: Path) -> None:
-    """A node killed with its WAL not checkpointed, restarted on a full disk: the error says
-    the disk is full (it said "cannot rollback - no transaction is active")."""
-    path = str(small_disk / "config.sqlite3")
-    before = SqliteStore(path)  # kept open: its -wal and -shm stay, as after a kill -9
-    before._db.execute("INSERT INTO counters VALUES ('x', 1)")
-    fill_disk(small_disk)
-    with pytest.raises(ConfigError, match="cannot use the config database: database or disk is full"):
-        SqliteStore(path)
-    before._db.close()
