@@ -57,6 +57,9 @@ CONFIG_DB = "config.sqlite3"
 KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
 
+#: The signals that stop a node (and a worker supervisor) gracefully.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def resolve_auth_key(settings: Settings) -> tuple[str, bool | None]:
     """The API key: the setting, else the data dir's key file, else a new one saved there.
@@ -401,9 +404,10 @@ class Node:
 
     async def _watch_signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
                              ) -> None:
-        """Begin the graceful shutdown on the first SIGINT or SIGTERM, then give the signals
-        back to their default action."""
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        """Begin the graceful shutdown on the first SIGINT, SIGTERM or SIGHUP (the terminal
+        `serve` ran in went away: its default action ended the process with nothing saved),
+        then give the signals back to their default action."""
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
             async for signum in signals:
                 log.info("signal", signal=signal.Signals(signum).name)

@@ -26,6 +26,7 @@ import trio
 
 from logrouter.data_dir import lock_data_dir
 from logrouter.logs import get_logger
+from logrouter.node import STOP_SIGNALS
 from logrouter.settings import SETTINGS, Settings
 
 __all__ = ["run_workers"]
@@ -110,7 +111,8 @@ class _Supervisor:
 
 
 async def run_workers(settings: Settings, announce: Callable[[str], None]) -> int:
-    """Run ``settings.workers`` supervised node processes until SIGINT/SIGTERM; return 0.
+    """Run ``settings.workers`` supervised node processes until SIGINT, SIGTERM or SIGHUP;
+    return 0.
 
     Raises:
         ConfigError: another process holds the data dir.
@@ -125,7 +127,7 @@ async def run_workers(settings: Settings, announce: Callable[[str], None]) -> in
             reserved.append(sock)
             ports[name] = sock.getsockname()[1]
         supervisor = _Supervisor(settings, announce)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async with trio.open_nursery() as nursery:
                 for worker in range(settings.workers):
                     nursery.start_soon(supervisor.supervise, worker, ports)

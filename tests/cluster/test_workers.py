@@ -102,6 +102,34 @@ def test_two_workers_share_ports_and_state_and_restart(redis_server: RedisServer
     assert "at=worker_exit worker=" in (tmp_path / "stderr.txt").read_text()
 
 
+def test_a_hangup_stops_the_workers_with_their_supervisor(redis_server: RedisServer,
+                                                           tmp_path: Path) -> None:
+    """SIGHUP to the supervisor ended it at once and left its workers running, orphaned,
+    holding the ports. It stops the workers and then itself, as SIGTERM does."""
+    env = {**os.environ, "LOGROUTER_AUTH_KEY": "wk", "LOGROUTER_REDIS_URL": redis_server.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logrouter", "serve", "--workers", "2", "--bind", "127.0.0.1",
+         "--syslog-port", "0", "--logs-port", "0", "--api-port", "0", "--data-dir", str(tmp_path / "d")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = children(proc.pid)
+            time.sleep(0.05)
+        assert len(workers) == 2
+        time.sleep(1.0)  # the workers are up and handling signals
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=20) == 0
+        assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+    finally:
+        for pid in workers:
+            if os.path.exists(f"/proc/{pid}"):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_workers_without_redis_is_refused(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGROUTER_")}
     result = subprocess.run([sys.executable, "-m", "logrouter", "serve", "--workers", "2"], env=env,

@@ -89,6 +89,27 @@ def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None
         assert proc.wait(timeout=15) == 0
 
 
+def test_a_hangup_stops_the_node_as_sigterm_does(tmp_path: Path) -> None:
+    """SIGHUP (the terminal or SSH session `logrouter serve` ran in went away, `kill -HUP`)
+    ended the process at once: no history saved, drains not flushed. It is a graceful stop."""
+    proc, ports, key = start(tmp_path, {})
+    try:
+        import json
+
+        created = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
+                                  f"http://127.0.0.1:{ports['api']}/channels", "-d",
+                                  '{"name":"hup","tokens":["app"]}'))
+        subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
+                        "-P", str(ports["syslog"]), "-t", created["tokens"]["app"],
+                        "before the hangup"], check=True)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGHUP)
+        code = proc.wait(timeout=15)
+    assert code == 0
+    assert b"before the hangup" in (tmp_path / ".logrouter" / "history.msgpack").read_bytes()
+
+
 def test_bad_settings_exit_2_with_a_clear_message(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "logrouter", "serve", "--syslog-port", "x"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=30)
