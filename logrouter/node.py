@@ -26,8 +26,8 @@ from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.control import Control, Limits
 from logrouter.core.channels import ChannelTable
-from logrouter.core.history import HistoryCompactor
-from logrouter.core.history_file import load_histories, save_histories
+from logrouter.core.history import HistoryCompactor, Saved
+from logrouter.core.history_file import load_histories, save_histories, write_histories
 from logrouter.core.history_view import HistoryView, LocalHistory, SharedHistory
 from logrouter.core.sessions import SessionTable
 from logrouter.core.tail import TailHubs
@@ -56,6 +56,9 @@ HISTORY_FILE = "history.msgpack"
 CONFIG_DB = "config.sqlite3"
 KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
+
+#: Channels whose history state is taken in one turn of the event loop for a save.
+SAVE_SLICE = 1000
 
 #: The signals that stop a node (and a worker supervisor) gracefully.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -350,10 +353,12 @@ class Node:
             task_status.started(dict(self.addresses))
             async with trio.open_nursery() as background:
                 background.start_soon(self._sweep_sessions, sessions)
-                if not s.redis_url:  # cluster nodes keep no ring to compress
+                if not s.redis_url:  # cluster nodes keep no ring to compress or save
                     background.start_soon(HistoryCompactor(
                         lambda: [c.history for c in self.table.channels.values()],
                         s.history_compact_after, s.history_raw_bytes).run)
+                    if s.history_save_interval > 0:
+                        background.start_soon(self._save_history_every, s.history_save_interval)
                 await self._stop.wait()
                 background.cancel_scope.cancel()
             signal_scope.cancel()  # a second signal during the shutdown ends the process
@@ -413,6 +418,37 @@ class Node:
                 log.info("signal", signal=signal.Signals(signum).name)
                 self.request_stop()
                 return
+
+    async def _save_history_every(self, interval: float) -> None:
+        """Save every channel's history each ``interval`` seconds in which lines came in, so a
+        crash loses at most that much. What is saved is taken on the event loop a slice of
+        channels at a time (a history's state is references to bytes: nothing is copied) and
+        written by a worker thread while ingest goes on."""
+        path = os.path.join(self.settings.data_dir, HISTORY_FILE)
+        saved_mark: tuple[int, int] | None = None
+        while True:
+            await trio.sleep(interval)
+            channels = list(self.table.channels.values())
+            mark = (len(channels), sum(c.history.seq for c in channels))
+            if mark == saved_mark:
+                continue
+            state: dict[str, Saved] = {}
+            lines = 0
+            for i in range(0, len(channels), SAVE_SLICE):
+                for channel in channels[i:i + SAVE_SLICE]:
+                    if n := len(channel.history):
+                        state[channel.id] = channel.history.saved()
+                        lines += n
+                await trio.sleep(0)
+            started = trio.current_time()
+            try:
+                await trio.to_thread.run_sync(write_histories, path, state)
+            except OSError as exc:
+                log.error("history_save_failed", path=path, error=str(exc))
+                continue
+            saved_mark = mark
+            log.info("history_saved", lines=lines, path=path,
+                     seconds=round(trio.current_time() - started, 3))
 
     def _save_history(self) -> None:
         path = os.path.join(self.settings.data_dir, HISTORY_FILE)

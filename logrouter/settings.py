@@ -68,6 +68,9 @@ class Settings:
     history_raw_bytes: int = _opt(
         64 << 20, "uncompressed history a node aims to keep (estimated); past it the channels "
         "holding most are compressed too, all out past 16 times it (0 = no limit)")
+    history_save_interval: float = _opt(
+        300.0, "seconds between saves of the history while lines come in (a crash loses at most "
+        "this much; it is also saved at shutdown; 0 = at shutdown only)")
     tail_buffer_lines: int = _opt(1024, "lines a slow tail client may fall behind (L11)")
     max_frame_bytes: int = _opt(10240, "largest syslog frame accepted")
     max_body_bytes: int = _opt(8 * 1024 * 1024, "largest POST /logs body (decoded); 413 past it")
@@ -191,7 +194,8 @@ def _validate(values: dict[str, Any]) -> None:
                      "http_drain_batch_bytes"):
         if values[positive] < 1:
             raise ConfigError(f"{positive} must be at least 1, got {values[positive]}")
-    for not_negative in ("history_compact_after", "history_raw_bytes", "drain_spool_bytes"):
+    for not_negative in ("history_compact_after", "history_raw_bytes", "history_save_interval",
+                         "drain_spool_bytes"):
         if values[not_negative] < 0:
             raise ConfigError(f"{not_negative} must not be negative, got {values[not_negative]}")
     if values["workers"] < 1:

@@ -1,4 +1,5 @@
-"""The history file: every channel's history saved on shutdown and read back on start.
+"""The history file: every channel's history saved on shutdown (and every
+``history_save_interval`` while running) and read back on start.
 
 One msgpack map in ``<data_dir>/history.msgpack``: channel id → what
 :meth:`~logrouter.core.history.History.saved` returns (compressed chunks kept as they are),
@@ -7,13 +8,15 @@ replaced atomically.
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import msgpack
 
 from logrouter.core.history import CHUNK_LINES, Chunk, History, Saved
 from logrouter.data_dir import replace_file
 from logrouter.protocol.chunkfmt import looks_like_chunk
 
-__all__ = ["Saved", "load_histories", "save_histories"]
+__all__ = ["Saved", "load_histories", "save_histories", "write_histories"]
 
 
 def save_histories(path: str, histories: dict[str, History]) -> int:
@@ -24,9 +27,27 @@ def save_histories(path: str, histories: dict[str, History]) -> int:
         OSError: it could not be written (the file saved before stays; nothing is left
             half-written beside it).
     """
-    payload = {cid: h.saved() for cid, h in histories.items() if len(h)}
-    replace_file(path, lambda fh: msgpack.pack(payload, fh, use_bin_type=True))
+    write_histories(path, {cid: h.saved() for cid, h in histories.items() if len(h)})
     return sum(len(h) for h in histories.values())
+
+
+def write_histories(path: str, saved: dict[str, Saved]) -> None:
+    """Write ``saved`` (channel id → :meth:`History.saved`) to ``path`` as :func:`save_histories`
+    does, a channel at a time (no copy of the whole file in memory). What ``saved`` holds never
+    changes (lines and chunks are bytes), so a worker thread may write it while the histories
+    take new lines.
+
+    Raises:
+        OSError: as for :func:`save_histories`.
+    """
+    def write(fh: BinaryIO) -> None:
+        packer = msgpack.Packer(use_bin_type=True)
+        fh.write(packer.pack_map_header(len(saved)))
+        for cid, state in saved.items():
+            fh.write(packer.pack(cid))
+            fh.write(packer.pack(state))
+
+    replace_file(path, write)
 
 
 def load_histories(path: str) -> dict[str, Saved]:

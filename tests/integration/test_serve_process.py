@@ -110,6 +110,39 @@ def test_a_hangup_stops_the_node_as_sigterm_does(tmp_path: Path) -> None:
     assert b"before the hangup" in (tmp_path / ".logrouter" / "history.msgpack").read_bytes()
 
 
+def test_history_saved_while_running_survives_a_kill(tmp_path: Path) -> None:
+    """History was saved only at a graceful stop: a `kill -9`, an OOM kill or a power cut lost
+    every app's history since the start. It is saved every `history_save_interval` too."""
+    proc, ports, key = start(tmp_path, {"LOGROUTER_HISTORY_SAVE_INTERVAL": "0.5"})
+    try:
+        import json
+
+        created = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
+                                  f"http://127.0.0.1:{ports['api']}/channels", "-d",
+                                  '{"name":"killed","tokens":["app"]}'))
+        subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
+                        "-P", str(ports["syslog"]), "-t", created["tokens"]["app"],
+                        "before the kill"], check=True)
+        saved = tmp_path / ".logrouter" / "history.msgpack"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+                saved.exists() and b"before the kill" in saved.read_bytes()):
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+
+    proc, ports, _ = start(tmp_path, {})
+    try:
+        session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
+                                  f"http://127.0.0.1:{ports['api']}/v2/sessions", "-d",
+                                  json.dumps({"channel_id": str(created["channel_id"])})))
+        assert "before the kill" in curl(session["url"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
 def test_bad_settings_exit_2_with_a_clear_message(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "logrouter", "serve", "--syslog-port", "x"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=30)
