@@ -38,6 +38,9 @@ __all__ = ["HttpDrain"]
 
 USER_AGENT = f"logrouter/{__version__}"
 _IDLE_REUSE = 60.0  # seconds a kept-alive connection is trusted before reconnecting
+#: A request in flight this long without an answer counts as waiting on the receiver (a healthy
+#: one on loopback answers in about a millisecond).
+RESPONSE_GRACE = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +63,17 @@ class HttpDrain(Drain):
 
     @property
     def receiver_bound(self) -> bool:
-        """Waiting on the receiver: not connected, failing, or a request in flight whose
-        response has not arrived. A response sitting unread in the socket, or no request in
-        flight at all, means the drain only waits for its turn on this router's CPU."""
+        """Waiting on the receiver: not connected, failing, or a request in flight for
+        ``RESPONSE_GRACE`` or longer whose response has not arrived. A response sitting unread
+        in the socket, no request in flight at all, or one just sent (a drain turning over on
+        a busy router has nearly always just sent one when a feeder looks, and a receiver
+        cannot have answered yet) means the drain only waits for its turn on this router's
+        CPU."""
         conn = self._conn
         if conn is None or self._failing:
             return True
-        return conn.in_flight and not conn.response_arrived()
+        return (conn.in_flight and trio.current_time() - conn.sent_at >= RESPONSE_GRACE
+                and not conn.response_arrived())
 
     async def deliver_forever(self) -> None:
         batch: _Batch | None = None

@@ -55,6 +55,7 @@ class HttpConnection:
         self.used_at = self.opened_at
         self.usable = True
         self.in_flight = False  # a request sent and its response not read yet
+        self.sent_at = 0.0  # trio time the last request began to be sent
 
     def response_arrived(self) -> bool:
         """Whether the receiver's answer (or its close) is waiting in the kernel, unread: the
@@ -82,6 +83,7 @@ class HttpConnection:
         """
         self.usable = False
         self.in_flight = True
+        self.sent_at = trio.current_time()
         try:
             return await self._exchange(data)
         finally:

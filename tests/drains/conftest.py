@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
 from logrouter.node import Node
 from tests.conftest import Router, make_settings
+from tests.drains.sink_process import SinkProcess
 
 FAST = dict(drain_backoff_initial=0.05, drain_backoff_max=0.2, http_drain_connect_timeout=0.5,
             http_drain_response_timeout=0.5, syslog_drain_send_timeout=0.5)
@@ -31,45 +30,12 @@ def sinks(nursery: trio.Nursery) -> trio.Nursery:
     return nursery
 
 
-class SinkThread:
-    """Receivers on a trio loop of their own, in a thread: a node under test that keeps its
-    loop busy (a burst in pure Python) cannot starve them as it starves receivers on its own
-    loop, so they answer as a healthy receiver on another machine would."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._nursery: trio.Nursery | None = None
-        self._thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    async def _main(self) -> None:
-        async with trio.open_nursery() as nursery:
-            self._token, self._nursery = trio.lowlevel.current_trio_token(), nursery
-            self._ready.set()
-            await trio.sleep_forever()
-
-    async def start(self, run: Callable[..., Awaitable[Any]]) -> int:
-        """Start ``run`` (a sink's ``run``) on the thread's loop; return the port it reports."""
-        assert self._nursery is not None
-        port: int = await trio.to_thread.run_sync(
-            lambda: trio.from_thread.run(self._nursery.start, run,  # type: ignore[union-attr]
-                                         trio_token=self._token))
-        return port
-
-    def stop(self) -> None:
-        assert self._nursery is not None
-        trio.from_thread.run_sync(self._nursery.cancel_scope.cancel, trio_token=self._token)
-        self._thread.join(10)
-
-
 @pytest.fixture
-def sink_thread() -> Iterator[SinkThread]:
-    """Receivers on their own loop in a thread, stopped after the test."""
-    thread = SinkThread()
-    yield thread
-    thread.stop()
+def sink_process(tmp_path: Path) -> Iterator[SinkProcess]:
+    """A healthy syslog and HTTP receiver in a process of their own, stopped after the test."""
+    sinks = SinkProcess(tmp_path / "received")
+    yield sinks
+    sinks.stop()
 
 
 async def add_drain(router: Router, cid: str, url: str) -> dict[str, object]:

@@ -67,9 +67,11 @@ class Received:
 @dataclass
 class HttpSink:
     """An HTTP receiver whose answers follow a script: a status per request
-    (the last repeats), or ``"hang"`` (never answer) / ``"garbage"`` (not HTTP)."""
+    (the last repeats), or ``"hang"`` (never answer) / ``"garbage"`` (not HTTP); each
+    answer after ``delay`` seconds."""
 
     script: list[int | str] = field(default_factory=lambda: [200])
+    delay: float = 0.0  # seconds each answer takes: a receiver slower than its input
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     connections: int = 0
@@ -123,6 +125,8 @@ class HttpSink:
                         await stream.send_all(b"\x00\x01 this is not http\r\n\r\n")
                         return
                     assert isinstance(step, int)
+                    if self.delay:
+                        await trio.sleep(self.delay)
                     extra = b"Retry-After: 0\r\n" if step == 429 else b""
                     body = b"" if step == 204 else b"Content-Length: 2\r\n"
                     await stream.send_all(b"HTTP/1.1 %d X\r\n%s%s\r\n%s" % (

@@ -168,7 +168,7 @@ def test_a_drain_that_keeps_up_with_its_receiver_is_never_marked_slow_by_a_busy_
 def test_an_http_drain_is_receiver_bound_only_while_its_receiver_owes_an_answer() -> None:
     import socket
 
-    from drains.http_drain import HttpDrain
+    from drains.http_drain import RESPONSE_GRACE, HttpDrain
     from logrouter.transport.httpclient import HttpConnection
 
     async def main() -> None:
@@ -178,7 +178,9 @@ def test_an_http_drain_is_receiver_bound_only_while_its_receiver_owes_an_answer(
         ours, theirs = socket.socketpair()
         d._conn = conn = HttpConnection(trio.SocketStream(trio.socket.from_stdlib_socket(ours)))
         assert not d.receiver_bound  # connected, nothing in flight: waiting for its turn
-        conn.in_flight = True
+        conn.in_flight, conn.sent_at = True, trio.current_time()
+        assert not d.receiver_bound  # just sent: the receiver cannot have answered yet
+        await trio.sleep(RESPONSE_GRACE)
         assert d.receiver_bound  # the receiver has not answered
         theirs.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
         assert not d.receiver_bound  # it has: the answer waits for this router to read it
