@@ -38,8 +38,10 @@ __all__ = ["HttpDrain"]
 
 USER_AGENT = f"logrouter/{__version__}"
 _IDLE_REUSE = 60.0  # seconds a kept-alive connection is trusted before reconnecting
-#: A request in flight this long without an answer counts as waiting on the receiver (a healthy
-#: one on loopback answers in about a millisecond).
+#: A request in flight this long without an answer counts as waiting on the receiver. A healthy
+#: receiver nearby answers in a millisecond or two, several more beside a saturated router: with
+#: 5 ms S3 flat out still lost lines, with 20 ms none (bench/RESULTS.md). The price: a receiver
+#: answering every batch within it is never found slow, and feeds its app at its own pace.
 RESPONSE_GRACE = 0.02
 
 
