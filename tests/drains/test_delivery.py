@@ -171,23 +171,33 @@ async def send_paced(router: Router, token: str, total: int, per_second: int) ->
     return trio.current_time() - start
 
 
-async def test_a_slow_receiver_loses_only_its_own_lines_and_says_how_many(
-        fast_router: Router, sinks: trio.Nursery) -> None:
-    slow, fast = SlowSyslogSink(rate=200_000), SyslogSink()
+async def slow_beside_fast(router: Router, sinks: trio.Nursery, slow: SyslogSink | HttpSink,
+                           scheme: str, total: int) -> tuple[str, dict[str, object]]:
+    """A channel with a drain to ``slow`` and a syslog drain to a healthy receiver; ``total``
+    lines sent at 20,000 a second. Checks that the slow receiver held ingest back at most the
+    budget and that the healthy one got every line; returns the channel id and the slow drain."""
+    fast = SyslogSink()
     slow_port = await sinks.start(slow.run)
     fast_port = await sinks.start(fast.run)
-    cid, tokens = await fast_router.create_channel()
-    slow_drain = await add_drain(fast_router, cid, f"syslog://127.0.0.1:{slow_port}")
-    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{fast_port}")
-    total = 60_000  # 20 k lines/s for 3 s, ~2.2 MB/s, to a receiver reading 200 KB/s
-    took = await send_paced(fast_router, tokens["app"], total, 20_000)
-    assert took < 3.0 + 2 * fast_router.node.settings.drain_backpressure_max + 1.0
+    cid, tokens = await router.create_channel()
+    slow_drain = await add_drain(router, cid, f"{scheme}://127.0.0.1:{slow_port}/")
+    await add_drain(router, cid, f"syslog://127.0.0.1:{fast_port}")
+    took = await send_paced(router, tokens["app"], total, 20_000)
+    assert took < total / 20_000 + 2 * router.node.settings.drain_backpressure_max + 1.0
 
     async def fast_has_all() -> bool:
         return len(syslog_lines(fast)) >= total
 
     await eventually(fast_has_all)
     assert not any(b"Error L10" in f for f in fast.frames)
+    return cid, slow_drain
+
+
+async def test_a_slow_receiver_loses_only_its_own_lines_and_says_how_many(
+        fast_router: Router, sinks: trio.Nursery) -> None:
+    slow = SlowSyslogSink(rate=200_000)  # 20 k lines/s for 3 s is ~2.2 MB/s
+    total = 60_000
+    cid, slow_drain = await slow_beside_fast(fast_router, sinks, slow, "syslog", total)
 
     async def slow_settled() -> bool:
         st = await drain_status(fast_router, cid, slow_drain["id"])
@@ -213,20 +223,9 @@ async def test_a_slow_http_receiver_is_found_slow_and_its_losses_reported(
     20,000 lines a second: its drain is found slow (a request it has not answered is the
     receiver's doing, after the first ``RESPONSE_GRACE``), ingest is held back at most the
     budget, and every line is delivered or reported by L10."""
-    slow, fast = HttpSink(delay=0.3), SyslogSink()
-    slow_port = await sinks.start(slow.run)
-    fast_port = await sinks.start(fast.run)
-    cid, tokens = await fast_router.create_channel()
-    slow_drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{slow_port}/")
-    await add_drain(fast_router, cid, f"syslog://127.0.0.1:{fast_port}")
+    slow = HttpSink(delay=0.3)
     total = 60_000
-    took = await send_paced(fast_router, tokens["app"], total, 20_000)
-    assert took < 3.0 + 2 * fast_router.node.settings.drain_backpressure_max + 1.0
-
-    async def fast_has_all() -> bool:
-        return len(syslog_lines(fast)) >= total
-
-    await eventually(fast_has_all)
+    cid, slow_drain = await slow_beside_fast(fast_router, sinks, slow, "http", total)
 
     def reported() -> int:
         return sum(int(m.group(1)) for req in slow.requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,17 @@ def curl(*args: str) -> str:
                           capture_output=True, text=True).stdout
 
 
+def app_with_a_line(ports: dict[str, int], key: str, name: str, message: str) -> dict[str, Any]:
+    """Create app ``name`` over the API and send it ``message`` with `logger`; return what the
+    API answered (``channel_id``, ``tokens``)."""
+    created: dict[str, Any] = json.loads(curl(
+        "-H", f"Authorization: Bearer {key}", "-X", "POST",
+        f"http://127.0.0.1:{ports['api']}/channels", "-d", json.dumps({"name": name, "tokens": ["app"]})))
+    subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
+                    "-P", str(ports["syslog"]), "-t", created["tokens"]["app"], message], check=True)
+    return created
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl missing")
 def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None:
     proc, ports, key = start(tmp_path, {})
@@ -53,7 +66,6 @@ def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None
         api = f"http://127.0.0.1:{ports['api']}"
         out = curl("-H", f"Authorization: {basic('', key)}", "-X", "POST", f"{api}/channels",
                    "-d", '{"name":"demo","tokens":["app"]}')
-        import json
         created = json.loads(out)
         token = created["tokens"]["app"]
         subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
@@ -94,14 +106,7 @@ def test_a_hangup_stops_the_node_as_sigterm_does(tmp_path: Path) -> None:
     ended the process at once: no history saved, drains not flushed. It is a graceful stop."""
     proc, ports, key = start(tmp_path, {})
     try:
-        import json
-
-        created = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
-                                  f"http://127.0.0.1:{ports['api']}/channels", "-d",
-                                  '{"name":"hup","tokens":["app"]}'))
-        subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
-                        "-P", str(ports["syslog"]), "-t", created["tokens"]["app"],
-                        "before the hangup"], check=True)
+        app_with_a_line(ports, key, "hup", "before the hangup")
         time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGHUP)
@@ -115,14 +120,7 @@ def test_history_saved_while_running_survives_a_kill(tmp_path: Path) -> None:
     every app's history since the start. It is saved every `history_save_interval` too."""
     proc, ports, key = start(tmp_path, {"LOGROUTER_HISTORY_SAVE_INTERVAL": "0.5"})
     try:
-        import json
-
-        created = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
-                                  f"http://127.0.0.1:{ports['api']}/channels", "-d",
-                                  '{"name":"killed","tokens":["app"]}'))
-        subprocess.run(["logger", "--tcp", "--octet-count", "--rfc5424", "-n", "127.0.0.1",
-                        "-P", str(ports["syslog"]), "-t", created["tokens"]["app"],
-                        "before the kill"], check=True)
+        created = app_with_a_line(ports, key, "killed", "before the kill")
         saved = tmp_path / ".logrouter" / "history.msgpack"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (
