@@ -58,6 +58,14 @@ def app_with_a_line(ports: dict[str, int], key: str, name: str, message: str) ->
     return created
 
 
+def session_text(ports: dict[str, int], key: str, channel_id: object) -> str:
+    """What a new (non-tail) log session of the channel reads."""
+    session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
+                              f"http://127.0.0.1:{ports['api']}/v2/sessions", "-d",
+                              json.dumps({"channel_id": str(channel_id)})))
+    return curl(session["url"])
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl missing")
 def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None:
     proc, ports, key = start(tmp_path, {})
@@ -91,11 +99,7 @@ def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None
         shown = subprocess.run([sys.executable, "-m", "logrouter", "key"], cwd=tmp_path,
                                capture_output=True, text=True, timeout=30)
         assert shown.returncode == 0 and shown.stdout.strip() == key
-        api = f"http://127.0.0.1:{ports['api']}"
-        session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
-                                  f"{api}/v2/sessions", "-d",
-                                  json.dumps({"channel_id": str(created["channel_id"])})))
-        assert "hello from logger" in curl(session["url"])
+        assert "hello from logger" in session_text(ports, key, created["channel_id"])
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
@@ -132,10 +136,7 @@ def test_history_saved_while_running_survives_a_kill(tmp_path: Path) -> None:
 
     proc, ports, _ = start(tmp_path, {})
     try:
-        session = json.loads(curl("-H", f"Authorization: Bearer {key}", "-X", "POST",
-                                  f"http://127.0.0.1:{ports['api']}/v2/sessions", "-d",
-                                  json.dumps({"channel_id": str(created["channel_id"])})))
-        assert "before the kill" in curl(session["url"])
+        assert "before the kill" in session_text(ports, key, created["channel_id"])
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
