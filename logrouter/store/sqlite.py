@@ -183,7 +183,7 @@ class SqliteStore:
         if self.read_only is not None:
             try:
                 writable = self._open_writable()
-            except _NoRoom as exc:
+            except (_NoRoom, ConfigError) as exc:  # still full, or something else wrong now
                 raise StoreUnavailable(str(exc)) from None
             self._db.close()
             self._db, self.read_only = writable, None
