@@ -170,7 +170,12 @@ class SpoolQueue:
         """More undelivered lines wait in memory for the disk than ``memory_lines``: a
         feeder should let the spooler write them before it pushes more (past the memory's
         hard bound the oldest of them would be dropped)."""
-        return self._next - max(self._persisted, self._acked, self._mem_seq) > self.memory_lines
+        return self._next - self._unwritten_from > self.memory_lines
+
+    @property
+    def _unwritten_from(self) -> int:
+        """The first line neither on disk, nor delivered, nor dropped from memory."""
+        return max(self._persisted, self._acked, self._mem_seq)
 
     def when_written(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time lines reach the disk (a feeder waiting for the disk
@@ -377,7 +382,7 @@ class SpoolQueue:
         (unless ``everything``) already waiting at the previous flush: a line delivered
         within one flush interval of its arrival is never written."""
         ripe, self._ripe = self._ripe, self._next
-        start = max(self._persisted, self._acked, self._mem_seq)
+        start = self._unwritten_from
         end = self._next if everything or len(self._mem) > self.memory_lines else ripe
         if start >= end:
             return start, []
@@ -402,7 +407,7 @@ class SpoolQueue:
         """Give up the lines neither delivered nor on disk (shutdown, after the last write
         failed): count them lost (the ledger carries the loss to the next run) and return how
         many."""
-        start = max(self._persisted, self._acked, self._mem_seq)
+        start = self._unwritten_from
         lost = max(0, self._next - start)
         if lost:
             self._persisted = self._next

@@ -131,9 +131,8 @@ class SqliteStore:
             self.schema_version = migrate(db)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: not damage
             db.close()
-            if self._no_room(exc):
-                raise _NoRoom(f"cannot write {path}: the disk is full; free some room ({exc})"
-                              ) from None
+            if (full := self._disk_full(exc)) is not None:
+                raise _NoRoom(full) from None
             raise ConfigError(f"{path}: cannot use the config database: {exc}") from None
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -166,14 +165,16 @@ class SqliteStore:
         self.schema_version = SCHEMA_VERSION
         return db
 
-    def _no_room(self, exc: sqlite3.Error) -> bool:
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
-            return True
-        try:
-            st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
-        except OSError:
-            return False
-        return st.f_bavail * st.f_frsize < _LOW_ROOM
+    def _disk_full(self, exc: sqlite3.Error) -> str | None:
+        """What to say when ``exc`` is the disk being full, else None."""
+        full = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+        if not full:
+            try:
+                st = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            except OSError:
+                return None
+            full = st.f_bavail * st.f_frsize < _LOW_ROOM
+        return f"cannot write {self.path}: the disk is full; free some room ({exc})" if full else None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -194,9 +195,8 @@ class SqliteStore:
                 db.execute("BEGIN")
                 yield db
         except sqlite3.OperationalError as exc:
-            if self._no_room(exc):
-                raise StoreUnavailable(f"cannot write {self.path}: the disk is full; "
-                                       f"free some room ({exc})") from None
+            if (full := self._disk_full(exc)) is not None:
+                raise StoreUnavailable(full) from None
             raise StoreUnavailable(f"cannot write {self.path}: {exc}") from None
 
     async def load(self) -> ConfigSnapshot:

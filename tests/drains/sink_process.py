@@ -90,7 +90,7 @@ async def _serve(directory: Path) -> None:
         syslog_port = await nursery.start(syslog.run)
         http_port = await nursery.start(http.run)
         print(syslog_port, http_port, flush=True)
-        written = {"requests": 0}
+        written_requests = 0
         written_frames: list[int] = []
         with open(directory / "http.bin", "ab") as http_out:
             while True:
@@ -103,12 +103,12 @@ async def _serve(directory: Path) -> None:
                         with open(directory / f"syslog-{i:04d}.bin", "ab") as out:
                             out.write(b"".join(b"%d %s" % (len(f), f) for f in new))
                         written_frames[i] += len(new)
-                new_requests = http.requests[written["requests"]:]
+                new_requests = http.requests[written_requests:]
                 if new_requests:
                     http_out.write(b"".join(b"%d\n%s" % (len(r.body), r.body)
                                             for r in new_requests))
                     http_out.flush()
-                    written["requests"] += len(new_requests)
+                    written_requests += len(new_requests)
 
 
 if __name__ == "__main__":
