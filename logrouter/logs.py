@@ -13,12 +13,14 @@ Records go through the standard library's logging, so test runners capture them 
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
 from typing import Any
 
 import structlog
 
-__all__ = ["FORMATS", "LEVELS", "configure", "get_logger"]
+__all__ = ["FORMATS", "LEVELS", "Throttle", "configure", "get_logger"]
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR}
@@ -53,6 +55,29 @@ structlog.configure(
 def get_logger(name: str) -> Any:
     """A logger for ``name`` (``logrouter.<module>``)."""
     return structlog.stdlib.get_logger(name)
+
+
+class Throttle:
+    """Lets an event through at most once per ``interval`` seconds per key and counts what it
+    held back: the service log's guard against a client, a receiver or a disk that causes the
+    same event thousands of times a second. Keys are reasons or names from a bounded set."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def passes(self, key: str, count: int = 1) -> int:
+        """0 when this event (weighing ``count``, at least 1) is held back; else the weight of
+        the events of ``key`` since the last one that passed, this one included."""
+        held = self._held.get(key, 0) + count
+        now = time.monotonic()
+        if now - self._last.get(key, -math.inf) < self.interval:
+            self._held[key] = held
+            return 0
+        self._last[key] = now
+        self._held.pop(key, None)
+        return held
 
 
 def configure(level: str = "info", fmt: str = "logfmt") -> None:

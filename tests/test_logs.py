@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import time
 
 import pytest
 
-from logrouter.logs import configure, get_logger
+from logrouter.logs import Throttle, configure, get_logger
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +42,14 @@ def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
     event = json.loads(capsys.readouterr().err)
     assert event["at"] == "handler_error" and event["level"] == "error" and event["path"] == "/x"
     assert "ValueError: boom" in event["exception"]
+
+
+def test_a_throttle_lets_one_event_a_key_through_per_interval_and_counts_the_rest() -> None:
+    throttle = Throttle(0.2)
+    assert throttle.passes("garbage", 5) == 5  # the first passes, weighing what it counts
+    assert throttle.passes("garbage", 3) == 0  # held back
+    assert throttle.passes("garbage") == 0
+    assert throttle.passes("oversize", 2) == 2  # keys are throttled apart
+    time.sleep(0.25)
+    assert throttle.passes("garbage", 1) == 5  # what was held back (3 + 1), and this one
+    assert throttle.passes("garbage", 1) == 0

@@ -9,10 +9,8 @@ once a second).
 
 from __future__ import annotations
 
-import time
-
 from logrouter.errors import StoreUnavailable
-from logrouter.logs import get_logger
+from logrouter.logs import Throttle, get_logger
 from logrouter.store.redis import RedisStore
 
 __all__ = ["MAX_PENDING_LINES", "HistoryWriter", "RateLimitedLog"]
@@ -27,13 +25,11 @@ class RateLimitedLog:
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {"history": 0, "tail": 0}
-        self._last = 0.0
+        self._throttle = Throttle()
 
     def dropped(self, what: str, n: int, error: str = "") -> None:
         self.counts[what] += n
-        now = time.monotonic()
-        if now - self._last > 1.0:
-            self._last = now
+        if self._throttle.passes("drop"):
             log.warning("cluster_drop", what=what, lines=n, error=error,
                         total_history=self.counts["history"], total_tail=self.counts["tail"])
 

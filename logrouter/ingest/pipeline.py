@@ -44,39 +44,19 @@ before reading more (burst absorption). :meth:`Ingest.read` does that wait itsel
 
 from __future__ import annotations
 
-import time
-
 import trio
 from prometheus_client import Counter
 
 from logrouter.core.buffer import POST_LINES
 from logrouter.core.channels import Channel, ChannelTable, Consumer
 from logrouter.core.token_routing import Routing, route_by_token, route_to
-from logrouter.logs import get_logger
+from logrouter.logs import Throttle, get_logger
 from logrouter.metrics import Metrics
 from logrouter.protocol.framing import FrameSplitter
 
 __all__ = ["Feeder", "Ingest", "WaitBudget"]
 
 log = get_logger("logrouter.ingest")
-
-
-class _DropLog:
-    """Aggregates drops and logs them at most once per ``interval`` seconds per reason."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.interval = interval
-        self.pending: dict[str, int] = {}
-        self.last: dict[str, float] = {}
-
-    def add(self, reason: str, count: int, peer: str) -> None:
-        total = self.pending.get(reason, 0) + count
-        now = time.monotonic()
-        if now - self.last.get(reason, 0.0) >= self.interval:
-            log.warning("drop", reason=reason, count=total, last_peer=peer)
-            self.last[reason] = now
-            total = 0
-        self.pending[reason] = total
 
 
 class WaitBudget:
@@ -144,7 +124,7 @@ class Ingest:
         self.table = table
         self.backpressure_max = backpressure_max
         self.metrics = metrics
-        self.drops = _DropLog()
+        self._drop_log = Throttle()
         self._round: _Round | None = None
         self._pending: dict[Channel, list[bytes]] = {}  # the round's lines per channel
         self._pending_lines = 0
@@ -154,7 +134,12 @@ class Ingest:
         """Count and (rate-limited) log ``count`` frames dropped as malformed for ``reason``."""
         if count:
             self.metrics.malformed[reason].inc(count)
-            self.drops.add(reason, count, peer)
+            self._log_drop(reason, count, peer)
+
+    def _log_drop(self, reason: str, count: int, peer: str) -> None:
+        """Log dropped frames at most once a second per reason, with the count since."""
+        if total := self._drop_log.passes(reason, count):
+            log.warning("drop", reason=reason, count=total, last_peer=peer)
 
     def feeder(self) -> Feeder:
         """A new syslog connection's standing: see :meth:`read`."""
@@ -213,7 +198,7 @@ class Ingest:
             self._pending_lines += routed
         if routing.unknown_token:
             self.metrics.unknown_token.inc(routing.unknown_token)
-            self.drops.add("unknown_token", routing.unknown_token, peer)
+            self._log_drop("unknown_token", routing.unknown_token, peer)
         self.dropped("no_token", routing.no_token, peer)
         self.dropped("not_syslog", routing.not_syslog, peer)
         return await self._finish(round_, lead, feeder)

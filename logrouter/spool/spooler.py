@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from logrouter.logs import get_logger
+from logrouter.logs import Throttle, get_logger
 from logrouter.protocol.spoolfmt import Ledger, encode_record
 from logrouter.spool import files
 from logrouter.spool.queue import SpoolQueue
@@ -125,7 +125,7 @@ class Spooler:
         self._wakeup = trio.Event()
         self._lock = trio.Lock()
         self._last_sync = 0.0
-        self._error_logged: dict[str, float] = {}
+        self._error_log = Throttle(60.0)  # per spool directory
         self._retry_write_at: dict[SpoolQueue, float] = {}  # after a failed write (monotonic)
         self._undeleted: dict[SpoolQueue, list[files.Segment]] = {}  # to delete again
 
@@ -245,7 +245,5 @@ class Spooler:
         error = w.write_error or w.ledger_error or (
             f"could not delete {len(w.undeleted)} segment(s)" if w.undeleted else "")
         if error:
-            last = self._error_logged.get(q.directory, 0.0)
-            if time.monotonic() - last > 60:
-                self._error_logged[q.directory] = time.monotonic()
+            if self._error_log.passes(q.directory):
                 log.error("spool_write_failed", dir=q.directory, error=error)

@@ -32,15 +32,14 @@ and ends the stream when the client goes away.
 from __future__ import annotations
 
 import errno
-import math
+import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
 
-from logrouter.logs import get_logger
+from logrouter.logs import Throttle, get_logger
 from logrouter.metrics import Metrics
 from logrouter.protocol.http1 import (
     BODY,
@@ -62,6 +61,8 @@ RECEIVE_SIZE = 65536
 EVICT_MIN_IDLE = 1.0
 # accept() errors that mean "out of resources, try again shortly" (trio's list).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+#: Seconds between two ``accept_error`` lines of a listener (it retries every 0.1 s meanwhile).
+ACCEPT_ERROR_LOG_INTERVAL = 10.0
 #: ``logrouter_connection_errors_total`` reasons.
 CONNECTION_ERROR_REASONS = ("client_gone", "send_timeout", "header_timeout", "body_timeout",
                             "evicted", "bad_request", "error")
@@ -136,23 +137,6 @@ class Slot:
         self.active_at = trio.current_time()
 
 
-class _ErrorLog:
-    """Logs unexpected connection errors at most once per second per reason."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def error(self, listener: str, reason: str, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._last.get(reason, -math.inf) < 1.0:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        self._last[reason] = now
-        log.error("connection_error", listener=listener, reason=reason,
-                  suppressed=self._suppressed.pop(reason, 0), exc_info=exc)
-
-
 class StreamServer:
     """Accept loop with fair connection slots. Subclasses implement :meth:`handle`.
 
@@ -176,7 +160,8 @@ class StreamServer:
         self._accepted = metrics.connections_total.labels(name)
         self._errors = {r: metrics.connection_errors.labels(name, r)
                         for r in CONNECTION_ERROR_REASONS}
-        self._error_log = _ErrorLog()
+        self._error_log = Throttle()  # unexpected connection errors
+        self._accept_log = Throttle(ACCEPT_ERROR_LOG_INTERVAL)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -227,7 +212,11 @@ class StreamServer:
                 stream = await listener.accept()
             except OSError as exc:
                 if exc.errno in _ACCEPT_CAPACITY_ERRNOS:
-                    log.error("accept_error", listener=self.name, errno=exc.errno)
+                    if times := self._accept_log.passes("accept"):
+                        log.error("accept_error", listener=self.name, errno=exc.errno,
+                                  error=os.strerror(exc.errno), times=times,
+                                  hint="new connections wait; with EMFILE raise the open-file "
+                                       "limit (each drain and tail is one)")
                     await trio.sleep(0.1)
                     continue
                 raise
@@ -255,7 +244,9 @@ class StreamServer:
             self._errors["send_timeout"].inc()
         except* Exception as group:
             self._errors["error"].inc()
-            self._error_log.error(self.name, "error", group)
+            if times := self._error_log.passes("error"):
+                log.error("connection_error", listener=self.name, reason="error",
+                          suppressed=times - 1, exc_info=group)
         finally:
             self._gauge.dec()
             self.slots.pop(slot, None)
