@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from logrouter.core.history import History, Saved, compress_all
 from logrouter.core.history_file import write_histories
-from logrouter.node import SAVE_SLICE
+from logrouter.core.turns import PER_TURN
 
 WORDS = [b"GET", b"/api/v1/items", b"status=200", b"bytes=5123", b"host=web.1",
          b"fwd=10.0.0.1", b"dyno=web.2", b"connect=1ms", b"service=23ms", b"protocol=https"]
@@ -50,9 +50,9 @@ def main() -> None:
     state: dict[str, Saved] = {}
     longest = 0.0
     started = time.perf_counter()
-    for i in range(0, len(histories), SAVE_SLICE):
+    for i in range(0, len(histories), PER_TURN):
         turn = time.perf_counter()
-        for cid, history in histories[i:i + SAVE_SLICE]:
+        for cid, history in histories[i:i + PER_TURN]:
             state[cid] = history.saved()
         longest = max(longest, time.perf_counter() - turn)
     taken = time.perf_counter() - started

@@ -388,6 +388,11 @@ class Drain:
         log.warning("drain_error", drain_id=self.record.id, channel_id=self.record.channel_id,
                     dest=self.url.host, error=error, lost=lost_lines)
 
+    def metric_row(self) -> tuple[int, int, int, int, int]:
+        """``(delivered, dropped, buffered, connects, errors)``: the drain's series in
+        ``/metrics``."""
+        return self.delivered, self.buffer.lost, len(self.buffer), self.connects, self.errors
+
     def statistics(self) -> dict[str, Any]:
         """The drain's status as the API shows it."""
         stats = self.buffer.statistics()

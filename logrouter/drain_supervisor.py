@@ -23,7 +23,7 @@ from logrouter.core.buffer import DrainQueue
 from logrouter.core.channels import Channel, ChannelTable
 from logrouter.errors import ValidationError
 from logrouter.logs import get_logger
-from logrouter.metrics import DrainRow, Metrics
+from logrouter.metrics import DrainCounters, Metrics
 from logrouter.models import DrainRecord, parse_drain_url
 from logrouter.spool import Spooler, SpoolQueue, remove_dir
 
@@ -56,7 +56,7 @@ class DrainSupervisor:
         self.syslog_writer = SyslogWriter(options.linger)
         #: Writes the drains' spools (drain_spool_bytes > 0), else None.
         self.spooler = Spooler() if options.spool_bytes > 0 else None
-        metrics.drain_rows(self._metric_rows)
+        metrics.drain_rows(self._metric_drains)
         self._observe_request = metrics.http_drain_request_seconds.observe
         self._observe_delay = metrics.drain_write_delay_seconds.observe
 
@@ -203,6 +203,5 @@ class DrainSupervisor:
                     "last_error": f"cannot start: {problem}", "last_error_at": None}
         return None
 
-    def _metric_rows(self) -> list[DrainRow]:
-        return [DrainRow(str(i), r.drain.delivered, r.drain.dropped, len(r.drain.buffer),
-                         r.drain.connects, r.drain.errors) for i, r in self.running.items()]
+    def _metric_drains(self) -> list[tuple[int, DrainCounters]]:
+        return [(drain_id, run.drain) for drain_id, run in self.running.items()]

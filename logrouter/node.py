@@ -25,12 +25,13 @@ import trio
 from drains import DrainOptions
 from logrouter.api import ApiHandler, SessionStreamer
 from logrouter.control import Control, Limits
-from logrouter.core.channels import ChannelTable
+from logrouter.core.channels import Channel, ChannelTable
 from logrouter.core.history import HistoryCompactor, Saved
 from logrouter.core.history_file import load_histories, save_histories, write_histories
 from logrouter.core.history_view import HistoryView, LocalHistory, SharedHistory
 from logrouter.core.sessions import SessionTable
 from logrouter.core.tail import TailHubs
+from logrouter.core.turns import in_turns
 from logrouter.data_dir import lock_data_dir, secure_data_dir
 from logrouter.destinations import DestinationPolicy, parse_networks
 from logrouter.drain_supervisor import DrainSupervisor
@@ -56,9 +57,6 @@ HISTORY_FILE = "history.msgpack"
 CONFIG_DB = "config.sqlite3"
 KEY_FILE = "auth_key"
 SESSION_SWEEP_INTERVAL = 60.0
-
-#: Channels whose history state is taken in one turn of the event loop for a save.
-SAVE_SLICE = 1000
 
 #: The signals that stop a node (and a worker supervisor) gracefully.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -260,14 +258,15 @@ class Node:
                                                  metrics)
         self.control = control = Control(store, self.table, sessions, limits,
                                          destinations=destinations, drains=drains)
-        metrics.gauge_callback("logrouter_history_lines", "Lines held in channel histories",
-                               self.table.history_size)
-        metrics.gauge_callback(
-            "logrouter_history_raw_lines", "History lines held uncompressed",
-            lambda: sum(c.history.hot for c in self.table.channels.values()))
-        metrics.gauge_callback(
-            "logrouter_history_compressed_bytes", "Bytes of compressed history chunks",
-            lambda: sum(c.history.compressed_bytes for c in self.table.channels.values()))
+        def channels() -> list[Channel]:
+            return list(self.table.channels.values())
+
+        metrics.sum_gauge("logrouter_history_lines", "Lines held in channel histories",
+                          channels, lambda c: len(c.history))
+        metrics.sum_gauge("logrouter_history_raw_lines", "History lines held uncompressed",
+                          channels, lambda c: c.history.hot)
+        metrics.sum_gauge("logrouter_history_compressed_bytes", "Bytes of compressed history "
+                          "chunks", channels, lambda c: c.history.compressed_bytes)
         metrics.gauge_callback("logrouter_channels", "Channels", lambda: len(self.table))
         metrics.gauge_callback("logrouter_sessions", "Sessions held", lambda: len(sessions))
 
@@ -432,14 +431,10 @@ class Node:
             mark = (len(channels), sum(c.history.seq for c in channels))
             if mark == saved_mark:
                 continue
-            state: dict[str, Saved] = {}
-            lines = 0
-            for i in range(0, len(channels), SAVE_SLICE):
-                for channel in channels[i:i + SAVE_SLICE]:
-                    if n := len(channel.history):
-                        state[channel.id] = channel.history.saved()
-                        lines += n
-                await trio.sleep(0)
+            kept = [c for c in channels if len(c.history)]
+            taken = await in_turns(kept, lambda c: (c.id, c.history.saved(), len(c.history)))
+            state: dict[str, Saved] = {cid: saved for cid, saved, _ in taken}
+            lines = sum(n for _, _, n in taken)
             started = trio.current_time()
             try:
                 await trio.to_thread.run_sync(write_histories, path, state)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from logrouter import __version__
 from logrouter.api.console_routes import ConsoleRoutes
@@ -18,7 +19,9 @@ from logrouter.api.openapi import document
 from logrouter.api.platform_routes import PlatformRoutes, platform_error
 from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
 from logrouter.api.session_stream import SessionStreamer
+from logrouter.api.shared_page import SharedPage
 from logrouter.control import Control
+from logrouter.core.turns import PER_TURN, in_turns, slices
 from logrouter.errors import (
     ConflictError,
     LimitError,
@@ -35,6 +38,11 @@ from logrouter.transport.serving import Response
 __all__ = ["ApiHandler"]
 
 log = get_logger("logrouter.api")
+
+T = TypeVar("T")
+
+#: Drains whose status /v3/stats writes a turn of the event loop (~20 µs each).
+DRAINS_PER_TURN = 200
 
 _UNAUTHORIZED = [("Www-Authenticate", "Basic realm=Logplex")]
 _PLATFORM_PREFIXES = ("/apps", "/account", "/users/", "/teams/")
@@ -68,6 +76,15 @@ def error_response(path: str, status: int, ident: str, message: str) -> Response
     return text_response(status, message)
 
 
+async def _json_items(items: Sequence[T], row: Callable[[T], Any], per_turn: int = PER_TURN,
+                      ) -> bytes:
+    """The items of a JSON array of ``row(item)`` for each of ``items`` (what ``json.dumps``
+    writes between the brackets), written ``per_turn`` items a turn of the event loop."""
+    pieces = await in_turns(slices(items, per_turn),
+                            lambda run: json.dumps([row(x) for x in run])[1:-1], per_turn=1)
+    return ", ".join(pieces).encode()
+
+
 class ApiHandler:
     """Answers every request on the API port."""
 
@@ -88,6 +105,8 @@ class ApiHandler:
         self.ready_check = ready_check
         self.public_url = public_url
         self._openapi: bytes | None = None
+        self._metrics_page = SharedPage(metrics.exposition)
+        self._stats_page = SharedPage(self._make_stats)
         self.router = Router()
         r = self.router
         r.add("GET", r"/healthcheck", self.healthcheck)
@@ -179,26 +198,23 @@ class ApiHandler:
         return text_response(200, "OK")
 
     async def stats(self, call: Call) -> Response:
-        """The node's counters as JSON, per channel and per drain (``logrouter top``)."""
-        totals: dict[str, float] = {}
-        for family in self.metrics.registry.collect():
-            if not family.name.startswith(("logrouter_messages", "logrouter_connection",
-                                           "logrouter_ingest", "logrouter_tail_lines")):
-                continue
-            for sample in family.samples:
-                label = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                totals[sample.name + (f"{{{label}}}" if label else "")] = sample.value
+        """The node's counters as JSON, per channel and per drain (``logrouter top``, the
+        console), made as :mod:`~logrouter.api.shared_page` says."""
+        return Response(200, await self._stats_page.get(), "application/json")
+
+    async def _make_stats(self) -> bytes:
+        totals = self.metrics.totals()
         table = self.control.table
-        channels = [{"id": c.id, "name": c.name or c.id, "received": c.received,
-                     "history": len(c.history)} for c in table.channels.values()]
-        drains = []
-        for d in table.drains.values():
-            if d.url is None:
-                continue
-            status = self.control.drain_status(d.id) or {}
-            drains.append({"id": d.id, "channel_id": d.channel_id, "token": d.token, "url": d.url,
-                           **status})
-        return json_response(200, {"totals": totals, "channels": channels, "drains": drains})
+        channels = await _json_items(list(table.channels.values()), lambda c: {
+            "id": c.id, "name": c.name or c.id, "received": c.received,
+            "history": len(c.history)})
+        drains = await _json_items([d for d in table.drains.values() if d.url is not None],
+                                   lambda d: {"id": d.id, "channel_id": d.channel_id,
+                                              "token": d.token, "url": d.url,
+                                              **(self.control.drain_status(d.id) or {})},
+                                   per_turn=DRAINS_PER_TURN)
+        return b'{"totals": %s, "channels": [%s], "drains": [%s]}' % (
+            json.dumps(totals).encode(), channels, drains)
 
     async def openapi(self, call: Call) -> Response:
         if self._openapi is None:
@@ -206,7 +222,8 @@ class ApiHandler:
         return Response(200, self._openapi, "application/json")
 
     async def prometheus(self, call: Call) -> Response:
-        return Response(200, self.metrics.render(), CONTENT_TYPE)
+        """``GET /metrics``, made as :mod:`~logrouter.api.shared_page` says."""
+        return Response(200, await self._metrics_page.get(), CONTENT_TYPE)
 
     async def stream_session(self, call: Call) -> Response:
         sessions = self.control.sessions
