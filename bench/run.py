@@ -129,8 +129,11 @@ WAITED = "logrouter_ingest_backpressure_seconds_total"
 
 
 class Router:
-    def __init__(self, extra_env: dict[str, str]) -> None:
-        self.dir = tempfile.mkdtemp(prefix="lr-bench-")
+    def __init__(self, extra_env: dict[str, str], data_dir: str | None = None) -> None:
+        """A router on a fresh temporary data directory (removed by :meth:`stop`), or on
+        ``data_dir``, which it leaves as it is."""
+        self.keep_dir = data_dir is not None
+        self.dir = data_dir if data_dir is not None else tempfile.mkdtemp(prefix="lr-bench-")
         env = {**os.environ, "LOGROUTER_BIND": "127.0.0.1", "LOGROUTER_SYSLOG_PORT": "0",
                "LOGROUTER_LOGS_PORT": "0", "LOGROUTER_API_PORT": "0", "LOGROUTER_AUTH_KEY": KEY,
                "LOGROUTER_DATA_DIR": self.dir,
@@ -173,7 +176,8 @@ class Router:
         try:
             self.proc.wait(timeout=30)
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if not self.keep_dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def start_sink(count: int, http: bool = False, tls: tuple[str, str] | None = None,

@@ -55,6 +55,7 @@ from typing import Any
 
 import trio
 
+from drains.pacing import ConnectPacer
 from logrouter.core.buffer import POST_LINES, BoundedBuffer, DrainQueue, Loss
 from logrouter.destinations import DestinationPolicy
 from logrouter.logs import get_logger
@@ -116,8 +117,11 @@ class DrainOptions:
             tls_ca_file=s.tls_ca_file, linger=s.syslog_drain_linger,
             destinations=destinations, burst_lines=s.drain_burst_lines,
             backpressure_max=s.drain_backpressure_max, spool_bytes=s.drain_spool_bytes,
-            spool_root=os.path.join(s.data_dir, "spool"))
+            spool_root=os.path.join(s.data_dir, "spool"),
+            connect_pacer=ConnectPacer(s.drain_connect_rate))
     destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
+    #: Spaces the connection attempts of all the node's drains (``drain_connect_rate``).
+    connect_pacer: ConnectPacer = field(default_factory=lambda: ConnectPacer(0.0))
 
 
 class Drain:
@@ -166,6 +170,7 @@ class Drain:
         self._failing = False  # the last delivery attempt failed (cleared by a success)
         self._room = trio.Event()  # set when the buffer falls to buffer_lines
         self._room_waiters = 0
+        self._awaiting_slot = False  # waiting for a connection-attempt slot (connect_slot)
         self._wakeup = trio.Event()
         self._wake_at = 1  # buffered lines that wake the delivery task (raised while lingering)
         self._quiet = False  # nothing buffered or in flight (see wait_idle)
@@ -246,6 +251,17 @@ class Drain:
         """Whether delivery now waits on the receiver (or cannot reach it) rather than on
         this router's CPU. True here; a drain that can tell overrides it."""
         return True
+
+    async def connect_slot(self) -> None:
+        """Wait for this drain's connection-attempt slot (:mod:`drains.pacing`). The wait is
+        this router's pacing, not the receiver's doing: :attr:`receiver_bound` is False
+        meanwhile, so a drain waiting its turn after a restart is not marked slow and drops
+        nothing; its feeders wait for it, uncharged, as for a busy node's CPU."""
+        self._awaiting_slot = True
+        try:
+            await self.options.connect_pacer.wait()
+        finally:
+            self._awaiting_slot = False
 
     async def wait_room(self, deadline: float) -> float:
         """Wait (ingest side) until the buffer is back to ``buffer_lines`` or the drain stops

@@ -72,6 +72,8 @@ class HttpDrain(Drain):
         cannot have answered yet) means the drain only waits for its turn on this router's
         CPU."""
         conn = self._conn
+        if self._awaiting_slot:
+            return False  # this router's pacing of connection attempts (Drain.connect_slot)
         if conn is None or self._failing:
             return True
         return (conn.in_flight and trio.current_time() - conn.sent_at >= RESPONSE_GRACE
@@ -139,6 +141,7 @@ class HttpDrain(Drain):
         if conn is not None:
             await conn.aclose()
         self._conn = None
+        await self.connect_slot()
         with trio.fail_after(self.options.http_connect_timeout):
             stream = await open_stream(self.url.host, self.url.port, self.url.tls,
                                        self.url.insecure, self.options.tls_ca_file,

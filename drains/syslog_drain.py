@@ -75,7 +75,10 @@ class SyslogDrain(Drain):
     @property
     def receiver_bound(self) -> bool:
         """Not connected, or holding a write the socket did not take whole: the receiver is
-        the hold-up. Connected with every write taken, the drain only waits for its turn."""
+        the hold-up. Connected with every write taken, or waiting for its connection slot, the
+        drain only waits for its turn."""
+        if self._awaiting_slot:
+            return False
         return self._direct is None or self._out is not None
 
     def _lines_waiting(self, displaced: int) -> None:
@@ -207,6 +210,7 @@ class SyslogDrain(Drain):
         while True:
             if not first:
                 await self.wait_lines()
+            await self.connect_slot()
             try:
                 with trio.fail_after(self.options.syslog_send_timeout):
                     stream = await open_stream(self.url.host, self.url.port, self.url.tls,

@@ -125,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
             from logrouter.workers import run_workers
 
             return trio.run(run_workers, settings, announce)
-        trio.run(Node(settings, announce=announce, handle_signals=True).run)
+        trio.run(Node(settings, announce=announce, handle_signals=True, freeze_gc=True).run)
     except ConfigError as exc:
         print(f"logrouter: {exc}", file=sys.stderr)
         return 2

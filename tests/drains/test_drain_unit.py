@@ -281,3 +281,34 @@ def test_marking_a_drain_slow_logs_the_lines_it_really_lost(
 
     with caplog.at_level(logging.WARNING, logger="logrouter.drains"):
         run(main)
+
+
+def test_a_drain_waiting_for_its_connection_slot_is_not_marked_slow() -> None:
+    """Connection attempts are paced node-wide (drains.pacing): after a restart the last
+    drains wait seconds for their slot. That wait is the router's own doing, so ingest waits
+    for them uncharged, as for its own CPU, and they neither are marked slow nor drop lines."""
+    from drains.pacing import ConnectPacer
+    from drains.syslog_drain import SyslogDrain
+    from logrouter.core.channels import ChannelTable
+    from logrouter.ingest.pipeline import Ingest
+    from logrouter.metrics import Metrics
+
+    async def main() -> None:
+        pacer = ConnectPacer(0.2)  # a slot every 5 s
+        await pacer.wait()  # another drain took the slot that is free now
+        record = DrainRecord(1, "c", "d.1", "syslog://127.0.0.1:9", 0.0, 0.0)
+        d = SyslogDrain(record, DrainOptions(buffer_lines=100, burst_lines=1000,
+                                             connect_pacer=pacer))
+        ingest = Ingest(ChannelTable(10), Metrics(), backpressure_max=1.0)
+        budget = ingest.budget()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(d.deliver_forever)
+            await trio.sleep(0.1)
+            assert d.receiver_bound is False  # waiting for its slot: the router's pacing
+            for _ in range(3):  # 3 s of reads while it waits
+                if d.push(LINES * 3):
+                    await ingest.wait_for_room([d], budget)
+            assert not d.slow and d.dropped == 0 and len(d.buffer) == 900
+            nursery.cancel_scope.cancel()
+
+    run(main)

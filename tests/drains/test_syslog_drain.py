@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from functools import partial
 from pathlib import Path
 
@@ -361,3 +362,38 @@ async def test_writes_the_c_renderer_leaves_to_python_arrive_whole_and_in_order(
         mine = [octet(f) for f in frames if b" d.%d " % i in f]
         assert b"".join(mine) == render_syslog(sent[i], b"d.%d" % i)[0]
     assert all(d.dropped == 0 for d in drains)
+
+
+async def test_a_node_paces_its_drains_connection_attempts(tmp_path: Path) -> None:
+    """Thousands of drains connecting at once (a restart, a receiver back from an outage) held
+    the event loop for up to a second at a time; attempts are spaced ``1 / drain_connect_rate``
+    apart instead. Here 200 drains of a dead receiver start together at 100 attempts a second."""
+    receiver = socket.socket()  # takes connections into its backlog while the drains are made
+    receiver.bind(("127.0.0.1", 0))
+    receiver.listen(1024)
+    url = f"syslog://127.0.0.1:{receiver.getsockname()[1]}"
+    first = Node(make_settings(tmp_path), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(first.run)
+        control = first.control
+        assert control is not None
+        for i in range(200):  # through the control layer: 400 API calls take seconds here
+            channel = await control.create_channel(f"app{i}", ["app"])
+            await control.add_drain(channel.id, url)
+        first.request_stop()
+    receiver.close()  # dead from now on
+    node = Node(make_settings(tmp_path, drain_connect_rate=100), announce=lambda line: None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        assert node.drains is not None
+        drains = [run.drain for run in node.drains.running.values()]
+        assert len(drains) == 200
+
+        def tried() -> int:
+            return sum(1 for d in drains if d.errors or d.connects)
+
+        await eventually(lambda: tried() > 0)
+        await trio.sleep(1.0)
+        assert tried() <= 100 + 20  # a second's worth, with slack for the first attempts
+        await eventually(lambda: tried() == 200, timeout=10)
+        node.request_stop()

@@ -103,6 +103,9 @@ def test_fresh_start_logger_readback_sigterm_and_restart(tmp_path: Path) -> None
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
+    assert proc.stderr is not None
+    # what start-up loaded is out of the collector's full collections (Node._settle_heap)
+    assert re.search(r"at=heap_frozen objects=\d+", proc.stderr.read())
 
 
 def test_a_hangup_stops_the_node_as_sigterm_does(tmp_path: Path) -> None:
