@@ -58,7 +58,7 @@ import trio
 from drains.pacing import ConnectPacer
 from logrouter.core.buffer import POST_LINES, BoundedBuffer, DrainQueue, Loss
 from logrouter.destinations import DestinationPolicy
-from logrouter.logs import get_logger
+from logrouter.logs import Throttle, get_logger
 from logrouter.models import DrainRecord, DrainUrl, parse_drain_url
 from logrouter.protocol.syslog import format_time
 from logrouter.settings import Settings
@@ -71,6 +71,11 @@ SLOW_COOLDOWN = 10.0  # seconds a drain found slow stays slow at least (doubling
 SLOW_COOLDOWN_MAX = 300.0
 SLOW_FORGET = 600.0  # a drain not found slow for this long starts its cool-downs afresh
 ROOM_SAMPLE = 0.005  # seconds between looks at whether a wait for room is the receiver's doing
+#: Failures that lose nothing are logged once per ``DRAIN_ERROR_LOG_INTERVAL`` per destination,
+#: with how many there were (``failures``): thousands of drains of one dead receiver made a line
+#: each per reconnect round. Each drain's own ``last_error`` and error count stay exact.
+DRAIN_ERROR_LOG_INTERVAL = 10.0
+_failures_logged = Throttle(DRAIN_ERROR_LOG_INTERVAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,8 +406,13 @@ class Drain:
         if transient and not self._failing:
             self._failing = True
             self._apply_capacity()
+        dest = f"{self.url.host}:{self.url.port}"
+        if lost_lines or loss is not None:
+            failures = 1  # lines given up on: always said
+        elif not (failures := _failures_logged.passes(dest)):
+            return
         log.warning("drain_error", drain_id=self.record.id, channel_id=self.record.channel_id,
-                    dest=self.url.host, error=error, lost=lost_lines)
+                    dest=dest, error=error, lost=lost_lines, failures=failures)
 
     def metric_row(self) -> tuple[int, int, int, int, int]:
         """``(delivered, dropped, buffered, connects, errors)``: the drain's series in

@@ -1,6 +1,6 @@
 """Answers that cost the node in proportion to its size, made without holding up the event loop.
 
-``GET /metrics`` (no credentials needed) and ``GET /v3/stats`` (polled every second by
+``GET /metrics`` (no credentials needed) and ``GET /v3/stats`` (polled every 2 s by
 ``logrouter top`` and the web console) describe every drain, or every channel and drain:
 tens of thousands of them on a big node. Made in one go on the event loop, such an answer
 held up ingest, drains and tails for the whole time (2 s for a scrape of 50,000 drains,

@@ -397,3 +397,22 @@ async def test_a_node_paces_its_drains_connection_attempts(tmp_path: Path) -> No
         assert tried() <= 100 + 20  # a second's worth, with slack for the first attempts
         await eventually(lambda: tried() == 200, timeout=10)
         node.request_stop()
+
+
+async def test_failures_of_many_drains_of_one_receiver_are_logged_once_a_while(
+        router: Router, caplog: pytest.LogCaptureFixture) -> None:
+    """50 drains of one dead receiver each fail to connect: one `drain_error` line for that
+    destination (then one per DRAIN_ERROR_LOG_INTERVAL with the count since), not 50 — each
+    drain's own status still has its error."""
+    dest = f"127.0.0.1:{free_port()}"
+    control = router.node.control
+    assert control is not None and router.node.drains is not None
+    for i in range(50):
+        channel = await control.create_channel(f"app{i}", ["app"])
+        await control.add_drain(channel.id, f"syslog://{dest}")
+    drains = [run.drain for run in router.node.drains.running.values()]
+    await eventually(lambda: all(d.errors for d in drains))
+    lines = [r.getMessage() for r in caplog.records
+             if "drain_error" in r.getMessage() and dest in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert all(d.last_error and d.last_error.startswith("connect:") for d in drains)
