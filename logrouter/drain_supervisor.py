@@ -56,7 +56,7 @@ class DrainSupervisor:
         self.syslog_writer = SyslogWriter(options.linger)
         #: Writes the drains' spools (drain_spool_bytes > 0), else None.
         self.spooler = Spooler() if options.spool_bytes > 0 else None
-        metrics.drain_rows(self._metric_drains)
+        metrics.export_drains(self._metric_drains)
         self._observe_request = metrics.http_drain_request_seconds.observe
         self._observe_delay = metrics.drain_write_delay_seconds.observe
 

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from logrouter import __version__
-from logrouter.core.turns import in_turns, slices
+from logrouter.core.turns import in_turns, runs_in_turns
 from logrouter.protocol.framing import DROP_REASONS
 from logrouter.protocol.speedups import native
 
@@ -167,7 +167,7 @@ class Metrics:
         Info("logrouter_build", "The running logrouter", registry=r).info(
             {"version": __version__, "speedups": "c" if native is not None else "python"})
 
-    def drain_rows(self, source: Callable[[], list[tuple[int, DrainCounters]]]) -> None:
+    def export_drains(self, source: Callable[[], list[tuple[int, DrainCounters]]]) -> None:
         """Export the counters of the drains ``source`` returns (a new list: ``(drain id,
         drain)``) at each scrape."""
         self._drains = source
@@ -204,14 +204,6 @@ class Metrics:
             if n:
                 self.malformed[reason].inc(n)
 
-    def render(self) -> bytes:
-        """The exposition text, made at once (blocking: ``GET /metrics`` uses
-        :meth:`exposition`)."""
-        for gauge, items, value in self._sums:
-            gauge.set(sum(map(value, items())))
-        drains = self._drains() if self._drains is not None else []
-        return generate_latest(self.registry) + drain_exposition([_drain_series(drains)])
-
     async def exposition(self) -> bytes:
         """The exposition text for ``GET /metrics``: the sums over every channel and the
         drains' counters read (and the latter written out) ``PER_TURN`` items a turn of the
@@ -220,5 +212,5 @@ class Metrics:
             gauge.set(sum(await in_turns(items(), value)))
         head = generate_latest(self.registry)
         drains = self._drains() if self._drains is not None else []
-        pieces = await in_turns(slices(drains), _drain_series, per_turn=1)
+        pieces = await runs_in_turns(drains, _drain_series)
         return head + drain_exposition(pieces)

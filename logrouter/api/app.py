@@ -21,7 +21,7 @@ from logrouter.api.routing import BadJson, Call, Router, check_auth, json_respon
 from logrouter.api.session_stream import SessionStreamer
 from logrouter.api.shared_page import SharedPage
 from logrouter.control import Control
-from logrouter.core.turns import PER_TURN, in_turns, slices
+from logrouter.core.turns import PER_TURN, runs_in_turns
 from logrouter.errors import (
     ConflictError,
     LimitError,
@@ -80,8 +80,8 @@ async def _json_items(items: Sequence[T], row: Callable[[T], Any], per_turn: int
                       ) -> bytes:
     """The items of a JSON array of ``row(item)`` for each of ``items`` (what ``json.dumps``
     writes between the brackets), written ``per_turn`` items a turn of the event loop."""
-    pieces = await in_turns(slices(items, per_turn),
-                            lambda run: json.dumps([row(x) for x in run])[1:-1], per_turn=1)
+    pieces = await runs_in_turns(items, lambda run: json.dumps([row(x) for x in run])[1:-1],
+                                 per_turn)
     return ", ".join(pieces).encode()
 
 

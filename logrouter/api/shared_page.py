@@ -12,8 +12,8 @@ for good. Here:
   passed since it was made as making it took — however many clients ask, at most half of
   the node's time goes to making it, and a small node's answer is at most a few
   milliseconds old;
-* the pages read live state a slice at a time (:func:`~logrouter.core.turns.in_turns`) and
-  write it out in a worker thread.
+* the pages read live state, and write it out, a run of items a turn of the event loop
+  (:mod:`logrouter.core.turns`).
 """
 
 from __future__ import annotations

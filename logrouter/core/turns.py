@@ -9,11 +9,12 @@ event loop run between slices.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import TypeVar
 
 import trio
 
-__all__ = ["PER_TURN", "in_turns", "slices"]
+__all__ = ["PER_TURN", "in_turns", "runs_in_turns"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -22,19 +23,22 @@ R = TypeVar("R")
 PER_TURN = 1000
 
 
-async def in_turns(items: Sequence[T], row: Callable[[T], R], per_turn: int = PER_TURN,
-                   ) -> list[R]:
-    """``[row(item) for item in items]``, ``per_turn`` items a turn of the event loop.
-    ``items`` must be the caller's own copy: the live collections change between turns."""
+async def runs_in_turns(items: Sequence[T], run: Callable[[Sequence[T]], R],
+                        per_turn: int = PER_TURN) -> list[R]:
+    """``run`` of each run of ``per_turn`` items, in order, one run a turn of the event loop
+    (for work done on a run as a whole, e.g. written out as one piece of JSON). ``items`` must
+    be the caller's own copy: the live collections change between turns."""
     out: list[R] = []
     for start in range(0, len(items), per_turn):
         if start:
             await trio.lowlevel.checkpoint()
-        out += [row(item) for item in items[start:start + per_turn]]
+        out.append(run(items[start:start + per_turn]))
     return out
 
 
-def slices(items: Sequence[T], size: int = PER_TURN) -> list[Sequence[T]]:
-    """``items`` cut into runs of ``size``: for :func:`in_turns` with ``per_turn=1`` when a
-    turn's work is done on a slice as a whole (e.g. written out as one piece of JSON)."""
-    return [items[start:start + size] for start in range(0, len(items), size)]
+async def in_turns(items: Sequence[T], row: Callable[[T], R], per_turn: int = PER_TURN,
+                   ) -> list[R]:
+    """``[row(item) for item in items]``, ``per_turn`` items a turn of the event loop (see
+    :func:`runs_in_turns`)."""
+    runs = await runs_in_turns(items, lambda run: [row(item) for item in run], per_turn)
+    return list(chain.from_iterable(runs))

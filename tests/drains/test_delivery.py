@@ -115,7 +115,7 @@ async def test_http_batches_given_up_on_are_reported_by_the_next_l10(
     assert later[-1].endswith(b"after")
     status = await drain_status(fast_router, cid, drain["id"])
     assert status["dropped"] == 12 and status["delivered"] == 1
-    text = fast_router.node.metrics.render().decode()
+    text = (await fast_router.node.metrics.exposition()).decode()
     assert re.search(rf'logrouter_drain_dropped_total{{drain_id="{drain["id"]}"}} 12\.0', text)
 
 
@@ -249,9 +249,12 @@ async def test_drain_metrics_count_connects_errors_and_request_times(
     await fast_router.send_tcp(octet(frame(tokens["app"], "one")))
     await http.wait_requests(2)
     did = drain["id"]
-    await eventually(lambda: "logrouter_drain_write_delay_seconds_count 1.0"
-                     in fast_router.node.metrics.render().decode())
-    text = fast_router.node.metrics.render().decode()
+    async def delay_counted() -> bool:
+        text = (await fast_router.node.metrics.exposition()).decode()
+        return "logrouter_drain_write_delay_seconds_count 1.0" in text
+
+    await eventually(delay_counted)
+    text = (await fast_router.node.metrics.exposition()).decode()
     assert re.search(rf"logrouter_drain_errors_total{{drain_id=\"{did}\"}} 1\.0", text)
     assert re.search(rf'logrouter_drain_connects_total{{drain_id="{did}"}} [12]\.0', text)
     assert re.search(r"logrouter_http_drain_request_seconds_count 2\.0", text)

@@ -81,7 +81,7 @@ async def _longest_hold(work: Callable[[], Awaitable[None]]) -> float:
 
 async def test_a_scrape_of_30000_drains_leaves_the_event_loop_free(router: Router) -> None:
     drains = [(i, _Counters(i)) for i in range(1, 30_001)]
-    router.node.metrics.drain_rows(lambda: list(drains))
+    router.node.metrics.export_drains(lambda: list(drains))
     pages: list[bytes] = []
 
     async def scrape() -> None:
