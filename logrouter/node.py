@@ -360,6 +360,8 @@ class Node:
             task_status.started(dict(self.addresses))
             async with trio.open_nursery() as background:
                 background.start_soon(self._sweep_sessions, sessions)
+                if isinstance(store, SqliteStore):
+                    background.start_soon(store.checkpoint_every)
                 if not s.redis_url:  # cluster nodes keep no ring to compress or save
                     background.start_soon(HistoryCompactor(
                         lambda: [c.history for c in self.table.channels.values()],

@@ -1,7 +1,14 @@
 """SQLite config store: the embedded default, one file in the data dir.
 
 Writes are small and rare (control-plane calls), so they run inline on the
-event loop; WAL mode keeps each commit to about a millisecond.
+event loop; WAL mode keeps each commit to about a millisecond: a commit only
+appends to the write-ahead log (``synchronous=NORMAL``: no wait for the disk).
+Copying the log into the database — a checkpoint, which waits for the disk to
+sync, ~150 ms at a time while apps were created in bulk — is never done by a
+write (``wal_autocheckpoint=0``): :meth:`SqliteStore.checkpoint_every` does it
+in a worker thread, on a connection of its own, each second there were writes
+(a ``PASSIVE`` checkpoint: it never waits for, nor holds up, the writes).
+Closing the store checkpoints what is left, in a worker thread too.
 
 A full disk does not keep a node from starting or serving: a config closed
 cleanly is then read as it is (read-only), and each write raises
@@ -17,6 +24,8 @@ import sqlite3
 from collections.abc import Iterator
 from urllib.parse import quote
 
+import trio
+
 from logrouter.errors import ConfigError, StoreUnavailable
 from logrouter.logs import get_logger
 from logrouter.models import ChannelRecord, DrainRecord, SessionRecord, TokenRecord
@@ -29,7 +38,10 @@ log = get_logger(__name__)
 #: file), is taken as the disk being full.
 _LOW_ROOM = 1 << 20
 
-__all__ = ["SqliteStore"]
+__all__ = ["CHECKPOINT_INTERVAL", "SqliteStore"]
+
+#: Seconds between checkpoints of the write-ahead log (each second there were writes).
+CHECKPOINT_INTERVAL = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -114,6 +126,9 @@ class SqliteStore:
         self.path = path
         #: Why the database is open read-only (the disk is full), or None when it is writable.
         self.read_only: str | None = None
+        self._writes = 0  # commits since the last checkpoint began
+        self._checkpointer: sqlite3.Connection | None = None  # used in worker threads only
+        self._checkpointing = trio.Lock()
         if path != ":memory:":  # only this user may read tokens and drain credentials
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
@@ -124,10 +139,12 @@ class SqliteStore:
 
     def _open_writable(self) -> sqlite3.Connection:
         path = self.path
-        db = sqlite3.connect(path, isolation_level=None)
+        # used on the event loop only, but closed in a worker thread (aclose)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint_every
             self.schema_version = migrate(db)
         except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: not damage
             db.close()
@@ -149,7 +166,8 @@ class SqliteStore:
             if os.path.getsize(path + "-wal") > 0:
                 raise ConfigError(f"{path}: {reason}; the config's latest changes are still in "
                                   f"{path}-wal and cannot be read without writing")
-        db = sqlite3.connect(f"file:{quote(path)}?immutable=1", uri=True, isolation_level=None)
+        db = sqlite3.connect(f"file:{quote(path)}?immutable=1", uri=True, isolation_level=None,
+                             check_same_thread=False)
         try:
             version = _checked_version(db)
             has_tables = db.execute(
@@ -194,6 +212,7 @@ class SqliteStore:
             with db:
                 db.execute("BEGIN")
                 yield db
+            self._writes += 1
         except sqlite3.OperationalError as exc:
             if (full := self._disk_full(exc)) is not None:
                 raise StoreUnavailable(full) from None
@@ -293,5 +312,43 @@ class SqliteStore:
         with self._writing() as db:
             db.executemany("DELETE FROM sessions WHERE id = ?", [(i,) for i in session_ids])
 
+    async def checkpoint_every(self, interval: float = CHECKPOINT_INTERVAL) -> None:
+        """Checkpoint the write-ahead log each ``interval`` seconds there were writes (run it
+        as a background task; see the module docstring). A checkpoint that fails (a full disk)
+        is logged and tried again with the next writes; the log keeps every commit meanwhile."""
+        while True:
+            await trio.sleep(interval)
+            if self._writes:
+                try:
+                    await self.checkpoint()
+                except sqlite3.Error as exc:
+                    log.warning("config_checkpoint_failed", path=self.path, error=str(exc))
+
+    async def checkpoint(self) -> None:
+        """Copy the write-ahead log's commits into the database (a ``PASSIVE`` checkpoint) in a
+        worker thread; the event loop's writes go on meanwhile."""
+        if self.read_only is not None:
+            return
+        async with self._checkpointing:
+            self._writes = 0
+            await trio.to_thread.run_sync(self._checkpoint_blocking)
+
+    def _checkpoint_blocking(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self.path, isolation_level=None,
+                                                 check_same_thread=False)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     async def aclose(self) -> None:
-        self._db.close()
+        """Close the store; the last connection's close checkpoints the log and removes it,
+        which waits for the disk: done in a worker thread."""
+        async with self._checkpointing:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            db = self._db
+
+            def close() -> None:
+                if checkpointer is not None:
+                    checkpointer.close()
+                db.close()
+
+            await trio.to_thread.run_sync(close)
