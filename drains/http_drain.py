@@ -190,10 +190,9 @@ class HttpDrain(Drain):
         must not be retried, ``(error, delay)`` when it should be (delay 0 = default)."""
         try:
             conn = await self._connection()
-            with trio.fail_after(self.options.http_response_timeout):
-                sent_at = trio.current_time()
-                result = await conn.request(data)
-                self.observe_request(trio.current_time() - sent_at)
+            sent_at = trio.current_time()
+            result = await conn.request(data, sent_at + self.options.http_response_timeout)
+            self.observe_request(trio.current_time() - sent_at)
         except DestinationRefused as exc:
             await self._drop_connection()
             return f"refused: {exc}", 0.0

@@ -7,6 +7,7 @@ an error, never unbounded memory.
 
 from __future__ import annotations
 
+import math
 import select
 
 import httptools
@@ -17,6 +18,10 @@ from logrouter.errors import HttpClientError
 __all__ = ["HttpClientError", "HttpConnection", "HttpResult"]
 
 MAX_RESPONSE_BYTES = 1 << 20
+
+#: Seconds the rest of an answer is still read for once the deadline has passed with part of
+#: it (or all) already arrived; see :meth:`HttpConnection.request`.
+LATE_ANSWER_GRACE = 1.0
 
 
 class HttpResult:
@@ -74,10 +79,19 @@ class HttpConnection:
         poller.register(fd, select.POLLIN)
         return bool(poller.poll(0))
 
-    async def request(self, data: bytes) -> HttpResult:
-        """Send a complete request (head and body) and read the whole response.
+    async def request(self, data: bytes, deadline: float = math.inf) -> HttpResult:
+        """Send a complete request (head and body) and read the whole response, which must
+        have begun to arrive by ``deadline`` (trio time).
+
+        The deadline runs on this process's clock, which moves on while the process does not
+        run (a long stall of its event loop, a paused container): an answer that came in time
+        may only be looked at later. So once the deadline has passed, an answer already waiting
+        in the socket is still read, for at most ``LATE_ANSWER_GRACE`` seconds more; only
+        when nothing has arrived is it a timeout.
 
         Raises:
+            trio.TooSlowError: the request could not be sent, or no answer had arrived, by
+                ``deadline`` (or the rest of a late one did not come within the grace).
             HttpClientError: a malformed or oversized response.
             trio.BrokenResourceError, OSError: the connection failed.
         """
@@ -85,17 +99,26 @@ class HttpConnection:
         self.in_flight = True
         self.sent_at = trio.current_time()
         try:
-            return await self._exchange(data)
+            return await self._exchange(data, deadline)
         finally:
             self.in_flight = False
 
-    async def _exchange(self, data: bytes) -> HttpResult:
-        await self.stream.send_all(data)
+    async def _exchange(self, data: bytes, deadline: float) -> HttpResult:
+        with trio.fail_at(deadline):
+            await self.stream.send_all(data)
         collector = _Collector()
         parser = collector.parser = httptools.HttpResponseParser(collector)
         received = 0
+        late = False  # past the deadline, reading an answer that had arrived
         while not collector.complete:
-            chunk = await self.stream.receive_some(65536)
+            chunk: bytes | bytearray | None = None
+            with trio.move_on_at(deadline):
+                chunk = await self.stream.receive_some(65536)
+            if chunk is None:  # the deadline passed (with a grace, if the answer had come)
+                if late or not self.response_arrived():
+                    raise trio.TooSlowError
+                late, deadline = True, trio.current_time() + LATE_ANSWER_GRACE
+                continue
             if not chunk:
                 try:
                     parser.feed_data(b"")  # a close-delimited body ends here

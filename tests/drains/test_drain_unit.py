@@ -312,3 +312,67 @@ def test_a_drain_waiting_for_its_connection_slot_is_not_marked_slow() -> None:
             nursery.cancel_scope.cancel()
 
     run(main)
+
+
+class _StallsAfterSending(trio.abc.Stream):
+    """A socket stream whose every send is followed by a stall of the whole event loop (a
+    paused container, a long step of another task) during which the receiver answers
+    ``answer``: the yield trio makes after a send returns only once the stall is over."""
+
+    def __init__(self, ours: object, theirs: object, answer: bytes, stall: float) -> None:
+        import socket
+
+        assert isinstance(ours, socket.socket) and isinstance(theirs, socket.socket)
+        self.inner = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        self.socket = self.inner.socket  # what HttpConnection.response_arrived polls
+        self.theirs = theirs
+        self.answer = answer
+        self.stall = stall
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        import time
+
+        await self.inner.send_all(data)
+        self.theirs.sendall(self.answer)
+        time.sleep(self.stall)  # the node held: its deadlines pass, nothing runs
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        self.theirs.close()
+
+
+@pytest.mark.parametrize(("answer", "error"), [
+    (b"HTTP/1.1 204 No Content\r\n\r\n", None),  # answered in time: read, not sent again
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", "timeout"),  # half an answer
+    (b"", "timeout"),  # no answer at all
+])
+def test_an_http_drain_reads_an_answer_that_came_while_the_router_was_stalled(
+        answer: bytes, error: str | None) -> None:
+    """The response timeout runs on this router's clock. A router held up past it found the
+    receiver's answer waiting in the socket and gave up on it all the same, sending the batch
+    again (a duplicate for every receiver that does not look at Logplex-Frame-Id). An answer
+    that has arrived when the router looks is read (for at most a grace more); one that has
+    not, or that stops half-way, is still a timeout."""
+    import socket
+
+    from drains.http_drain import HttpDrain
+    from logrouter.transport.httpclient import HttpConnection
+
+    async def main() -> None:
+        record = DrainRecord(2, "c", "d.2", "http://127.0.0.1:9/", 0.0, 0.0)
+        d = HttpDrain(record, DrainOptions(buffer_lines=100, burst_lines=1000,
+                                           http_response_timeout=0.2))
+        ours, theirs = socket.socketpair()
+        d._conn = HttpConnection(_StallsAfterSending(ours, theirs, answer, stall=0.5))
+        with trio.fail_after(5):
+            got, _ = await d._attempt(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        assert got == error
+
+    trio.run(main)  # the real clock: the stall is real time
