@@ -28,7 +28,9 @@ seq to hand to the drain; ``[acked, next_pop)`` is in flight), ``persisted``
 * A delivered batch is acknowledged (:meth:`ack`); a failed one is put back
   (:meth:`unpop`) and sent again. Lines are dropped — counted, and reported by
   the next L10 — only when the spool exceeds ``max_bytes`` (the oldest segment
-  goes) or when memory overflows faster than the disk takes it (a full disk).
+  goes; or, when more waits for one write than the whole spool holds, the oldest of
+  those lines: :meth:`give_up_unwritten`) or when memory overflows faster than the disk
+  takes it (a full disk).
 
 A crash loses at most the lines accepted during the last two flush intervals,
 and may resend what was delivered during them (at-least-once at the crash
@@ -390,6 +392,24 @@ class SpoolQueue:
         self._write_done = trio.Event()
         return start, list(itertools.islice(self._mem, start - self._mem_seq,
                                             end - self._mem_seq))
+
+    def give_up_unwritten(self, end: int) -> None:
+        """The lines :meth:`unpersisted` gave below ``end`` will not be written: more arrived
+        for one write than the whole spool holds, and like the oldest segment past the bound
+        they go — those not handed out counted lost, out of memory too."""
+        start = self._unwritten_from
+        if end <= start:
+            return
+        gone = end - max(start, self._next_pop)
+        if gone > 0:
+            self._lose(gone)
+        if self._next_pop >= start:  # else lines on disk come first (fill skips the gap)
+            self._next_pop = max(self._next_pop, end)
+        cut = min(end - self._mem_seq, len(self._mem))
+        if cut > 0:
+            self._evict(cut)
+        self._persisted = max(self._persisted, end)
+        self._risk_lo = max(self._risk_lo, end)
 
     def persisted_to(self, end: int) -> None:
         """Lines below ``end`` are on disk now (of those :meth:`unpersisted` gave); evict

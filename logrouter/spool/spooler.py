@@ -76,17 +76,11 @@ def _error(exc: OSError) -> str:
 
 
 def _do(work: list[_Work], sync: bool) -> None:
-    """The file work of one flush (in a worker thread): for each spool its appends, then its
-    ledger, then its deletes; each step is tried whatever became of the one before (a
+    """The file work of one flush (in a worker thread): for each spool its ledger, then its
+    deletes, then its appends — so the disk never holds the segments past the bound and the
+    lines that replace them at once; each step is tried whatever became of the one before (a
     ledger that failed is tried once more after the deletes: they may have made room)."""
     for w in work:
-        for a in w.appends:
-            try:
-                files.append(a.segment.path, a.record, sync, a.at)
-            except OSError as exc:
-                w.write_error = _error(exc)
-                break
-            w.appended += 1
         if w.ledger is not None:
             try:
                 files.write_ledger(w.queue.directory, w.ledger, sync)
@@ -105,6 +99,13 @@ def _do(work: list[_Work], sync: bool) -> None:
                 w.ledger_error = ""
             except OSError as exc:
                 w.ledger_error = _error(exc)
+        for a in w.appends:
+            try:
+                files.append(a.segment.path, a.record, sync, a.at)
+            except OSError as exc:
+                w.write_error = _error(exc)
+                break
+            w.appended += 1
 
 
 class Spooler:
@@ -195,12 +196,20 @@ class Spooler:
         if now >= self._retry_write_at.get(q, 0.0):
             first, lines = q.unpersisted(everything)
         incoming = 0
+        gave_up = False
         if lines:
             # records that fill what is left of a segment (a segment stays near its size), so
             # a disk with less room than the whole write left still takes what fits
             sample = lines[:16]
             line_bytes = sum(map(len, sample)) / len(sample) + 8  # and msgpack's framing
             segment = q.segments[-1] if q.segments else None
+            fit = max(1, int(q.max_bytes / line_bytes))
+            if len(lines) > fit:
+                # more than the whole spool holds: only the newest go, into a new segment;
+                # the others are lost, and so is every older segment (the oldest go first)
+                skip = len(lines) - fit
+                q.give_up_unwritten(first + skip)
+                first, lines, segment, gave_up = first + skip, lines[skip:], None, True
             size = segment.size if segment is not None else q.segment_bytes
             at = 0
             while at < len(lines):
@@ -216,7 +225,7 @@ class Spooler:
                 incoming += len(record)
                 at += len(part)
         into_last = bool(w.appends) and not w.appends[0].new_segment
-        dropped = q.over_bound(incoming, into_last=into_last)
+        dropped = q.over_bound(q.max_bytes if gave_up else incoming, into_last=into_last)
         done = q.done_segments()
         w.delete = (*self._undeleted.pop(q, ()), *dropped, *done)
         if q.ledger_dirty or w.delete:

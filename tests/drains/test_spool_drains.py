@@ -166,7 +166,12 @@ async def test_spool_bound_drops_the_oldest_and_says_so(tmp_path: Path, sinks: t
         await sinks.start(partial(sink.run, port=sink_port))
         got = await accounted(sink, total, timeout=20)
         assert reported(sink) > 0 and len(got) + reported(sink) == total
-        assert got == list(range(total - len(got), total))  # the newest, in order
+        # the newest survive, in order connection by connection (of each connection the
+        # oldest lines went first); connections may interleave (see the outage test below)
+        assert max(got) == total - 1
+        for first in range(0, total, 1000):
+            mine = [n for n in got if first <= n < first + 1000]
+            assert mine == list(range(first + 1000 - len(mine), first + 1000))
 
 
 async def test_a_damaged_spool_file_does_not_stop_the_router(tmp_path: Path, sinks: trio.Nursery,
@@ -206,7 +211,13 @@ async def test_outage_backlog_read_back_from_disk_in_order(tmp_path: Path, sinks
         sink = SyslogSink()
         await sinks.start(partial(sink.run, port=sink_port))
         await sink.wait_frames(total, timeout=20)
-        assert numbers(syslog_lines(sink)) == list(range(total))
+        got = numbers(syslog_lines(sink))
+        assert sorted(got) == list(range(total))
+        # in order connection by connection; connections may interleave: a connection waits
+        # for the disk after a read (the drain is down and its memory small) while the next
+        # one's first read is posted
+        for first in range(0, total, 1000):
+            assert [n for n in got if first <= n < first + 1000] == list(range(first, first + 1000))
 
 
 async def test_repeated_kill_9_under_load_loses_only_the_last_moments(

@@ -134,6 +134,26 @@ async def test_the_bound_drops_the_oldest_and_reports_it(tmp_path: Path) -> None
     assert loss.count + len(rest) == 10_000
 
 
+async def test_one_write_bigger_than_the_spool_keeps_only_its_newest_lines(
+        tmp_path: Path) -> None:
+    """Memory may hold more lines waiting for the disk than the whole spool takes (four times
+    its size, or a burst and a round of ingest): written in one flush, they went over the
+    bound by all of it (463,520 bytes in a 300,000-byte spool in an end-to-end test)."""
+    q, spooler = await open_queue(tmp_path, max_bytes=100_000, memory_lines=1000)
+    q.push_many(lines(0, 500))
+    await spooler.flush(everything=True)  # older lines on disk first
+    q.push_many(lines(500, 4000))  # ~280 KB of records
+    await spooler.flush(everything=True)
+    on_disk = sum(f.stat().st_size for f in tmp_path.glob("*.seg"))
+    assert 0 < on_disk <= 100_000 and q.disk_bytes == on_disk
+    await q.ready()
+    loss, got = q.pop_batch(max_lines=100)
+    assert loss is not None and loss.count > 0
+    rest = got + await drain_all(q)
+    assert rest == lines(4500 - len(rest), len(rest))  # the newest, in order: no hole
+    assert loss.count + len(rest) == 4500
+
+
 async def test_http_batch_in_flight_is_resumed_with_its_frame_id(tmp_path: Path) -> None:
     q, spooler = await open_queue(tmp_path)
     q.push_many(lines(0, 30))
