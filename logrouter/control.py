@@ -21,6 +21,7 @@ from logrouter.core.channels import Channel, ChannelTable
 from logrouter.core.sessions import SessionTable
 from logrouter.destinations import DestinationPolicy
 from logrouter.errors import ConflictError, LimitError, NotFoundError, ValidationError
+from logrouter.metrics import DrainCounters
 from logrouter.models import (
     ChannelRecord,
     DrainRecord,
@@ -64,6 +65,9 @@ class DrainRunner(Protocol):
     def status(self, drain_id: int) -> dict[str, Any] | None:
         """A running drain's delivery status."""
 
+    def counters(self) -> list[tuple[int, DrainCounters]]:
+        """``(drain id, its counters)`` of every drain running here."""
+
 
 class Control:
     """Control-plane operations on one node.
@@ -93,6 +97,10 @@ class Control:
     def drain_status(self, drain_id: int) -> dict[str, Any] | None:
         """A drain's delivery status, or None when it does not run on this node."""
         return self.drains.status(drain_id) if self.drains is not None else None
+
+    def drain_counters(self) -> list[tuple[int, DrainCounters]]:
+        """``(drain id, its counters)`` of every drain running on this node."""
+        return self.drains.counters() if self.drains is not None else []
 
     def with_status(self, drain_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` plus ``"status"`` (delivery counters) when the drain is running here."""

@@ -56,7 +56,7 @@ class DrainSupervisor:
         self.syslog_writer = SyslogWriter(options.linger)
         #: Writes the drains' spools (drain_spool_bytes > 0), else None.
         self.spooler = Spooler() if options.spool_bytes > 0 else None
-        metrics.export_drains(self._metric_drains)
+        metrics.export_drains(self.counters)
         self._observe_request = metrics.http_drain_request_seconds.observe
         self._observe_delay = metrics.drain_write_delay_seconds.observe
 
@@ -203,5 +203,6 @@ class DrainSupervisor:
                     "last_error": f"cannot start: {problem}", "last_error_at": None}
         return None
 
-    def _metric_drains(self) -> list[tuple[int, DrainCounters]]:
+    def counters(self) -> list[tuple[int, DrainCounters]]:
+        """``(drain id, drain)`` of every running drain (what ``/metrics`` and ``/v3/stats`` read)."""
         return [(drain_id, run.drain) for drain_id, run in self.running.items()]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
 
 from logrouter import __version__
 from logrouter.api.console_routes import ConsoleRoutes
@@ -20,8 +19,8 @@ from logrouter.api.platform_routes import PlatformRoutes, platform_error
 from logrouter.api.routing import BadJson, Call, Router, check_auth, json_response, text_response
 from logrouter.api.session_stream import SessionStreamer
 from logrouter.api.shared_page import SharedPage
+from logrouter.api.stats import StatsQuery, StatsView
 from logrouter.control import Control
-from logrouter.core.turns import PER_TURN, runs_in_turns
 from logrouter.errors import (
     ConflictError,
     LimitError,
@@ -38,11 +37,6 @@ from logrouter.transport.serving import Response
 __all__ = ["ApiHandler"]
 
 log = get_logger("logrouter.api")
-
-T = TypeVar("T")
-
-#: Drains whose status /v3/stats writes a turn of the event loop (~20 µs each).
-DRAINS_PER_TURN = 200
 
 _UNAUTHORIZED = [("Www-Authenticate", "Basic realm=Logplex")]
 _PLATFORM_PREFIXES = ("/apps", "/account", "/users/", "/teams/")
@@ -76,15 +70,6 @@ def error_response(path: str, status: int, ident: str, message: str) -> Response
     return text_response(status, message)
 
 
-async def _json_items(items: Sequence[T], row: Callable[[T], Any], per_turn: int = PER_TURN,
-                      ) -> bytes:
-    """The items of a JSON array of ``row(item)`` for each of ``items`` (what ``json.dumps``
-    writes between the brackets), written ``per_turn`` items a turn of the event loop."""
-    pieces = await runs_in_turns(items, lambda run: json.dumps([row(x) for x in run])[1:-1],
-                                 per_turn)
-    return ", ".join(pieces).encode()
-
-
 class ApiHandler:
     """Answers every request on the API port."""
 
@@ -106,7 +91,8 @@ class ApiHandler:
         self.public_url = public_url
         self._openapi: bytes | None = None
         self._metrics_page = SharedPage(metrics.exposition)
-        self._stats_page = SharedPage(self._make_stats)
+        self._stats = StatsView(control, metrics)
+        self._stats_page = SharedPage(lambda: self._stats.page(StatsQuery(lambda _: None)))
         self.router = Router()
         r = self.router
         r.add("GET", r"/healthcheck", self.healthcheck)
@@ -198,23 +184,12 @@ class ApiHandler:
         return text_response(200, "OK")
 
     async def stats(self, call: Call) -> Response:
-        """The node's counters as JSON, per channel and per drain (``logrouter top``, the
-        console), made as :mod:`~logrouter.api.shared_page` says."""
-        return Response(200, await self._stats_page.get(), "application/json")
-
-    async def _make_stats(self) -> bytes:
-        totals = self.metrics.totals()
-        table = self.control.table
-        channels = await _json_items(list(table.channels.values()), lambda c: {
-            "id": c.id, "name": c.name or c.id, "received": c.received,
-            "history": len(c.history)})
-        drains = await _json_items([d for d in table.drains.values() if d.url is not None],
-                                   lambda d: {"id": d.id, "channel_id": d.channel_id,
-                                              "token": d.token, "url": d.url,
-                                              **(self.control.drain_status(d.id) or {})},
-                                   per_turn=DRAINS_PER_TURN)
-        return b'{"totals": %s, "channels": [%s], "drains": [%s]}' % (
-            json.dumps(totals).encode(), channels, drains)
+        """The node's counters as JSON, per app and per drain (``logrouter top``, the console;
+        see :mod:`~logrouter.api.stats`). The answer to every app and drain is made as
+        :mod:`~logrouter.api.shared_page` says."""
+        query = StatsQuery(call.query)
+        page = await (self._stats_page.get() if query.everything else self._stats.page(query))
+        return Response(200, page, "application/json")
 
     async def openapi(self, call: Call) -> Response:
         if self._openapi is None:

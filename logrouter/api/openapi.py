@@ -212,10 +212,18 @@ def document(server_url: str, version: str) -> dict[str, Any]:
                      "image/svg+xml": {"schema": {"type": "string"}}}),
             "404": _resp("no such file", _TEXT)}, v1, auth=False,
             params=[_path("file", "^[A-Za-z0-9_.-]+$", "console.js")])},
-        "/v3/stats": {"get": _op("the node's counters, per channel and per drain", {
-            "200": _resp("stats", _json({"type": "object", "properties": {
-                "totals": {"type": "object"}, "channels": {"type": "array"},
-                "drains": {"type": "array"}}}))}, v2)},
+        "/v3/stats": {"get": _op(
+            "the node's counters: every channel and drain, or (channel, limit, sort, q) those "
+            "a view shows", {
+                "200": _resp("stats", _json({"type": "object", "properties": {
+                    "totals": {"type": "object"}, "drain_totals": {"type": "object"},
+                    "counts": {"type": "object"}, "channels": {"type": "array"},
+                    "drains": {"type": "array"}}}))}, v2,
+            params=[{"name": "channel", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "string"}},
+                    {"name": "sort", "in": "query",
+                     "schema": {"type": "string", "enum": ["busiest", "name"]}},
+                    {"name": "q", "in": "query", "schema": {"type": "string"}}])},
         "/account": {"get": _op("the account (Platform API)", {"200": _resp("account", _json(
             {"type": "object"}))}, pf)},
         "/users/~/apps": {"get": _op("apps (Platform API)", {"200": _resp("apps", _json(

@@ -1,8 +1,9 @@
 """``logrouter top``: a live view of one router node, refreshed in place (like ``vector top``).
 
-Polls ``GET /v3/stats`` every ``--interval`` seconds and shows, from the differences between
-two polls: lines/s in (per transport and per app), lines/s out per drain with each drain's
-state, drops by reason, and open connections. Rendered with rich (which honours ``NO_COLOR``);
+Polls ``GET /v3/stats?limit=N`` every ``--interval`` seconds — the node's totals and its ``N``
+busiest apps and drains with their rates, however many the node has — and shows lines/s in
+and out (from the differences between two polls), the busiest apps and drains (with each
+drain's state), drops by reason, and open connections. Rendered with rich (which honours ``NO_COLOR``);
 Ctrl-C exits 0. ``--once`` prints one frame (two polls apart) and exits, for scripts.
 """
 
@@ -42,32 +43,28 @@ def render(prev: dict[str, Any], cur: dict[str, Any], seconds: float, url: str,
     for column in ("lines/s in", "lines/s out (drains)", "malformed/s", "unknown token/s",
                    "open connections"):
         head.add_column(column, justify="right")
-    out_now = sum(d.get("delivered", 0) for d in cur["drains"])
-    out_before = sum(d.get("delivered", 0) for d in prev["drains"])
+    out_now = cur["drain_totals"]["delivered"]
+    out_before = prev["drain_totals"]["delivered"]
     head.add_row(rate("logrouter_messages_received_total"),
                  f"{max(0.0, (out_now - out_before) / seconds):,.0f}",
                  rate("logrouter_messages_malformed_total"),
                  rate("logrouter_messages_unknown_token_total"),
                  f"{total('logrouter_connections{'):,.0f}")
 
-    apps = Table(title="apps (busiest first)", expand=True)
+    counts = cur["counts"]
+    apps = Table(title=f"apps (busiest first, of {counts['channels']:,})", expand=True)
     apps.add_column("app")
     apps.add_column("lines/s in", justify="right")
     apps.add_column("history", justify="right")
-    seen = {c["id"]: c["received"] for c in prev["channels"]}
-    rows = sorted(((c, (c["received"] - seen.get(c["id"], c["received"])) / seconds)
-                   for c in cur["channels"]), key=lambda x: -x[1])
-    for c, rate in rows[:limit]:
-        apps.add_row(c["name"], f"{rate:,.0f}", f"{c['history']:,}")
+    for c in cur["channels"][:limit]:
+        apps.add_row(c["name"], f"{c['rate']:,.0f}", f"{c['history']:,}")
 
-    drains = Table(title="drains (busiest first)", expand=True)
+    drains = Table(title=f"drains (busiest first, of {counts['drains']:,})", expand=True)
     for column in ("drain", "url", "state", "lines/s out", "dropped", "buffered", "last error"):
         drains.add_column(column, justify="right" if column in ("lines/s out", "dropped",
                                                                 "buffered") else "left")
-    delivered_before = {d["id"]: d.get("delivered", 0) for d in prev["drains"]}
-    drows = sorted(((d, (d.get("delivered", 0) - delivered_before.get(d["id"], 0)) / seconds)
-                    for d in cur["drains"]), key=lambda x: -x[1])
-    for d, rate in drows[:limit]:
+    for d in cur["drains"][:limit]:
+        rate = d["rate"]
         state = "connected" if d.get("connected") else "not connected"
         for flag in ("degraded", "slow"):
             if d.get(flag):
@@ -86,21 +83,22 @@ def render(prev: dict[str, Any], cur: dict[str, Any], seconds: float, url: str,
 
 
 def run_top(client: RouterClient, interval: float, once: bool, console: Console | None = None,
-            ) -> int:
+            limit: int = 15) -> int:
     """Show the live view until Ctrl-C (exit 0); with ``once`` one frame."""
     console = console or Console()
-    prev = client.request("GET", "/v3/stats")
+    path = f"/v3/stats?limit={limit}"
+    prev = client.request("GET", path)
     last = time.monotonic()
     if once:
         time.sleep(interval)
-        cur = client.request("GET", "/v3/stats")
+        cur = client.request("GET", path)
         console.print(render(prev, cur, time.monotonic() - last, client.url))
         return 0
     try:
         with Live(console=console, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
-                cur = client.request("GET", "/v3/stats")
+                cur = client.request("GET", path)
                 now = time.monotonic()
                 live.update(render(prev, cur, now - last, client.url))
                 prev, last = cur, now

@@ -90,7 +90,7 @@ $("login-form").addEventListener("submit", async (event) => {
   error.hidden = true;
   sessionStorage.setItem(KEY, $("key").value);
   try {
-    await api("GET", "/v3/stats");
+    await api("GET", "/v3/stats?limit=1");
   } catch (err) {
     sessionStorage.removeItem(KEY);
     error.textContent = err instanceof Unauthorized ? "Wrong key: nothing is shown without the router's API key."
@@ -112,7 +112,6 @@ function report(err) {
 
 // ---- polling: apps, drains, node numbers ---------------------------------------------------
 
-const lastReceived = new Map(); // channel id → [received, at]
 const rateIn = [];
 const rateOut = [];
 let lastTotals = null;
@@ -123,17 +122,22 @@ async function poll() {
   clearTimeout(pollTimer);
   try {
     if (current === "apps" || current === "app") {
-      stats = await api("GET", "/v3/stats");
-      const now = performance.now();
-      updateNode(stats, now);
-      if (current === "apps") renderApps(stats, now);
+      stats = await api("GET", statsPath());
+      updateNode(stats, performance.now());
+      if (current === "apps") renderApps(stats);
       if (current === "app") renderDrains(stats);
-      for (const c of stats.channels) lastReceived.set(c.id, [c.received, now]);
     }
   } catch (err) {
     report(err);
   }
   if (sessionStorage.getItem(KEY)) pollTimer = setTimeout(poll, POLL_MS);
+}
+
+// What the view shows, not the whole node: a node may have tens of thousands of apps.
+function statsPath() {
+  if (current === "app") return `/v3/stats?channel=${encodeURIComponent(currentApp || "")}`;
+  const filter = $("apps-filter").value.trim();
+  return `/v3/stats?sort=name&limit=${MAX_APPS_SHOWN}&q=${encodeURIComponent(filter)}`;
 }
 
 function sum(totals, prefix) {
@@ -147,7 +151,7 @@ function sum(totals, prefix) {
 function updateNode(s, now) {
   const t = {
     in: sum(s.totals, "logrouter_messages_received_total"),
-    out: s.drains.reduce((a, d) => a + (d.delivered || 0), 0),
+    out: s.drain_totals.delivered,
     at: now,
   };
   if (lastTotals) {
@@ -157,7 +161,7 @@ function updateNode(s, now) {
   }
   lastTotals = t;
   const inNow = rateIn.at(-1) || 0;
-  $("node-summary").textContent = `${s.channels.length} apps · ${fmt(inNow)} lines/s in`;
+  $("node-summary").textContent = `${s.counts.channels} apps · ${fmt(inNow)} lines/s in`;
   if (current !== "apps") return;
   $("rate-in").textContent = fmt(inNow);
   $("rate-out").textContent = fmt(rateOut.at(-1) || 0);
@@ -168,7 +172,7 @@ function updateNode(s, now) {
     ["lines received", sum(s.totals, "logrouter_messages_received_total")],
     ["malformed (all reasons)", sum(s.totals, "logrouter_messages_malformed_total")],
     ["unknown token", sum(s.totals, "logrouter_messages_unknown_token_total")],
-    ["dropped by drains (L10)", s.drains.reduce((a, d) => a + (d.dropped || 0), 0)],
+    ["dropped by drains (L10)", s.drain_totals.dropped],
     ["dropped by slow tails (L11)", sum(s.totals, "logrouter_tail_lines_dropped_total")],
     ["connections open", sum(s.totals, "logrouter_connections{")],
     ["connection errors", sum(s.totals, "logrouter_connection_errors_total")],
@@ -210,28 +214,25 @@ function spark(canvas, series) {
 
 // ---- apps ---------------------------------------------------------------------------------
 
-$("apps-filter").addEventListener("input", () => { if (stats) renderApps(stats, performance.now()); });
+let filterTimer = null;
+$("apps-filter").addEventListener("input", () => {  // the node filters: ask again, shortly
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => { poll().catch(report); }, 250);
+});
 
-function renderApps(s, now) {
-  const filter = $("apps-filter").value.trim().toLowerCase();
-  const drainCount = new Map();
-  for (const d of s.drains) drainCount.set(d.channel_id, (drainCount.get(d.channel_id) || 0) + 1);
-  const shown = s.channels
-    .filter((c) => !filter || c.name.toLowerCase().includes(filter) || c.id.includes(filter))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  const rows = shown.slice(0, MAX_APPS_SHOWN).map((c) => {
-    const before = lastReceived.get(c.id);
-    const rate = before && now > before[1] ? (c.received - before[0]) / ((now - before[1]) / 1000) : 0;
+function renderApps(s) {
+  const shown = s.channels; // filtered and sorted by the node (statsPath)
+  const rows = shown.map((c) => {
     const link = el("a", { href: `#/app/${encodeURIComponent(c.id)}` }, c.name);
     return el("tr", {}, el("td", {}, link), el("td", { class: "muted" }, c.id),
-              el("td", { class: "num" }, fmt(c.history)), el("td", { class: "num" }, drainCount.get(c.id) || 0),
-              el("td", { class: "num" }, fmt(Math.max(0, rate))),
+              el("td", { class: "num" }, fmt(c.history)), el("td", { class: "num" }, c.drains),
+              el("td", { class: "num" }, fmt(c.rate)),
               el("td", {}, el("button", { type: "button", class: "danger", "aria-label": `Delete ${c.name}`,
                                           onclick: () => deleteApp(c.id, c.name) }, "Delete")));
   });
   $("apps-table").tBodies[0].replaceChildren(...rows);
-  $("apps-more").textContent = shown.length > MAX_APPS_SHOWN
-    ? `${shown.length - MAX_APPS_SHOWN} more apps: narrow the filter.`
+  const more = s.counts.matched_channels - shown.length;
+  $("apps-more").textContent = more > 0 ? `${more} more apps: narrow the filter.`
     : shown.length === 0 ? "No apps." : "";
 }
 
@@ -286,7 +287,8 @@ async function openApp(id) {
     $("app-id").textContent = id;
     return;
   }
-  const app = (stats && stats.channels.find((c) => c.id === channel.channel)) || {};
+  const one = await api("GET", `/v3/stats?channel=${encodeURIComponent(channel.channel)}`);
+  const app = one.channels[0] || {};
   $("app-title").textContent = app.name || channel.channel;
   $("app-id").textContent = `channel ${channel.channel}`;
   const tokens = Object.entries(channel.tokens || {});

@@ -313,3 +313,27 @@ def test_the_page_keeps_at_most_5000_lines(watched: Watched, router: RouterProce
     assert page.locator("#log .line").count() == 5000
     assert "busy 999\n" not in (log.text_content() or "")
     watched.check_clean()
+
+
+def test_more_apps_than_shown_are_filtered_by_the_node(watched: Watched,
+                                                       router: RouterProcess) -> None:
+    """A node may have tens of thousands of apps: the console asks the node for the apps it
+    shows (500 by name, filtered by the node), never for every app and drain (last in this
+    module: its apps sort after the other tests' ones)."""
+    for i in range(510):
+        router.api("POST", "/apps", {"name": f"zz-many-{i:04d}"})
+    login(watched)
+    page = watched.page
+    rows = page.locator("#apps-table tbody tr")
+    sync_api.expect(page.locator("#apps-more")).to_contain_text("more apps: narrow the filter")
+    sync_api.expect(rows).to_have_count(500)
+    page.get_by_label("Filter").fill("ZZ-MANY-0509")
+    sync_api.expect(rows).to_have_count(1)
+    sync_api.expect(page.get_by_role("link", name="zz-many-0509")).to_be_visible()
+    sync_api.expect(page.locator("#apps-more")).to_have_text("")
+    page.get_by_role("link", name="zz-many-0509").click()
+    sync_api.expect(page.locator("#app-title")).to_have_text("zz-many-0509")
+    asked = [u for u in watched.requests if "/v3/stats" in u]
+    assert asked and all("?" in u for u in asked), asked
+    watched.shot("many-apps")
+    watched.check_clean()
