@@ -112,15 +112,23 @@ async def test_stats_of_100000_apps_leave_the_event_loop_free(router: Router) ->
     assert resp.status == 201, resp.body
     pages: list[bytes] = []
 
+    views = ["/v3/stats", "/v3/stats", "/v3/stats?limit=15",  # everything; logrouter top
+             "/v3/stats?sort=name&limit=500&q=app9", "/v3/stats?channel=app-99999"]  # console
+
     async def poll() -> None:
-        for _ in range(2):
-            pages.append(await trio.to_thread.run_sync(fetch, router.api_port, "/v3/stats"))
+        for path in views:
+            pages.append(await trio.to_thread.run_sync(fetch, router.api_port, path))
 
     hold = await longest_hold(poll)
-    stats = json.loads(pages[-1])
+    stats = json.loads(pages[1])
     assert len(stats["channels"]) == 100_001
-    assert {"id": "app-99999", "name": "app99999", "received": 0, "history": 0} \
-        in stats["channels"]
+    assert {"id": "app-99999", "name": "app99999", "received": 0, "history": 0, "rate": 0.0,
+            "drains": 0} in stats["channels"]
+    top, listed, one = (json.loads(page) for page in pages[2:])
+    assert len(top["channels"]) == 15 and top["counts"]["channels"] == 100_001
+    assert len(listed["channels"]) == 500 and listed["counts"]["matched_channels"] == 11_111
+    assert listed["channels"][0]["name"] == "app9"
+    assert [c["name"] for c in one["channels"]] == ["app99999"]
     (drain,) = stats["drains"]
     assert drain["channel_id"] == channel_id and drain["url"] == "syslog://192.0.2.1:601"
     assert "delivered" in drain and "connected" in drain  # its live status
