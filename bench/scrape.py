@@ -29,11 +29,13 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.port = port
         self.latencies: list[float] = []
+        self.started: list[float] = []  # time.time() each probe was sent
         self.stop = threading.Event()
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         while not self.stop.is_set():
+            self.started.append(time.time())
             start = time.perf_counter()
             conn.request("GET", "/healthz")
             conn.getresponse().read()

@@ -66,6 +66,7 @@ class SyslogDrain(Drain):
     _direct: socket.socket | None = None
     _out: _Write | None = None  # a write the writer handed back part-way
     _broken = False
+    _end_paced = False  # a broken connection's end took its slot already
 
     def __init__(self, *args, writer: SyslogWriter | None = None,  # type: ignore[no-untyped-def]
                  **kwargs) -> None:
@@ -97,7 +98,7 @@ class SyslogDrain(Drain):
         write here (not connected, a partial write being finished by the drain's own task,
         lines waiting on disk, or nothing buffered)."""
         sock = self._direct
-        if sock is None or self._out is not None:
+        if sock is None or self._out is not None or self._broken:
             return None
         if self.buffer.needs_fill:  # a spool's next lines are on disk: the drain's task reads
             self._wakeup.set()
@@ -290,12 +291,12 @@ class SyslogDrain(Drain):
         assert writer is not None
         self._direct = socket.socket(fileno=os.dup(stream.socket.fileno()))
         self._direct.setblocking(False)
-        self._broken = False
+        self._broken = self._end_paced = False
         self._out = None
         self.last_write = clock()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._discard_peer_data, stream, nursery.cancel_scope)
+                nursery.start_soon(self._discard_peer_data, stream, None)
                 writer.mark(self)
                 while clock() < end_of_life and not self._broken:
                     self._wakeup = trio.Event()
@@ -303,6 +304,8 @@ class SyslogDrain(Drain):
                                                        self.last_write + opts.syslog_idle_timeout)):
                         await self._wakeup.wait()
                     if self._broken:
+                        if not self._end_paced:
+                            await self.connect_slot()  # see _discard_peer_data
                         break
                     if self.buffer.needs_fill:  # the writer handed back: lines on disk only
                         await self.buffer.ready()
@@ -313,6 +316,7 @@ class SyslogDrain(Drain):
                         writer.mark(self)
                     elif clock() - self.last_write >= opts.syslog_idle_timeout and not len(self.buffer):
                         log.info("drain_idle_close", drain_id=self.record.id)
+                        await self.connect_slot()  # drains gone quiet together close apart
                         break
                 nursery.cancel_scope.cancel()
         finally:
@@ -380,12 +384,25 @@ class SyslogDrain(Drain):
         self._write_done(out)
         return True
 
-    async def _discard_peer_data(self, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
-        """Receivers should not talk; read and drop whatever they send, notice when they close."""
+    async def _discard_peer_data(self, stream: trio.abc.Stream,
+                                 scope: trio.CancelScope | None) -> None:
+        """Receivers should not talk; read and drop whatever they send, notice when they close:
+        cancel ``scope`` — or, on a connection the shared writer writes (``scope`` None), mark
+        it broken, so that the writer leaves it alone, and let the drain's task end it in its
+        turn. A receiver that many drains share closes all their connections at once when it
+        restarts; 5,000 drains ending their sessions in one batch of the event loop held it
+        for up to half a second (bench/receiver_restart.py), so the ends take the node's
+        connection slots (:meth:`connect_slot`), as the reconnects after them do."""
         try:
             while await stream.receive_some(4096):
                 pass
             self.last_error, self.last_error_at = "closed by receiver", time.time()
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-        scope.cancel()
+        if scope is not None:
+            scope.cancel()
+            return
+        self._broken = True
+        await self.connect_slot()
+        self._end_paced = True
+        self._wakeup.set()

@@ -100,7 +100,8 @@ class Settings:
         0, "bytes of undelivered lines each drain keeps on disk (0 = memory only)")
     drain_degraded_lines: int = _opt(10, "buffer of a drain failing for long (degraded mode)")
     drain_connect_rate: float = _opt(
-        2000.0, "drain connection attempts a node starts per second at most (0 = no limit)")
+        2000.0, "drain connection attempts (and ends of connections a receiver closed) a node "
+        "starts per second at most (0 = no limit)")
     drain_backoff_initial: float = _opt(1.0, "first reconnect delay of a failing drain; doubles")
     drain_backoff_max: float = _opt(300.0, "longest reconnect delay of a failing drain")
     drain_max_connection_age: float = _opt(18000.0, "seconds before a drain connection is renewed")

@@ -399,6 +399,48 @@ async def test_a_node_paces_its_drains_connection_attempts(tmp_path: Path) -> No
         node.request_stop()
 
 
+async def test_drains_a_restarting_receiver_closed_at_once_end_their_sessions_paced(
+        tmp_path: Path, nursery: trio.Nursery) -> None:
+    """A receiver that many drains share closes all their connections at once when it
+    restarts; ending 5,000 sessions in one batch of the event loop held it for half a second
+    (bench/receiver_restart.py). The ends take ``drain_connect_rate`` slots as reconnects do:
+    200 drains closed together at 100 a second end over about two seconds."""
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    port = listener.getsockname()[1]
+    accepted: list[trio.socket.SocketType] = []
+    accepting = trio.CancelScope()
+
+    async def accept() -> None:
+        with accepting:
+            while True:
+                sock, _ = await listener.accept()
+                accepted.append(sock)
+        listener.close()
+
+    nursery.start_soon(accept)
+    node = Node(make_settings(tmp_path, drain_connect_rate=100), announce=lambda line: None)
+    await nursery.start(node.run)
+    control = node.control
+    assert control is not None and node.drains is not None
+    tokens = []
+    for i in range(200):
+        channel = await control.create_channel(f"app{i}", ["app"])
+        tokens.append(next(iter(channel.tokens)))
+        await control.add_drain(channel.id, f"syslog://127.0.0.1:{port}")
+    drains = [run.drain for run in node.drains.running.values()]
+    await eventually(lambda: all(d.connected for d in drains) and len(accepted) == 200)
+    for sock in accepted:  # the receiver goes away: every connection closed at once
+        sock.close()
+    await eventually(lambda: any(not d.connected for d in drains))
+    await trio.sleep(0.5)
+    assert sum(1 for d in drains if not d.connected) <= 50 + 20  # half a second's worth
+    await eventually(lambda: not any(d.connected for d in drains), timeout=10)
+    accepting.cancel()
+    node.request_stop()
+
+
 async def test_failures_of_many_drains_of_one_receiver_are_logged_once_a_while(
         router: Router, caplog: pytest.LogCaptureFixture) -> None:
     """50 drains of one dead receiver each fail to connect: one `drain_error` line for that
