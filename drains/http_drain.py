@@ -215,6 +215,6 @@ class HttpDrain(Drain):
         await self._drop_connection()
         delay = 0.0
         retry_after = result.headers.get("retry-after", "").strip()
-        if status == 429 and retry_after.isdigit():
+        if status == 429 and retry_after.isascii() and retry_after.isdigit():
             delay = min(float(retry_after), self.options.backoff_max)
         return f"HTTP {status}", delay

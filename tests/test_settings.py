@@ -73,3 +73,11 @@ def test_docs_state_the_compactors_catch_up_factor() -> None:
     assert readme.count(words) == 2, "README: the history section and the settings table"
     at_default = HistoryCompactor.CATCH_UP * raw_bytes.default / (1 << 30)
     assert f"({at_default:g} GiB at the default)" in readme
+
+
+def test_a_redis_database_number_is_ascii_digits() -> None:
+    from logrouter.store.redis import parse_url
+
+    assert parse_url("redis://cache:7000/3") == ("cache", 7000, 3)
+    with pytest.raises(ConfigError, match="database must be a number"):
+        parse_url("redis://cache:7000/²")  # a digit to str.isdigit, not to int()

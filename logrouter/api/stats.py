@@ -63,7 +63,7 @@ class StatsQuery:
         limit = get("limit")
         self.limit: int | None = None
         if limit is not None:
-            if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+            if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_LIMIT:
                 raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
             self.limit = int(limit)
 

@@ -127,7 +127,7 @@ def _logs(client: RouterClient, args: argparse.Namespace, out: TextIO) -> int:
                     reconnects = 0
                 elif kind == "id":
                     last_id = value
-                elif kind == "retry" and value.isdigit():
+                elif kind == "retry" and value.isascii() and value.isdigit():
                     retry = int(value) / 1000
         except ClientError:
             if not args.tail or last_id is None:

@@ -116,7 +116,7 @@ def parse_url(url: str) -> tuple[str, int, int]:
         raise ConfigError("redis_url must look like redis://host:port[/db] or "
                           f"redis+cluster://host:port, got {url!r}")
     path = parts.path.strip("/")
-    if path and not path.isdigit():
+    if path and not (path.isascii() and path.isdigit()):
         raise ConfigError(f"redis_url database must be a number, got {parts.path!r}")
     db = int(path or 0)
     return parts.hostname, parts.port or 6379, db

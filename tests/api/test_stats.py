@@ -76,6 +76,7 @@ async def test_apps_by_name_filtered_and_one_app_with_its_drains(router: Router)
 
 async def test_bad_parameters_are_refused_with_a_reason(router: Router) -> None:
     for query, says in (("?limit=0", "limit"), ("?limit=many", "limit"),
-                        ("?limit=5001", "limit"), ("?sort=loudest", "sort")):
+                        ("?limit=5001", "limit"), ("?limit=%C2%B2", "limit"),  # '²' is a digit
+                        ("?sort=loudest", "sort")):
         resp = await router.api("GET", f"/v3/stats{query}")
         assert resp.status == 422 and says in resp.body.decode(), (query, resp.body)

@@ -72,6 +72,7 @@ class HttpSink:
 
     script: list[int | str] = field(default_factory=lambda: [200])
     delay: float = 0.0  # seconds each answer takes: a receiver slower than its input
+    retry_after: bytes = b"0"  # the Retry-After of a 429
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     connections: int = 0
@@ -127,7 +128,7 @@ class HttpSink:
                     assert isinstance(step, int)
                     if self.delay:
                         await trio.sleep(self.delay)
-                    extra = b"Retry-After: 0\r\n" if step == 429 else b""
+                    extra = b"Retry-After: %s\r\n" % self.retry_after if step == 429 else b""
                     body = b"" if step == 204 else b"Content-Length: 2\r\n"
                     await stream.send_all(b"HTTP/1.1 %d X\r\n%s%s\r\n%s" % (
                         step, body, extra, b"ok" if body else b""))

@@ -85,6 +85,21 @@ async def test_500_then_success_retries_with_the_same_frame_id(fast_router: Rout
     assert status["delivered"] == 1 and status["dropped"] == 0
 
 
+async def test_a_retry_after_that_is_no_number_is_ignored(fast_router: Router,
+                                                         nursery: trio.Nursery) -> None:
+    """A receiver's Retry-After is its own text: a byte that Python counts as a digit ('²' in
+    latin-1) crashed the drain's task (float('²')) instead of being ignored."""
+    sink = HttpSink(script=[429, 200], retry_after=b"\xb2")
+    port = await nursery.start(sink.run)
+    cid, tokens = await fast_router.create_channel()
+    drain = await add_drain(fast_router, cid, f"http://127.0.0.1:{port}/")
+    await fast_router.send_tcp(octet(frame(tokens["app"], "retry me")))
+    reqs = await sink.wait_requests(2)
+    assert reqs[0].headers["Logplex-Frame-Id"] == reqs[1].headers["Logplex-Frame-Id"]
+    status = await drain_status(fast_router, cid, drain["id"])
+    assert status["delivered"] == 1 and status["dropped"] == 0
+
+
 async def test_400_drops_batch_and_next_batch_starts_with_l10(fast_router: Router,
                                                              nursery: trio.Nursery) -> None:
     sink = HttpSink(script=[400, 200])

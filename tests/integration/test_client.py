@@ -226,3 +226,41 @@ def test_top_shows_rates_per_app_and_drain(router_proc: RouterProcess) -> None:
     assert proc.returncode == 0, err
     assert "lines/s in" in out and "busy" in out and "syslog://192.0.2.1:514" in out
     assert "\x1b[" not in out  # --no-color
+
+
+def test_logs_ignores_a_retry_that_is_no_number() -> None:
+    """The stream's ``retry:`` is the server's text: '²' (a digit to str.isdigit, not to int)
+    ended ``logrouter logs`` with a traceback."""
+    import http.server
+    import threading
+
+    class Fake(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"logplex_url": "http://127.0.0.1:%d/sessions/s1"}' % self.server.server_port
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            body = "retry: ²\n\ndata: 2026-11-29T10:00:00+00:00 app[web.1]: hi\n\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "logrouter", "logs", "-a", "demo", "--url",
+                               f"http://127.0.0.1:{server.server_port}", "--auth-key", "k",
+                               "--no-color"], capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert "hi" in done.stdout and "Traceback" not in done.stderr
