@@ -96,14 +96,6 @@ class PlatformRoutes:
 
     # helpers ----------------------------------------------------------------------------
 
-    def find_app(self, name: str) -> Channel | None:
-        table = self.control.table
-        channel = table.get(name)
-        if channel is not None:
-            return channel
-        named = table.named(name)
-        return named[0] if len(named) == 1 else None
-
     def app_json(self, channel: Channel) -> dict[str, Any]:
         name = channel.name or channel.id
         created = _iso(channel.record.created_at)
@@ -168,7 +160,7 @@ class PlatformRoutes:
             return platform_error(422, "invalid_params",
                                   "Name must start with a letter and can only contain lowercase "
                                   "letters, numbers, and dashes.")
-        if self.find_app(name) is not None:
+        if self.control.table.find(name) is not None:
             return platform_error(422, "invalid_params", f"Name {name} is already taken")
         try:
             channel = await self.control.create_channel(name, ["app", "heroku"], channel_id=name)
@@ -177,13 +169,13 @@ class PlatformRoutes:
         return json_response(201, self.app_json(channel))
 
     async def get_app(self, call: Call) -> Response:
-        channel = self.find_app(call.params[0])
+        channel = self.control.table.find(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         return json_response(200, self.app_json(channel))
 
     async def delete_app(self, call: Call) -> Response:
-        channel = self.find_app(call.params[0])
+        channel = self.control.table.find(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         body = self.app_json(channel)
@@ -193,7 +185,7 @@ class PlatformRoutes:
     # logs ---------------------------------------------------------------------------------
 
     async def create_log_session(self, call: Call) -> Response:
-        channel = self.find_app(call.params[0])
+        channel = self.control.table.find(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         body = call.json_object()
@@ -214,14 +206,14 @@ class PlatformRoutes:
     # drains -------------------------------------------------------------------------------
 
     async def list_drains(self, call: Call) -> Response:
-        channel = self.find_app(call.params[0])
+        channel = self.control.table.find(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         drains = sorted((d for d in channel.drains.values() if d.url is not None), key=lambda d: d.id)
         return json_response(200, [self.drain_json(channel, d) for d in drains])
 
     async def add_drain(self, call: Call) -> Response:
-        channel = self.find_app(call.params[0])
+        channel = self.control.table.find(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         url = call.json_object().get("url")
@@ -241,7 +233,7 @@ class PlatformRoutes:
 
     def _app_drain(self, call: Call) -> tuple[Channel, DrainRecord] | Response:
         """The app and drain a ``/apps/<app>/log-drains/<ref>`` path names, or the 404."""
-        channel = self.find_app(call.params[0])
+        channel = self.control.table.find(call.params[0])
         if channel is None:
             return json_response(404, _NOT_FOUND_APP)
         drain = self._find_drain(channel, call.params[1])

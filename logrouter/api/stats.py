@@ -118,7 +118,10 @@ class StatsView:
         table = self.control.table
         channels: Sequence[Channel]
         if query.channel is not None:
-            channels = [self._channel(query.channel)]
+            channel = table.find(query.channel)
+            if channel is None:
+                raise NotFoundError(f"channel {query.channel} not found")
+            channels = [channel]
         else:
             channels = list(table.channels.values())
             if query.q:
@@ -148,17 +151,6 @@ class StatsView:
         return b'%s, "channels": [%s], "drains": [%s]}' % (
             json.dumps(head)[:-1].encode(), channel_json, drain_json)
 
-    def _channel(self, ref: str) -> Channel:
-        """The app with id ``ref``, else the one app called ``ref``."""
-        table = self.control.table
-        channel = table.get(ref)
-        if channel is None:
-            named = table.named(ref)
-            channel = named[0] if len(named) == 1 else None
-        if channel is None:
-            raise NotFoundError(f"channel {ref} not found")
-        return channel
-
     def _first(self, channels: Sequence[Channel], drains: Sequence[DrainRecord],
                query: StatsQuery) -> tuple[list[Channel], list[DrainRecord]]:
         """The first ``query.limit`` apps and drains in ``query.sort`` order."""
@@ -185,5 +177,5 @@ async def _json_items(items: Sequence[Any], row: Callable[[Any], Any],
     writes between the brackets), written ``per_turn`` items a turn of the event loop."""
     pieces = await runs_in_turns(items, lambda run: json.dumps([row(x) for x in run])[1:-1],
                                  per_turn)
-    return ", ".join(p for p in pieces if p).encode()
+    return ", ".join(pieces).encode()
 

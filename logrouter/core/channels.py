@@ -134,6 +134,15 @@ class ChannelTable:
         """The channels called ``name`` (names need not be unique)."""
         return list(self._by_name.get(name, {}).values())
 
+    def find(self, ref: str) -> Channel | None:
+        """The channel with id ``ref``, else the one channel called ``ref`` (None when there
+        is none, or several)."""
+        channel = self.channels.get(ref)
+        if channel is not None:
+            return channel
+        named = self._by_name.get(ref, {})
+        return next(iter(named.values())) if len(named) == 1 else None
+
     def _index(self, channel: Channel, add: bool) -> None:
         if add:
             self._by_name.setdefault(channel.name, {})[channel.id] = channel
